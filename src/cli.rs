@@ -1,0 +1,126 @@
+//! Command-line definitions, and nothing else: what each command does lives in
+//! [`crate::commands`].
+
+use crate::network::Network;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// cybergov: three local language models vote on OpenGov referenda, and anyone can verify it.
+#[derive(Debug, Parser)]
+#[command(name = "cybergov", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (default: $CYBERGOV_CONFIG, else ./cybergov.toml if present).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A referendum on a network.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// Network: polkadot, kusama or paseo.
+    #[arg(long, value_parser = parse_network)]
+    pub network: Network,
+    /// Referendum index (a non-negative whole number).
+    #[arg(long)]
+    pub id: u32,
+}
+
+/// A referendum and optionally one of its runs.
+#[derive(Debug, Clone, Args)]
+pub struct RunTarget {
+    #[command(flatten)]
+    /// Which referendum.
+    pub target: Target,
+    /// Run number (default: the latest run).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub run: Option<u32>,
+}
+
+/// The stages of the job graph, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StageName {
+    /// Find referenda to vote on.
+    Dispatch,
+    /// Fetch the referendum from Subsquare.
+    Scrape,
+    /// Clean the text and add neutral analysis.
+    Augment,
+    /// Run the three jurors and tally.
+    Infer,
+    /// Cast the vote with the manifest remark.
+    Vote,
+    /// Post the rationale comment.
+    Comment,
+}
+
+/// cybergov's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the scheduler and workers: hourly dispatch, then every stage as it comes due.
+    Serve,
+    /// Find ongoing referenda without a completed run and schedule them, once.
+    Dispatch {
+        /// Only this network (default: every enabled network).
+        #[arg(long, value_parser = parse_network)]
+        network: Option<Network>,
+    },
+    /// Run one referendum through every stage, in the foreground.
+    Run(Target),
+    /// Start a new run (run + 1) of a referendum; earlier runs stay untouched.
+    Rerun {
+        #[command(flatten)]
+        /// Which referendum.
+        target: Target,
+        /// Start from this stage, reusing the earlier ones' outputs.
+        #[arg(long, value_enum)]
+        from: Option<StageName>,
+    },
+    /// Show referenda, their runs, and what each run has produced.
+    Status {
+        /// Only this network.
+        #[arg(long, value_parser = parse_network)]
+        network: Option<Network>,
+        /// Only this referendum (needs --network).
+        #[arg(long, requires = "network")]
+        id: Option<u32>,
+    },
+    /// Run the three jurors and the tally for one referendum; write the manifest.
+    Infer(RunTarget),
+    /// Cast the vote of a run on chain, with the manifest hash as remark.
+    Vote {
+        #[command(flatten)]
+        /// Which run.
+        run: RunTarget,
+        /// Build and show the transaction, submit nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Post the rationale comment of a run to Subsquare.
+    Comment(RunTarget),
+    /// Verify a run: manifest hash, every artefact, the hash chain (and, later, the chain).
+    Verify {
+        #[command(flatten)]
+        /// Which run.
+        run: RunTarget,
+        /// Also re-run the jurors and compare their outputs byte for byte.
+        #[arg(long)]
+        reexecute: bool,
+    },
+    /// Run the whole pipeline offline on a bundled sample referendum.
+    Demo {
+        /// Where the demo keeps its store and database.
+        #[arg(long, default_value = "cybergov-demo", value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print the effective configuration (file + environment; secrets are never part of it).
+    Config,
+}
+
+fn parse_network(s: &str) -> Result<Network, String> {
+    s.parse()
+        .map_err(|e: crate::network::UnknownNetwork| e.to_string())
+}

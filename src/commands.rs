@@ -1,0 +1,93 @@
+//! What each command does. Errors are reported here, at the edge, with exit codes:
+//! 0 success, 1 failure (including a failed verification), 2 usage (clap), 3 not yet available.
+
+mod demo;
+mod status;
+mod verify;
+
+use crate::cli::{Cli, Command};
+use crate::config::{Config, LogFormat, Secrets};
+use anyhow::Context;
+use std::process::ExitCode;
+
+/// Exit code of a command whose capability has not landed yet.
+pub const EXIT_NOT_AVAILABLE: u8 = 3;
+
+/// A command that exists in the interface but whose capability has not landed yet.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`cybergov {command}` is not yet available: {what} has not landed (tracked as issue #{issue})"
+)]
+pub struct NotYetAvailable {
+    /// The command.
+    pub command: &'static str,
+    /// The missing capability.
+    pub what: &'static str,
+    /// The issue that brings it.
+    pub issue: u32,
+}
+
+/// Runs `cli` and turns the outcome into an exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match run_inner(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(na) = e.downcast_ref::<NotYetAvailable>() {
+                eprintln!("error: {na}");
+                return ExitCode::from(EXIT_NOT_AVAILABLE);
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_inner(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    init_logging(&config);
+    let secrets = Secrets::from_env().context("reading secrets")?;
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let unavailable = |command, what, issue| -> anyhow::Result<ExitCode> {
+        Err(NotYetAvailable {
+            command,
+            what,
+            issue,
+        }
+        .into())
+    };
+    match cli.command {
+        Command::Config => {
+            println!("{}", config.to_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { network, id } => rt.block_on(status::run(&config, &secrets, network, id)),
+        Command::Verify { run, reexecute } => {
+            if reexecute {
+                return unavailable("verify --reexecute", "re-execution of the jurors", 7);
+            }
+            rt.block_on(verify::run(&config, &secrets, &run))
+        }
+        Command::Demo { dir } => rt.block_on(demo::run(&dir)),
+        Command::Serve => unavailable("serve", "the job graph and scheduler", 6),
+        Command::Dispatch { .. } => unavailable("dispatch", "the job graph and scheduler", 6),
+        Command::Run(_) => unavailable("run", "the job graph", 6),
+        Command::Rerun { .. } => unavailable("rerun", "the job graph", 6),
+        Command::Infer(_) => unavailable("infer", "the MAGI jurors", 4),
+        Command::Vote { .. } => unavailable("vote", "casting votes on chain", 5),
+        Command::Comment(_) => unavailable("comment", "Subsquare comments", 3),
+    }
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    // RUST_LOG, when set, wins over the configured filter: the usual expectation when debugging.
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -1,0 +1,529 @@
+//! Configuration: `cybergov.toml` merged with `CYBERGOV_*` environment variables.
+//!
+//! Precedence, lowest first: built-in defaults, the TOML file, the environment. A nested key
+//! `a.b.c` is the variable `CYBERGOV_A__B__C` (double underscore between levels). Every key and
+//! variable is documented in `docs/CONFIGURATION.md`; a test keeps that page complete.
+//!
+//! Secrets are *not* configuration: they never appear in [`Config`] (which is printable and may
+//! be logged) and the file may not contain them. See [`Secrets`].
+
+use crate::network::{Network, NetworkSpec};
+use crate::secret::{self, Secret, SecretError};
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The environment variable naming the config file.
+pub const CONFIG_PATH_VAR: &str = "CYBERGOV_CONFIG";
+/// The config file read from the working folder when no path is given.
+pub const DEFAULT_CONFIG_FILE: &str = "cybergov.toml";
+/// Prefix of every configuration variable.
+pub const ENV_PREFIX: &str = "CYBERGOV_";
+
+/// Secret variables: each may also be given as `NAME_FILE`, a path to a file holding it.
+pub const SECRET_VARS: [&str; 5] = [
+    "CYBERGOV_PROXY_SEED",
+    "CYBERGOV_GITHUB_TOKEN",
+    "CYBERGOV_S3_ACCESS_KEY_ID",
+    "CYBERGOV_S3_SECRET_ACCESS_KEY",
+    "CYBERGOV_OPENAI_API_KEY",
+];
+
+/// The whole configuration. Printable: it holds no secrets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where artefacts go.
+    pub store: StoreConfig,
+    /// The job ledger and queue database.
+    pub database: DatabaseConfig,
+    /// Per-network data; every field overrides the built-in default.
+    pub networks: BTreeMap<Network, NetworkSpec>,
+    /// What each manifest records about the code that produced it.
+    pub provenance: ProvenanceConfig,
+    /// Public base URL under which the store's keys are served (for links in comments and for
+    /// `scripts/verify.sh`), e.g. `https://bucket.example.org`. Unset: no links.
+    pub public_base_url: Option<String>,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// Artefact store settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `fs` (a local folder, the default) or `s3`.
+    pub backend: StoreBackend,
+    /// Folder of the `fs` backend.
+    pub path: PathBuf,
+    /// Settings of the `s3` backend.
+    pub s3: S3Config,
+}
+
+/// Which store backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// A local folder.
+    Fs,
+    /// An S3 bucket.
+    S3,
+}
+
+/// S3 settings (credentials are secrets: `CYBERGOV_S3_ACCESS_KEY_ID`, `CYBERGOV_S3_SECRET_ACCESS_KEY`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// Endpoint URL for S3-compatible servers; unset for AWS.
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: String,
+    /// Bucket (required with `backend = "s3"`).
+    pub bucket: Option<String>,
+    /// Key prefix inside the bucket.
+    pub prefix: String,
+    /// Path-style addressing.
+    pub path_style: bool,
+}
+
+/// Database settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path?mode=rwc` (embedded default) or `postgres://…`.
+    pub url: String,
+}
+
+/// Provenance settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvenanceConfig {
+    /// Repository URL of the code that runs.
+    pub repository: String,
+    /// Git commit of the code that runs; unset: the commit cybergov was built from.
+    pub commit: Option<String>,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `cybergov=debug`. `RUST_LOG` wins when set.
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            store: StoreConfig {
+                backend: StoreBackend::Fs,
+                path: PathBuf::from("cybergov-data/store"),
+                s3: S3Config {
+                    endpoint: None,
+                    region: "us-east-1".into(),
+                    bucket: None,
+                    prefix: String::new(),
+                    path_style: true,
+                },
+            },
+            database: DatabaseConfig {
+                url: "sqlite://cybergov-data/cybergov.db?mode=rwc".into(),
+            },
+            networks: Network::ALL
+                .iter()
+                .map(|n| (*n, n.default_spec()))
+                .collect(),
+            provenance: ProvenanceConfig {
+                repository: env!("CARGO_PKG_REPOSITORY").into(),
+                commit: None,
+            },
+            public_base_url: None,
+            log: LogConfig {
+                filter: "info".into(),
+                format: LogFormat::Text,
+            },
+        }
+    }
+}
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The named config file is missing or unreadable.
+    #[error("cannot read config file {path}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A value is wrong; `key` is the dotted key, `source` where it came from.
+    #[error("invalid configuration key `{key}`{origin}: {message}")]
+    Invalid {
+        /// Dotted key, e.g. `store.backend`.
+        key: String,
+        /// ` (from …)`, or empty.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A secret was put in the config file.
+    #[error(
+        "config file {path} contains the secret `{key}`; secrets are read only from the environment: set {var} or {var}_FILE"
+    )]
+    SecretInFile {
+        /// The file.
+        path: PathBuf,
+        /// The key found.
+        key: String,
+        /// The variable to use instead.
+        var: String,
+    },
+    /// A secret could not be read.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            origin: String::new(),
+            message: message.into(),
+        }
+    }
+
+    /// The offending key, when the error is about one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { key, .. } | Self::SecretInFile { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        let key = if e.path.is_empty() {
+            "(top level)".to_owned()
+        } else {
+            e.path.join(".")
+        };
+        let origin = e
+            .metadata
+            .as_ref()
+            .map(|m| match &m.source {
+                Some(src) => format!(" (from {src})"),
+                // Our environment provider names the exact variable through its interpolater.
+                None => format!(
+                    " (from {})",
+                    m.interpolate(&e.profile.clone().unwrap_or_default(), &e.path)
+                ),
+            })
+            .unwrap_or_default();
+        Self::Invalid {
+            key,
+            origin,
+            message: e.kind.to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads configuration the way the binary does: file from `path`, else `$CYBERGOV_CONFIG`,
+    /// else `./cybergov.toml` if it exists; then the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let vars: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        let path = path
+            .map(Path::to_path_buf)
+            .or_else(|| vars.get(CONFIG_PATH_VAR).map(PathBuf::from));
+        Self::load_from(path.as_deref(), &vars)
+    }
+
+    /// Loads from an explicit file (required to exist when given) and an explicit set of
+    /// variables, without touching the process environment.
+    pub fn load_from(
+        path: Option<&Path>,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        let file = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
+        };
+        if let Some(file) = file {
+            let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::File {
+                path: file.clone(),
+                source,
+            })?;
+            reject_secrets_in_file(&file, &text)?;
+            fig = fig.merge(Toml::file_exact(&file));
+        }
+        let env_vars: Vec<(&String, &String)> =
+            vars.iter().filter(|(k, _)| is_config_var(k)).collect();
+        let config: Config = fig.merge(EnvProvider::new(&env_vars)).extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks rules serde cannot express; errors name the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.store.backend == StoreBackend::S3 && self.store.s3.bucket.is_none() {
+            return Err(ConfigError::invalid(
+                "store.s3.bucket",
+                "required when store.backend = \"s3\"",
+            ));
+        }
+        if let Some(e) = &self.store.s3.endpoint {
+            check_url("store.s3.endpoint", e, &["http", "https"])?;
+        }
+        if let Some(u) = &self.public_base_url {
+            check_url("public_base_url", u, &["http", "https"])?;
+        }
+        if !(self.database.url.starts_with("sqlite:")
+            || self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::invalid(
+                "database.url",
+                format!(
+                    "{:?} is neither sqlite:… nor postgres://…",
+                    self.database.url
+                ),
+            ));
+        }
+        for (net, spec) in &self.networks {
+            let key = |field: &str| format!("networks.{net}.{field}");
+            check_url(
+                &key("rpc_url"),
+                &spec.rpc_url,
+                &["ws", "wss", "http", "https"],
+            )?;
+            if let Some(s) = &spec.sidecar_url {
+                check_url(&key("sidecar_url"), s, &["http", "https"])?;
+            }
+            check_url(
+                &key("subsquare_api_url"),
+                &spec.subsquare_api_url,
+                &["http", "https"],
+            )?;
+            check_url(
+                &key("subsquare_web_url"),
+                &spec.subsquare_web_url,
+                &["http", "https"],
+            )?;
+            if spec.ss58_prefix > 16383 {
+                return Err(ConfigError::invalid(
+                    key("ss58_prefix"),
+                    "must be at most 16383",
+                ));
+            }
+            if spec.token_decimals > 30 {
+                return Err(ConfigError::invalid(
+                    key("token_decimals"),
+                    "must be at most 30",
+                ));
+            }
+            if spec.token_symbol.is_empty() {
+                return Err(ConfigError::invalid(
+                    key("token_symbol"),
+                    "must not be empty",
+                ));
+            }
+        }
+        match self.log.filter.parse::<tracing_subscriber::EnvFilter>() {
+            Ok(_) => Ok(()),
+            Err(e) => Err(ConfigError::invalid("log.filter", e.to_string())),
+        }
+    }
+
+    /// The spec of `network`.
+    pub fn network(&self, network: Network) -> &NetworkSpec {
+        self.networks
+            .get(&network)
+            .expect("defaults define every network and config cannot remove one")
+    }
+
+    /// The configuration as TOML, for `cybergov config`.
+    pub fn to_toml(&self) -> String {
+        toml_string(self)
+    }
+}
+
+fn toml_string(c: &Config) -> String {
+    // Unset optional keys are left out, as TOML has no null.
+    toml::to_string_pretty(c).expect("config always serializes to TOML")
+}
+
+/// Whether `var` is a configuration variable (not a secret, not the config path).
+fn is_config_var(var: &str) -> bool {
+    var.starts_with(ENV_PREFIX)
+        && var != CONFIG_PATH_VAR
+        && !SECRET_VARS
+            .iter()
+            .any(|s| var == *s || var.strip_suffix("_FILE") == Some(s))
+}
+
+/// `CYBERGOV_A__B=v` variables as a nested figment provider. Values are parsed like TOML
+/// scalars and arrays (`42`, `true`, `[2, 11]`), falling back to plain strings.
+///
+/// Built from an explicit list rather than figment's `Env`, which reads the process
+/// environment, so that loading is a pure function of its inputs (and testable in parallel).
+struct EnvProvider {
+    root: figment::value::Dict,
+}
+
+impl EnvProvider {
+    fn new(vars: &[(&String, &String)]) -> Self {
+        use figment::value::{Dict, Value};
+        let mut root = Dict::new();
+        for (name, raw) in vars {
+            let path: Vec<String> = name[ENV_PREFIX.len()..]
+                .split("__")
+                .map(str::to_lowercase)
+                .collect();
+            let (last, parents) = path.split_last().expect("split yields at least one part");
+            let mut dict = &mut root;
+            for part in parents {
+                let entry = dict
+                    .entry(part.clone())
+                    .or_insert_with(|| Value::from(Dict::new()));
+                if !matches!(entry, Value::Dict(..)) {
+                    *entry = Value::from(Dict::new());
+                }
+                let Value::Dict(_, inner) = entry else {
+                    unreachable!("made a dict just above")
+                };
+                dict = inner;
+            }
+            let value: Value = raw.parse().unwrap_or_else(|_| Value::from((*raw).clone()));
+            dict.insert(last.clone(), value);
+        }
+        Self { root }
+    }
+}
+
+impl figment::Provider for EnvProvider {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("environment variable").interpolater(|_, path| {
+            format!(
+                "environment variable {ENV_PREFIX}{}",
+                path.join("__").to_uppercase()
+            )
+        })
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Ok(figment::Profile::Default.collect(self.root.clone()))
+    }
+}
+
+fn check_url(key: &str, url: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    let ok = url.split_once("://").is_some_and(|(scheme, rest)| {
+        schemes.contains(&scheme) && !rest.is_empty() && !rest.contains(char::is_whitespace)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!("{url:?} is not a URL with scheme {}", schemes.join(" or ")),
+        ))
+    }
+}
+
+/// Keys a config file may not contain, with the variable to use instead.
+const SECRET_KEYS: [(&str, &str); 8] = [
+    ("proxy_seed", "CYBERGOV_PROXY_SEED"),
+    ("seed", "CYBERGOV_PROXY_SEED"),
+    ("mnemonic", "CYBERGOV_PROXY_SEED"),
+    ("github_token", "CYBERGOV_GITHUB_TOKEN"),
+    ("token", "CYBERGOV_GITHUB_TOKEN"),
+    ("access_key_id", "CYBERGOV_S3_ACCESS_KEY_ID"),
+    ("secret_access_key", "CYBERGOV_S3_SECRET_ACCESS_KEY"),
+    ("api_key", "CYBERGOV_OPENAI_API_KEY"),
+];
+
+fn reject_secrets_in_file(path: &Path, text: &str) -> Result<(), ConfigError> {
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Ok(()); // syntax errors are reported by figment, with their position
+    };
+    fn walk(t: &toml::Table, prefix: &str, found: &mut Option<(String, &'static str)>) {
+        for (k, v) in t {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            if let Some((_, var)) = SECRET_KEYS.iter().find(|(s, _)| s == k) {
+                found.get_or_insert((key.clone(), var));
+            }
+            if let toml::Value::Table(inner) = v {
+                walk(inner, &key, found);
+            }
+        }
+    }
+    let mut found = None;
+    walk(&table, "", &mut found);
+    match found {
+        Some((key, var)) => Err(ConfigError::SecretInFile {
+            path: path.to_owned(),
+            key,
+            var: var.to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The secrets, read from the environment (or `*_FILE` files). Absent ones are `None`; the
+/// capability that needs one reports its absence when it runs.
+#[derive(Clone, Debug, Default)]
+pub struct Secrets {
+    /// The proxy account's seed phrase or secret URI.
+    pub proxy_seed: Option<Secret>,
+    /// GitHub token for dispatching inference workflows.
+    pub github_token: Option<Secret>,
+    /// S3 access key id.
+    pub s3_access_key_id: Option<Secret>,
+    /// S3 secret access key.
+    pub s3_secret_access_key: Option<Secret>,
+    /// API key of an OpenAI-compatible juror backend.
+    pub openai_api_key: Option<Secret>,
+}
+
+impl Secrets {
+    /// Reads every secret from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads every secret through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| secret::from_lookup(name, &lookup);
+        Ok(Self {
+            proxy_seed: get(SECRET_VARS[0])?,
+            github_token: get(SECRET_VARS[1])?,
+            s3_access_key_id: get(SECRET_VARS[2])?,
+            s3_secret_access_key: get(SECRET_VARS[3])?,
+            openai_api_key: get(SECRET_VARS[4])?,
+        })
+    }
+}

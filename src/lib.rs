@@ -1,0 +1,25 @@
+//! cybergov: verifiable AI governance for Polkadot, Kusama and Paseo OpenGov.
+//!
+//! Three local language models (the MAGI jurors balthazar, melchior and caspar) read a
+//! referendum and vote; every artefact of that decision is stored, hashed into a [`manifest`],
+//! and the manifest's hash is put on chain in the same transaction as the vote, so anyone can
+//! check that the vote was cast on exactly these inputs — and, because the jurors are local,
+//! open-weight and greedy, re-run them and get the same bytes.
+//!
+//! Module map (one concern each):
+//! - [`config`], [`secret`]: configuration from file + environment; secrets kept apart.
+//! - [`network`], [`account`]: networks as data; accounts as raw keys rendered per network.
+//! - [`store`]: the append-only artefact store (local folder or S3) and its key layout.
+//! - [`manifest`]: the manifest, its canonical bytes, and verification against a store.
+//! - [`hash`]: SHA-256 as the project spells it.
+//! - [`cli`], [`commands`]: the command line and what each command does.
+
+pub mod account;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod hash;
+pub mod manifest;
+pub mod network;
+pub mod secret;
+pub mod store;

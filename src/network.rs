@@ -1,0 +1,204 @@
+//! The networks cybergov votes on, as data.
+//!
+//! Every field here is a default that configuration can override (`[networks.polkadot]` in
+//! `cybergov.toml`, or `CYBERGOV_NETWORKS__POLKADOT__RPC_URL`), because endpoints move: governance
+//! already moved once, from the relay chains to Asset Hub. Code reads the chain's metadata at run
+//! time, so a runtime upgrade needs no code change either.
+
+use crate::account::{AccountError, AccountId};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A network cybergov knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// Polkadot (governance on Polkadot Asset Hub).
+    Polkadot,
+    /// Kusama (governance on Kusama Asset Hub).
+    Kusama,
+    /// Paseo, the community testnet (governance on Paseo Asset Hub).
+    Paseo,
+}
+
+impl Network {
+    /// Every network, in a stable order.
+    pub const ALL: [Network; 3] = [Network::Polkadot, Network::Kusama, Network::Paseo];
+
+    /// The lowercase name used in paths, URLs and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Network::Polkadot => "polkadot",
+            Network::Kusama => "kusama",
+            Network::Paseo => "paseo",
+        }
+    }
+
+    /// Built-in defaults for this network.
+    pub fn default_spec(self) -> NetworkSpec {
+        // Tracks where a treasury-minded delegate votes (DESIGN.md §5): wish_for_change,
+        // treasurer, the tippers and the spenders.
+        let treasury_tracks = vec![2, 11, 30, 31, 32, 33, 34];
+        match self {
+            Network::Polkadot => NetworkSpec {
+                rpc_url: "wss://polkadot-asset-hub-rpc.polkadot.io".into(),
+                sidecar_url: Some(
+                    "https://polkadot-asset-hub-public-sidecar.parity-chains.parity.io".into(),
+                ),
+                subsquare_api_url: "https://polkadot-api.subsquare.io".into(),
+                subsquare_web_url: "https://polkadot.subsquare.io".into(),
+                ss58_prefix: 0,
+                token_symbol: "DOT".into(),
+                token_decimals: 10,
+                allowed_tracks: treasury_tracks,
+                min_referendum_id: 0,
+                enabled: true,
+            },
+            Network::Kusama => NetworkSpec {
+                rpc_url: "wss://kusama-asset-hub-rpc.polkadot.io".into(),
+                sidecar_url: Some(
+                    "https://kusama-asset-hub-public-sidecar.parity-chains.parity.io".into(),
+                ),
+                subsquare_api_url: "https://kusama-api.subsquare.io".into(),
+                subsquare_web_url: "https://kusama.subsquare.io".into(),
+                ss58_prefix: 2,
+                token_symbol: "KSM".into(),
+                token_decimals: 12,
+                allowed_tracks: treasury_tracks,
+                min_referendum_id: 0,
+                enabled: true,
+            },
+            Network::Paseo => NetworkSpec {
+                rpc_url: "wss://sys.ibp.network/asset-hub-paseo".into(),
+                sidecar_url: None,
+                subsquare_api_url: "https://paseo-api.subsquare.io".into(),
+                subsquare_web_url: "https://paseo.subsquare.io".into(),
+                ss58_prefix: 0,
+                token_symbol: "PAS".into(),
+                token_decimals: 10,
+                allowed_tracks: treasury_tracks,
+                min_referendum_id: 0,
+                // A testnet is opt-in: nobody should vote there by accident.
+                enabled: false,
+            },
+        }
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown network name.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown network {0:?}: expected one of polkadot, kusama, paseo")]
+pub struct UnknownNetwork(pub String);
+
+impl FromStr for Network {
+    type Err = UnknownNetwork;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Network::ALL
+            .into_iter()
+            .find(|n| n.as_str() == s)
+            .ok_or_else(|| UnknownNetwork(s.to_owned()))
+    }
+}
+
+/// Everything cybergov needs to know about one network. Every field is configurable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// JSON-RPC (WebSocket) endpoint of the chain that hosts governance.
+    pub rpc_url: String,
+    /// Substrate API Sidecar base URL, the REST alternative transport.
+    pub sidecar_url: Option<String>,
+    /// Subsquare API base URL (`…/gov2/referendums/{id}`).
+    pub subsquare_api_url: String,
+    /// Subsquare web base URL, for links in comments.
+    pub subsquare_web_url: String,
+    /// SS58 address prefix.
+    pub ss58_prefix: u16,
+    /// Native token symbol.
+    pub token_symbol: String,
+    /// Native token decimals (planck per token = 10^decimals).
+    pub token_decimals: u8,
+    /// Referendum tracks cybergov votes on; others are ignored.
+    pub allowed_tracks: Vec<u16>,
+    /// Referenda below this index are never considered.
+    pub min_referendum_id: u32,
+    /// Whether dispatch looks at this network at all.
+    pub enabled: bool,
+}
+
+impl NetworkSpec {
+    /// Renders an account as this network's SS58 address.
+    pub fn address(&self, account: &AccountId) -> String {
+        account.to_ss58(self.ss58_prefix)
+    }
+
+    /// Parses an address given for this network (hex, its own SS58 prefix, or generic 42).
+    pub fn parse_address(&self, s: &str) -> Result<AccountId, AccountError> {
+        AccountId::parse_for(s, self.ss58_prefix)
+    }
+
+    /// Formats `planck` as a decimal token amount, e.g. `12.5 DOT`, exactly (no float).
+    pub fn format_amount(&self, planck: u128) -> String {
+        format!(
+            "{} {}",
+            format_units(planck, self.token_decimals),
+            self.token_symbol
+        )
+    }
+
+    /// Whether referenda on `track` are in scope.
+    pub fn track_allowed(&self, track: u16) -> bool {
+        self.allowed_tracks.contains(&track)
+    }
+}
+
+/// `amount / 10^decimals` as exact decimal text with trailing zeros removed.
+pub fn format_units(amount: u128, decimals: u8) -> String {
+    let scale = 10u128.pow(u32::from(decimals));
+    let (whole, frac) = (amount / scale, amount % scale);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let frac = format!("{frac:0width$}", width = usize::from(decimals));
+    format!("{whole}.{}", frac.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_is_named() {
+        for n in Network::ALL {
+            assert_eq!(n.as_str().parse::<Network>().unwrap(), n);
+        }
+        let e = "westend".parse::<Network>().unwrap_err();
+        assert!(e.to_string().contains("\"westend\""));
+    }
+
+    #[test]
+    fn amounts_use_each_networks_decimals() {
+        assert_eq!(
+            Network::Polkadot
+                .default_spec()
+                .format_amount(125_000_000_000),
+            "12.5 DOT"
+        );
+        assert_eq!(
+            Network::Kusama
+                .default_spec()
+                .format_amount(1_000_000_000_000),
+            "1 KSM"
+        );
+        assert_eq!(format_units(1, 6), "0.000001");
+        assert_eq!(format_units(u128::MAX, 10).len(), 40);
+    }
+}

@@ -1,0 +1,143 @@
+//! Secrets: values that must never reach a log, an artefact, a manifest or the database.
+//!
+//! A [`Secret`] only gives its value through [`Secret::expose`], so every place that reads one is
+//! greppable, and its `Debug`/`Display` print `[redacted]`. It deliberately implements neither
+//! `Serialize` nor `Clone`-into-string conversions, so it cannot be written out by accident.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A secret string (seed phrase, token, key).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret value. Call only where it is handed to the thing that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        // Best effort: overwrite the buffer so the secret does not linger in freed memory.
+        // SAFETY: zero bytes are valid UTF-8.
+        unsafe { self.0.as_bytes_mut() }.fill(0);
+    }
+}
+
+/// Why a secret could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// Both `NAME` and `NAME_FILE` were set; which one wins would be a guess.
+    #[error("both {name} and {name}_FILE are set; set only one")]
+    Ambiguous {
+        /// The variable name.
+        name: String,
+    },
+    /// `NAME_FILE` names a file that cannot be read.
+    #[error("{name}_FILE points at {path}, which cannot be read")]
+    File {
+        /// The variable name.
+        name: String,
+        /// The file named.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The value (or the file) is empty.
+    #[error("{name} is set but empty")]
+    Empty {
+        /// The variable name.
+        name: String,
+    },
+}
+
+/// Reads secret `name` from the environment: either `name` itself or the file named by
+/// `name_FILE` (the Docker/Kubernetes secrets convention). Trailing newlines of a file are
+/// dropped because editors add them. `Ok(None)` when neither is set.
+pub fn from_env(name: &str) -> Result<Option<Secret>, SecretError> {
+    from_lookup(name, |k| std::env::var(k).ok())
+}
+
+/// [`from_env`] with an injectable lookup, so tests need not mutate the process environment.
+pub fn from_lookup(
+    name: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Secret>, SecretError> {
+    let file_var = format!("{name}_FILE");
+    let value = match (lookup(name), lookup(&file_var)) {
+        (Some(_), Some(_)) => {
+            return Err(SecretError::Ambiguous {
+                name: name.to_owned(),
+            });
+        }
+        (Some(v), None) => v,
+        (None, Some(path)) => read_file(name, Path::new(&path))?,
+        (None, None) => return Ok(None),
+    };
+    if value.trim().is_empty() {
+        return Err(SecretError::Empty {
+            name: name.to_owned(),
+        });
+    }
+    Ok(Some(Secret::new(value)))
+}
+
+fn read_file(name: &str, path: &Path) -> Result<String, SecretError> {
+    let mut s = std::fs::read_to_string(path).map_err(|source| SecretError::File {
+        name: name.to_owned(),
+        path: path.to_owned(),
+        source,
+    })?;
+    while s.ends_with('\n') || s.ends_with('\r') {
+        s.pop();
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_redact() {
+        let s =
+            Secret::new("bottom drive obey lake curtain smoke basket hold race lonely fit walk");
+        assert_eq!(format!("{s:?}"), "Secret([redacted])");
+        assert_eq!(format!("{s}"), "[redacted]");
+        assert!(!format!("{:?}", Some(&s)).contains("bottom"));
+    }
+
+    #[test]
+    fn file_variant_and_ambiguity() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("seed");
+        std::fs::write(&p, "//Alice\n").unwrap();
+        let path = p.to_str().unwrap().to_owned();
+        let got = from_lookup("X", |k| (k == "X_FILE").then(|| path.clone())).unwrap();
+        assert_eq!(got.unwrap().expose(), "//Alice");
+        let err = from_lookup("X", |_| Some("v".into())).unwrap_err();
+        assert!(err.to_string().contains("both X and X_FILE"));
+        assert!(from_lookup("X", |_| None).unwrap().is_none());
+        let err = from_lookup("X", |k| (k == "X").then(|| " ".into())).unwrap_err();
+        assert!(matches!(err, SecretError::Empty { .. }));
+    }
+}

@@ -1,0 +1,188 @@
+//! The `cybergov` binary as a user meets it: exit codes, messages, help text.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cybergov(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cybergov"));
+    cmd.args(args).current_dir(dir).env_remove("RUST_LOG");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CYBERGOV_")) {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("run cybergov")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn invalid_input_is_a_usage_error_that_says_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["rerun", "--network", "westend", "--id", "1"],
+            "unknown network \"westend\"",
+        ),
+        (&["rerun", "--network", "polkadot", "--id", "-1"], "--id"),
+        (
+            &["rerun", "--network", "polkadot", "--id", "abc"],
+            "invalid digit",
+        ),
+        (
+            &[
+                "rerun",
+                "--network",
+                "polkadot",
+                "--id",
+                "1",
+                "--from",
+                "bogus",
+            ],
+            "possible values: dispatch, scrape, augment, infer, vote, comment",
+        ),
+        (
+            &["verify", "--network", "polkadot", "--id", "1", "--run", "0"],
+            "--run",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = cybergov(dir.path(), args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn commands_that_have_not_landed_say_so_and_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [&[&str]; 4] = [
+        &["serve"],
+        &["vote", "--network", "kusama", "--id", "3", "--dry-run"],
+        &["comment", "--network", "kusama", "--id", "3"],
+        &["verify", "--network", "kusama", "--id", "3", "--reexecute"],
+    ];
+    for args in cases {
+        let o = cybergov(dir.path(), args, &[]);
+        assert_eq!(o.status.code(), Some(3), "{args:?}");
+        assert!(
+            stderr(&o).contains("is not yet available"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn bad_configuration_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cybergov(dir.path(), &["config"], &[("CYBERGOV_LOG__FORMAT", "xml")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("`log.format`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("CYBERGOV_LOG__FORMAT"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn config_prints_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cybergov(
+        dir.path(),
+        &["config"],
+        &[
+            ("CYBERGOV_PROXY_SEED", "//VerySecret"),
+            ("CYBERGOV_STORE__PATH", "/srv/x"),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("/srv/x"));
+    assert!(!stdout(&o).contains("VerySecret") && !stderr(&o).contains("VerySecret"));
+}
+
+#[test]
+fn verify_passes_on_the_examples_and_fails_naming_a_tampered_artefact() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/examples");
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["verify", "--network", "polkadot", "--id", "4242"];
+    let o = cybergov(
+        dir.path(),
+        &args,
+        &[("CYBERGOV_STORE__PATH", examples.to_str().unwrap())],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).ends_with("PASS\n"), "{}", stdout(&o));
+
+    // Copy the examples and change one byte of one juror's output.
+    let copy = dir.path().join("store");
+    copy_tree(&examples, &copy);
+    let juror = copy.join("proposals/polkadot/4242/runs/2/jurors/melchior.json");
+    let mut bytes = std::fs::read(&juror).unwrap();
+    bytes[5] ^= 0x20;
+    std::fs::write(&juror, bytes).unwrap();
+    let o = cybergov(
+        dir.path(),
+        &args,
+        &[("CYBERGOV_STORE__PATH", copy.to_str().unwrap())],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("FAIL artefact jurors/melchior.json"),
+        "{}",
+        stdout(&o)
+    );
+    // Run 1 was not touched and still verifies.
+    let o = cybergov(
+        dir.path(),
+        &[&args[..], &["--run", "1"]].concat(),
+        &[("CYBERGOV_STORE__PATH", copy.to_str().unwrap())],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn demo_runs_offline_and_is_repeatable() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let o = cybergov(dir.path(), &["demo"], &[]);
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    }
+    let raw = dir
+        .path()
+        .join("cybergov-demo/store/proposals/polkadot/4242/runs/1/raw_subsquare.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(raw).unwrap()).unwrap();
+    assert_eq!(v["referendumIndex"], 4242);
+    let o = cybergov(
+        dir.path(),
+        &["status"],
+        &[("CYBERGOV_STORE__PATH", "cybergov-demo/store")],
+    );
+    assert!(stdout(&o).contains("polkadot #4242"), "{}", stdout(&o));
+}
+
+#[test]
+fn help_lists_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cybergov(dir.path(), &["--help"], &[]);
+    insta::assert_snapshot!("help", stdout(&o));
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
