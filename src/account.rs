@@ -63,7 +63,8 @@ impl AccountId {
             Some(&b) if b < 64 => (u16::from(b), 1),
             Some(&b) if b < 128 && data.len() > 1 => {
                 // Two-byte form: 14 bits spread over two bytes, see the SS58 spec.
-                let lower = (u16::from(b) << 2) | (u16::from(data[1]) >> 6);
+                // In u8 arithmetic on purpose: the shift drops the 0b01 marker bits.
+                let lower = u16::from((b << 2) | (data[1] >> 6));
                 let upper = u16::from(data[1] & 0b0011_1111);
                 (lower | (upper << 8), 2)
             }
