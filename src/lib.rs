@@ -11,6 +11,7 @@
 //! - [`network`], [`account`]: networks as data; accounts as raw keys rendered per network.
 //! - [`store`]: the append-only artefact store (local folder or S3) and its key layout.
 //! - [`manifest`]: the manifest, its canonical bytes, and verification against a store.
+//! - [`magi`]: the jurors, the model interface they and augmentation share, and the tally.
 //! - [`hash`]: SHA-256 as the project spells it.
 //! - [`cli`], [`commands`]: the command line and what each command does.
 
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod hash;
+pub mod magi;
 pub mod manifest;
 pub mod network;
 pub mod secret;

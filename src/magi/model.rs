@@ -1,0 +1,167 @@
+//! The language-model interface shared by the jurors and the augmentation stage.
+
+use crate::hash::Sha256Hash;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Who speaks in a chat turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions.
+    System,
+    /// The question (and, for the jurors, the proposal as quoted data).
+    User,
+    /// The model's own earlier words.
+    Assistant,
+}
+
+/// One chat turn.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Speaker.
+    pub role: Role,
+    /// Text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A system turn.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::System,
+            content: content.into(),
+        }
+    }
+    /// A user turn.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::User,
+            content: content.into(),
+        }
+    }
+    /// An assistant turn.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::Assistant,
+            content: content.into(),
+        }
+    }
+}
+
+/// Why generation stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishReason {
+    /// The model ended its turn.
+    Stop,
+    /// `max_new_tokens` was reached.
+    Length,
+}
+
+/// A completed generation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    /// The generated text.
+    pub text: String,
+    /// Tokens in the rendered prompt.
+    pub prompt_tokens: u32,
+    /// Tokens generated.
+    pub completion_tokens: u32,
+    /// Why it stopped.
+    pub finish: FinishReason,
+    /// The provider's raw response, for remote backends (stored verbatim in artefacts).
+    pub raw_response: Option<serde_json::Value>,
+}
+
+/// The log-probability a model gives one option.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OptionScore {
+    /// The option's label as scored, e.g. `AYE`.
+    pub option: String,
+    /// Natural-log probability of the option's tokens as the assistant's next words.
+    pub logprob: f64,
+    /// How many tokens the option took.
+    pub tokens: u32,
+}
+
+/// What a model is, for the manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// `candle` or `openai`.
+    pub backend: String,
+    /// Model id, e.g. `SmolLM2-135M-Instruct`.
+    pub model_id: String,
+    /// SHA-256 of the weights file as loaded, when local.
+    pub file_sha256: Option<Sha256Hash>,
+    /// Quantization of the weights, when known.
+    pub quantization: Option<String>,
+    /// Context window in tokens.
+    pub context_length: u32,
+    /// Whether a rerun reproduces outputs byte for byte.
+    pub deterministic: bool,
+}
+
+/// Errors of a model backend.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// No model is configured for this use.
+    #[error("no language model is configured for {0}")]
+    NotConfigured(String),
+    /// The prompt does not fit the model's context; it must be fitted upstream.
+    #[error(
+        "prompt of {prompt_tokens} tokens plus {max_new_tokens} new tokens exceeds the model's context of {context_length} tokens; fit the input upstream (augmentation) instead of truncating"
+    )]
+    ContextExceeded {
+        /// Prompt tokens.
+        prompt_tokens: usize,
+        /// Tokens asked for.
+        max_new_tokens: u32,
+        /// The model's context.
+        context_length: u32,
+    },
+    /// Loading the model failed.
+    #[error("loading model {path}: {message}")]
+    Load {
+        /// What was loaded.
+        path: String,
+        /// Why it failed.
+        message: String,
+    },
+    /// Inference failed.
+    #[error("inference failed: {0}")]
+    Inference(String),
+    /// A remote backend failed.
+    #[error("model endpoint {url}: {message}")]
+    Remote {
+        /// The endpoint.
+        url: String,
+        /// What happened (status, timeout, malformed body).
+        message: String,
+    },
+}
+
+/// A language model. Implementations must be deterministic when [`ModelInfo::deterministic`]
+/// says so: the same request gives the same bytes.
+#[async_trait]
+pub trait LanguageModel: Send + Sync + std::fmt::Debug {
+    /// What this model is.
+    fn info(&self) -> &ModelInfo;
+
+    /// Number of tokens `text` takes (no special tokens added). Used to fit inputs.
+    async fn count_tokens(&self, text: &str) -> Result<usize, ModelError>;
+
+    /// Greedy chat completion of `messages`, at most `max_new_tokens` new tokens.
+    async fn generate(
+        &self,
+        messages: &[ChatMessage],
+        max_new_tokens: u32,
+    ) -> Result<Generation, ModelError>;
+
+    /// Log-probability of each of `options` as the assistant's reply to `messages`.
+    async fn score_options(
+        &self,
+        messages: &[ChatMessage],
+        options: &[&str],
+    ) -> Result<Vec<OptionScore>, ModelError>;
+}
