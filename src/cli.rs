@@ -118,6 +118,24 @@ pub enum Command {
     },
     /// Print the effective configuration (file + environment; secrets are never part of it).
     Config,
+    /// Manage the juror models: list the known ones, fetch them into the cache.
+    Models {
+        /// What to do.
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+}
+
+/// `cybergov models …`.
+#[derive(Debug, Subcommand)]
+pub enum ModelsAction {
+    /// List the named models, their pinned hashes and whether they are cached.
+    List,
+    /// Fetch a named model (default: every configured juror's), check its hash, requantize.
+    Fetch {
+        /// The model name (see `cybergov models list`).
+        name: Option<String>,
+    },
 }
 
 fn parse_network(s: &str) -> Result<Network, String> {

@@ -2,6 +2,8 @@
 //! 0 success, 1 failure (including a failed verification), 2 usage (clap), 3 not yet available.
 
 mod demo;
+mod infer;
+mod models;
 mod status;
 mod verify;
 
@@ -45,6 +47,7 @@ pub fn run(cli: Cli) -> ExitCode {
 fn run_inner(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
     init_logging(&config);
+    set_inference_threads(config.magi.threads);
     let secrets = Secrets::from_env().context("reading secrets")?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let unavailable = |command, what, issue| -> anyhow::Result<ExitCode> {
@@ -72,9 +75,19 @@ fn run_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dispatch { .. } => unavailable("dispatch", "the job graph and scheduler", 6),
         Command::Run(_) => unavailable("run", "the job graph", 6),
         Command::Rerun { .. } => unavailable("rerun", "the job graph", 6),
-        Command::Infer(_) => unavailable("infer", "the MAGI jurors", 4),
+        Command::Infer(target) => rt.block_on(infer::run(&config, &secrets, &target)),
+        Command::Models { action } => models::run(&config, action),
         Command::Vote { .. } => unavailable("vote", "casting votes on chain", 5),
         Command::Comment(_) => unavailable("comment", "Subsquare comments", 3),
+    }
+}
+
+/// Pins candle's CPU thread count. It must happen before any thread pool starts, which is why
+/// it is done here, first thing, through the variable candle and rayon read.
+fn set_inference_threads(threads: u32) {
+    if threads > 0 {
+        // SAFETY: called before the async runtime or any other thread is started.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
     }
 }
 
@@ -83,8 +96,10 @@ fn init_logging(config: &Config) {
     // RUST_LOG, when set, wins over the configured filter: the usual expectation when debugging.
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match config.log.format {
         LogFormat::Text => builder.try_init(),

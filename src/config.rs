@@ -48,6 +48,8 @@ pub struct Config {
     pub public_base_url: Option<String>,
     /// Logging.
     pub log: LogConfig,
+    /// The jurors and the tally.
+    pub magi: crate::magi::settings::MagiConfig,
 }
 
 /// Artefact store settings.
@@ -156,6 +158,7 @@ impl Default for Config {
                 filter: "info".into(),
                 format: LogFormat::Text,
             },
+            magi: crate::magi::settings::MagiConfig::default(),
         }
     }
 }
@@ -347,6 +350,9 @@ impl Config {
                 ));
             }
         }
+        self.magi
+            .validate()
+            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
         match self.log.filter.parse::<tracing_subscriber::EnvFilter>() {
             Ok(_) => Ok(()),
             Err(e) => Err(ConfigError::invalid("log.filter", e.to_string())),

@@ -24,4 +24,5 @@ pub mod magi;
 pub mod manifest;
 pub mod network;
 pub mod secret;
+pub mod stages;
 pub mod store;

@@ -38,7 +38,8 @@ pub struct Manifest {
     pub outputs: Vec<ArtefactRef>,
     /// The decision to be cast.
     pub decision: Decision,
-    /// SHA-256 of the previous run's manifest: re-votes form a hash chain.
+    /// SHA-256 of the manifest of the most recent earlier run that has one (`null` for the
+    /// first): re-votes form a hash chain. A failed run without a manifest is skipped.
     pub previous: Option<Sha256Hash>,
 }
 
@@ -96,6 +97,11 @@ pub struct Decoding {
     pub max_new_tokens: u32,
     /// CPU threads used (results can depend on it through reduction order).
     pub threads: u32,
+    /// Repetition penalty as exact decimal text (`"1"` = off); text because manifests hold no
+    /// floats. Deterministic: it only rescales logits of recently seen tokens.
+    pub repeat_penalty: String,
+    /// How many recent tokens the penalty looks at.
+    pub repeat_last_n: u32,
 }
 
 /// A hashed artefact.
@@ -146,6 +152,27 @@ pub enum VoteKind {
     Nay,
     /// Neither; carries no delegated power.
     Abstain,
+}
+
+/// The manifest of the most recent run before `run` that has one: `(run, sha256)`.
+pub async fn previous_manifest(
+    store: &dyn crate::store::ObjectStore,
+    layout: crate::store::layout::ReferendumLayout,
+    run: u32,
+) -> Result<Option<(u32, Sha256Hash)>, crate::store::StoreError> {
+    use crate::store::StoreError;
+    use crate::store::layout::Artefact;
+    for earlier in (1..run).rev() {
+        match store
+            .get(&layout.run(earlier).key(&Artefact::Manifest))
+            .await
+        {
+            Ok(bytes) => return Ok(Some((earlier, Sha256Hash::of(&bytes)))),
+            Err(StoreError::NotFound(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
 }
 
 /// Why bytes are not a valid manifest.
@@ -201,8 +228,8 @@ impl Manifest {
         if self.run == 0 {
             return invalid("run numbers start at 1".into());
         }
-        if (self.run == 1) != self.previous.is_none() {
-            return invalid("`previous` must be null for run 1 and set for every later run".into());
+        if self.run == 1 && self.previous.is_some() {
+            return invalid("`previous` must be null for run 1".into());
         }
         let run_prefix = crate::store::layout::ReferendumLayout::new(self.network, self.referendum)
             .run(self.run)

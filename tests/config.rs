@@ -160,10 +160,10 @@ fn every_key_and_variable_is_documented() {
         match v {
             serde_json::Value::Object(m) => {
                 for (k, v) in m {
-                    let k = if prefix == "networks" {
-                        "<network>"
-                    } else {
-                        k.as_str()
+                    let k = match prefix {
+                        "networks" | "magi.tally.balance" => "<network>",
+                        "magi.jurors" => "<juror>",
+                        _ => k.as_str(),
                     };
                     let p = if prefix.is_empty() {
                         k.to_owned()

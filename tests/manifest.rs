@@ -196,7 +196,7 @@ async fn reruns_form_a_hash_chain() {
             err,
             PublishError::BrokenChain {
                 run: 2,
-                prev: 1,
+                prev: Some(1),
                 ..
             }
         ),

@@ -49,6 +49,28 @@ impl ChatMessage {
     }
 }
 
+/// How to decode: greedy, with an optional repetition penalty.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerateParams {
+    /// Most new tokens.
+    pub max_new_tokens: u32,
+    /// Repetition penalty (1.0 = off).
+    pub repeat_penalty: f32,
+    /// Recent tokens the penalty looks at.
+    pub repeat_last_n: usize,
+}
+
+impl GenerateParams {
+    /// Plain greedy decoding of at most `max_new_tokens`.
+    pub fn greedy(max_new_tokens: u32) -> Self {
+        Self {
+            max_new_tokens,
+            repeat_penalty: 1.0,
+            repeat_last_n: 0,
+        }
+    }
+}
+
 /// Why generation stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -83,6 +105,15 @@ pub struct OptionScore {
     pub logprob: f64,
     /// How many tokens the option took.
     pub tokens: u32,
+}
+
+/// The options' scores, and the provider's raw response for remote backends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scoring {
+    /// One score per option, in the order asked.
+    pub scores: Vec<OptionScore>,
+    /// The provider's raw response, for remote backends.
+    pub raw_response: Option<serde_json::Value>,
 }
 
 /// What a model is, for the manifest.
@@ -151,11 +182,11 @@ pub trait LanguageModel: Send + Sync + std::fmt::Debug {
     /// Number of tokens `text` takes (no special tokens added). Used to fit inputs.
     async fn count_tokens(&self, text: &str) -> Result<usize, ModelError>;
 
-    /// Greedy chat completion of `messages`, at most `max_new_tokens` new tokens.
+    /// Greedy chat completion of `messages` under `params`.
     async fn generate(
         &self,
         messages: &[ChatMessage],
-        max_new_tokens: u32,
+        params: &GenerateParams,
     ) -> Result<Generation, ModelError>;
 
     /// Log-probability of each of `options` as the assistant's reply to `messages`.
@@ -163,5 +194,5 @@ pub trait LanguageModel: Send + Sync + std::fmt::Debug {
         &self,
         messages: &[ChatMessage],
         options: &[&str],
-    ) -> Result<Vec<OptionScore>, ModelError>;
+    ) -> Result<Scoring, ModelError>;
 }

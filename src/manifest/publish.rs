@@ -25,16 +25,18 @@ pub enum PublishError {
         /// What is wrong.
         problem: String,
     },
-    /// `previous` does not match the stored manifest of the previous run.
-    #[error("manifest of run {run} records previous = {recorded:?}, but run {prev} has {actual:?}")]
+    /// `previous` does not match the manifest of the nearest earlier run that has one.
+    #[error(
+        "manifest of run {run} records previous = {recorded:?}, but the nearest earlier manifest (run {prev:?}) hashes to {actual:?}"
+    )]
     BrokenChain {
         /// This run.
         run: u32,
-        /// The previous run.
-        prev: u32,
+        /// The nearest earlier run with a manifest.
+        prev: Option<u32>,
         /// What this manifest records.
         recorded: Option<Sha256Hash>,
-        /// The hash of the stored previous manifest (None: not stored).
+        /// Its hash (None: no earlier manifest).
         actual: Option<Sha256Hash>,
     },
     /// The store failed.
@@ -72,20 +74,14 @@ pub async fn publish(
         }
     }
     let layout = ReferendumLayout::new(manifest.network, manifest.referendum);
-    if let Some(prev) = layout.run(manifest.run).previous() {
-        let actual = match store.get(&prev.key(&Artefact::Manifest)).await {
-            Ok(b) => Some(Sha256Hash::of(&b)),
-            Err(StoreError::NotFound(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
-        if actual.is_none() || actual != manifest.previous {
-            return Err(PublishError::BrokenChain {
-                run: manifest.run,
-                prev: prev.run,
-                recorded: manifest.previous,
-                actual,
-            });
-        }
+    let prev = super::previous_manifest(store, layout, manifest.run).await?;
+    if prev.map(|(_, h)| h) != manifest.previous {
+        return Err(PublishError::BrokenChain {
+            run: manifest.run,
+            prev: prev.map(|(r, _)| r),
+            recorded: manifest.previous,
+            actual: prev.map(|(_, h)| h),
+        });
     }
     store
         .put(&layout.run(manifest.run).key(&Artefact::Manifest), &bytes)

@@ -196,25 +196,21 @@ pub async fn verify_run(
         }
     }
 
-    if let Some(prev) = run_layout.previous() {
-        let key = prev.key(&Artefact::Manifest);
-        match (store.get(&key).await, manifest.previous) {
-            (Ok(b), Some(want)) if Sha256Hash::of(&b) == want => {
-                report.pass(
-                    "previous manifest",
-                    format!("run {} hashes to {want}", prev.run),
-                );
+    match super::previous_manifest(store, layout, run).await {
+        Err(e) => report.fail("previous manifest", e.to_string()),
+        Ok(prev) if prev.map(|(_, h)| h) == manifest.previous => {
+            if let Some((r, h)) = prev {
+                report.pass("previous manifest", format!("run {r} hashes to {h}"));
             }
-            (Ok(b), want) => report.fail(
-                "previous manifest",
-                format!(
-                    "run {} manifest hashes to {}, this manifest records {want:?}",
-                    prev.run,
-                    Sha256Hash::of(&b)
-                ),
-            ),
-            (Err(e), _) => report.fail("previous manifest", missing_or_error(e)),
         }
+        Ok(prev) => report.fail(
+            "previous manifest",
+            format!(
+                "the nearest earlier manifest is {}, this manifest records {}",
+                prev.map_or("none".into(), |(r, h)| format!("run {r} with sha256 {h}")),
+                manifest.previous.map_or("none".into(), |h| h.to_hex())
+            ),
+        ),
     }
 
     report.manifest = Some(manifest);

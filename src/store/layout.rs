@@ -143,11 +143,6 @@ impl RunLayout {
     pub fn key(&self, artefact: &Artefact) -> ObjectKey {
         key(format!("{}{}", self.prefix(), artefact.file_name()))
     }
-
-    /// The same referendum's previous run, if this is not the first.
-    pub fn previous(&self) -> Option<RunLayout> {
-        (self.run > 1).then(|| self.referendum.run(self.run - 1))
-    }
 }
 
 /// Contents of `latest.json`.
@@ -182,7 +177,5 @@ mod tests {
             r.referendum.latest().as_str(),
             "proposals/polkadot/123/latest.json"
         );
-        assert_eq!(r.previous().unwrap().run, 1);
-        assert!(r.referendum.run(1).previous().is_none());
     }
 }

