@@ -48,6 +48,10 @@ pub struct Config {
     pub public_base_url: Option<String>,
     /// Logging.
     pub log: LogConfig,
+    /// The Subsquare client: User-Agent, timeouts, retries, paging.
+    pub subsquare: crate::subsquare::SubsquareConfig,
+    /// Augmentation: context budget, long-proposal flag, abstain policy.
+    pub augment: crate::augment::AugmentConfig,
 }
 
 /// Artefact store settings.
@@ -156,6 +160,8 @@ impl Default for Config {
                 filter: "info".into(),
                 format: LogFormat::Text,
             },
+            subsquare: crate::subsquare::SubsquareConfig::default(),
+            augment: crate::augment::AugmentConfig::default(),
         }
     }
 }
@@ -340,12 +346,40 @@ impl Config {
                     "must be at most 30",
                 ));
             }
+            if let Some(real) = &spec.real_account {
+                spec.parse_address(real)
+                    .map_err(|e| ConfigError::invalid(key("real_account"), e.to_string()))?;
+            }
             if spec.token_symbol.is_empty() {
                 return Err(ConfigError::invalid(
                     key("token_symbol"),
                     "must not be empty",
                 ));
             }
+        }
+        if self.subsquare.user_agent.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "subsquare.user_agent",
+                "must not be empty",
+            ));
+        }
+        if self.subsquare.timeout_ms == 0 {
+            return Err(ConfigError::invalid(
+                "subsquare.timeout_ms",
+                "must be above 0",
+            ));
+        }
+        if self.subsquare.page_size == 0 || self.subsquare.page_size > 100 {
+            return Err(ConfigError::invalid(
+                "subsquare.page_size",
+                "must be between 1 and 100",
+            ));
+        }
+        if self.augment.max_content_tokens < 200 {
+            return Err(ConfigError::invalid(
+                "augment.max_content_tokens",
+                "must be at least 200",
+            ));
         }
         match self.log.filter.parse::<tracing_subscriber::EnvFilter>() {
             Ok(_) => Ok(()),
