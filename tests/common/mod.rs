@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub mod subsquare_server;
+
 use cybergov::hash::Sha256Hash;
 use cybergov::manifest::{
     ArtefactRef, Decision, Decoding, Manifest, ModelRecord, Provenance, SCHEMA_V1, VoteKind,
@@ -83,9 +85,20 @@ pub async fn write_sample_run(
     run: u32,
     previous: Option<Sha256Hash>,
 ) -> Manifest {
+    let raw = br##"{"referendumIndex":4242,"title":"Toolkit maintenance \u2014 six months","content":"# Summary\n\nWe request 48,000 USDC.","contentType":"markdown","track":33,"state":{"name":"Deciding"}}"##;
+    write_sample_run_with_raw(store, run, previous, raw).await
+}
+
+/// [`write_sample_run`] with other `raw_subsquare.json` bytes.
+pub async fn write_sample_run_with_raw(
+    store: &dyn ObjectStore,
+    run: u32,
+    previous: Option<Sha256Hash>,
+    raw: &[u8],
+) -> Manifest {
     let (network, referendum) = SAMPLE;
     let layout = ReferendumLayout::new(network, referendum).run(run);
-    let raw = br##"{"referendumIndex":4242,"title":"Toolkit maintenance \u2014 six months","content":"# Summary\n\nWe request 48,000 USDC.","contentType":"markdown","track":33,"state":{"name":"Deciding"}}"##.to_vec();
+    let raw = raw.to_vec();
     let content = "# Toolkit maintenance — six months\n\nWe request 48,000 USDC (≈ €44 000) for the Asset Hub light-client toolkit. Ünïcödé: 日本語 ✓\n".as_bytes().to_vec();
     let jurors = ["balthazar", "melchior", "caspar"];
     let mut inputs = Vec::new();
