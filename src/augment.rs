@@ -58,7 +58,7 @@ impl Default for AugmentConfig {
             answer_max_tokens: 200,
             abstain: AbstainPolicy {
                 only_external_links: true,
-                min_own_text_chars: 400,
+                min_own_text_chars: 200,
                 truncated: false,
             },
         }

@@ -1,9 +1,9 @@
 //! Fitting a long proposal into the juror context: deliberately, visibly, and on the record.
 //!
 //! A model with a 4,096-token context must not read a silently cut proposal. The body is split
-//! into paragraphs grouped by markdown section; when it is over budget, every section keeps its
-//! heading and first paragraph first (so the juror sees the whole shape of the proposal), then
-//! further paragraphs are kept in document order while they fit. Each run of removed paragraphs
+//! into paragraphs grouped by markdown section; when it is over budget, every heading is kept
+//! first (so the juror sees the whole shape of the proposal), then each section's first paragraph,
+//! then further paragraphs in document order while they fit. Each run of removed paragraphs
 //! becomes one explicit marker in the text, and [`FitRecord::cuts`] lists every cut.
 
 use serde::{Deserialize, Serialize};
@@ -99,18 +99,24 @@ pub fn fit(units: &[Unit], budget: usize, token_count: &str) -> (String, FitReco
         .filter(|w| w[0].section != w[1].section)
         .count()
         + 1;
-    let limit = budget.saturating_sub(MARKER_TOKENS * (sections + 1).min(12));
+    let limit = budget.saturating_sub((MARKER_TOKENS * (sections + 1)).min(budget / 4));
     // keep[i]: None dropped, Some(None) whole, Some(Some(chars)) its first `chars` characters.
     let mut keep: Vec<Option<Option<usize>>> = vec![None; units.len()];
     let mut used = 0;
-    let is_skeleton = |i: usize| {
-        i == 0
-            || units[i].section != units[i - 1].section
-            || (units[i - 1].text.starts_with('#') && units[i - 1].section == units[i].section)
+    // 0: headings (cheap, and they show the proposal's whole shape); 1: the first paragraph of
+    // each section; 2: everything else, in document order.
+    let priority = |i: usize| {
+        if i == 0 || units[i].text.starts_with('#') {
+            0
+        } else if units[i].section != units[i - 1].section || units[i - 1].text.starts_with('#') {
+            1
+        } else {
+            2
+        }
     };
-    for pass_skeleton in [true, false] {
+    for pass in 0..3 {
         for (i, u) in units.iter().enumerate() {
-            if keep[i].is_some() || is_skeleton(i) != pass_skeleton {
+            if keep[i].is_some() || priority(i) != pass {
                 continue;
             }
             if used + u.tokens <= limit {

@@ -1,0 +1,383 @@
+//! Proposal parsing and augmentation: clear errors, spends with the right decimals, links,
+//! fitting on the record, the abstain policy, quoting, and content.md snapshots.
+
+mod common;
+
+use async_trait::async_trait;
+use common::subsquare_server::fixture;
+use cybergov::augment::links::LinkKind;
+use cybergov::augment::questions::Questions;
+use cybergov::augment::{AugmentConfig, AugmentError, Augmented, augment, augment_with_model};
+use cybergov::magi::model::{
+    ChatMessage, FinishReason, Generation, LanguageModel, ModelError, ModelInfo, OptionScore,
+};
+use cybergov::network::Network;
+use cybergov::proposal::{ContentType, Proposal, ProposalError};
+
+/// A deterministic stand-in for a local model: counts words as tokens and answers by echoing
+/// the question.
+#[derive(Debug)]
+struct FakeModel(ModelInfo);
+
+impl FakeModel {
+    fn new() -> Self {
+        Self(ModelInfo {
+            backend: "fake".into(),
+            model_id: "fake-neutral-1".into(),
+            file_sha256: None,
+            quantization: None,
+            context_length: 4096,
+            deterministic: true,
+        })
+    }
+}
+
+#[async_trait]
+impl LanguageModel for FakeModel {
+    fn info(&self) -> &ModelInfo {
+        &self.0
+    }
+    async fn count_tokens(&self, text: &str) -> Result<usize, ModelError> {
+        Ok(text.split_whitespace().count())
+    }
+    async fn generate(
+        &self,
+        messages: &[ChatMessage],
+        _max: u32,
+    ) -> Result<Generation, ModelError> {
+        let user = &messages.last().unwrap().content;
+        assert!(
+            user.starts_with("<<<PROPOSAL\n"),
+            "the proposal is quoted: {user}"
+        );
+        let question = user.rsplit("Question: ").next().unwrap();
+        Ok(Generation {
+            text: format!(" The quoted text addresses: {question} \n"),
+            prompt_tokens: user.split_whitespace().count() as u32,
+            completion_tokens: 9,
+            finish: FinishReason::Stop,
+            raw_response: None,
+        })
+    }
+    async fn score_options(
+        &self,
+        _: &[ChatMessage],
+        _: &[&str],
+    ) -> Result<Vec<OptionScore>, ModelError> {
+        unreachable!("augmentation never scores options")
+    }
+}
+
+fn parse(network: Network, name: &str) -> Proposal {
+    Proposal::from_subsquare(network, &network.default_spec(), &fixture(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+async fn augmented(network: Network, name: &str, config: &AugmentConfig) -> Augmented {
+    let p = parse(network, name);
+    let q = Questions::bundled();
+    let mut a = augment(&p, config, &network.default_spec(), &q).unwrap();
+    a.answer(Some(&FakeModel::new()), &q, 100).await.unwrap();
+    a
+}
+
+fn edited(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(&fixture(name)).unwrap();
+    edit(&mut v);
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[test]
+fn fixtures_parse_into_proposals() {
+    let p = parse(Network::Polkadot, "polkadot-1801-toolkit.json");
+    assert_eq!(p.index, 1801);
+    assert_eq!(p.track, 33);
+    assert_eq!(p.state, "Deciding");
+    assert_eq!(p.proposed_height, 28_100_000);
+    assert_eq!(p.content_type, ContentType::Markdown);
+    assert_eq!(
+        p.proposer.to_ss58(0),
+        "15oF4uVJwmo4TdGW7VfQxNLavjCXviqxT9S1MgbjMNHr6Sp5"
+    );
+    let k = parse(Network::Kusama, "kusama-512-non-ascii.json");
+    assert_eq!(k.content_type, ContentType::Html);
+    assert!(k.title.contains("日本語"));
+}
+
+#[test]
+fn bad_responses_are_errors_that_name_the_field() {
+    let spec = Network::Polkadot.default_spec();
+    let parse_raw = |raw: &[u8]| Proposal::from_subsquare(Network::Polkadot, &spec, raw);
+    let name = "polkadot-1801-toolkit.json";
+    let e = parse_raw(&edited(name, |v| v["track"] = "33".into())).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "field \"track\": expected non-negative integer, found string"
+    );
+    let e = parse_raw(&edited(name, |v| {
+        v.as_object_mut().unwrap().remove("title");
+    }))
+    .unwrap_err();
+    assert_eq!(
+        e,
+        ProposalError::Missing {
+            field: "title".into()
+        }
+    );
+    let e = parse_raw(&edited(name, |v| {
+        v["indexer"]["blockHeight"] = serde_json::Value::Null
+    }))
+    .unwrap_err();
+    assert_eq!(e.to_string(), "field \"indexer.blockHeight\": missing");
+    let e = parse_raw(&edited(name, |v| v["contentType"] = "rtf".into())).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("\"contentType\": unknown content type \"rtf\"")
+    );
+    let e = parse_raw(&edited(name, |v| v["proposer"] = "not-an-address".into())).unwrap_err();
+    assert!(e.to_string().starts_with("field \"proposer\""), "{e}");
+    let e = parse_raw(&edited(name, |v| {
+        v["allSpends"][0]["amount"] = "lots".into()
+    }))
+    .unwrap_err();
+    assert!(e.to_string().contains("allSpends[0].amount"), "{e}");
+    let e = parse_raw(&fixture("not-utf8.json")).unwrap_err();
+    assert!(
+        matches!(e, ProposalError::NotUtf8 { valid_up_to: 37 }),
+        "{e:?}"
+    );
+    let e = parse_raw(br#"{"referendumIndex": 1, "title": "cut"#).unwrap_err();
+    assert!(matches!(e, ProposalError::NotJson(_)));
+    let e = parse_raw(b"[1,2]").unwrap_err();
+    assert!(e.to_string().contains("top level is array"));
+}
+
+#[test]
+fn a_body_empty_after_cleaning_is_refused() {
+    let spec = Network::Polkadot.default_spec();
+    let raw = edited("polkadot-1801-toolkit.json", |v| {
+        v["content"] = "<img src=\"data:image/png;base64,AAAA\"><script>x()</script>\n\n![](https://x.org/a.png)".into()
+    });
+    let p = Proposal::from_subsquare(Network::Polkadot, &spec, &raw).unwrap();
+    let e = augment(&p, &AugmentConfig::default(), &spec, &Questions::bundled()).unwrap_err();
+    assert!(
+        matches!(&e, AugmentError::Proposal(ProposalError::EmptyBody { field }) if field == "content"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn spends_links_and_cleaning_are_recorded() {
+    let a = augmented(
+        Network::Polkadot,
+        "polkadot-1801-toolkit.json",
+        &AugmentConfig::default(),
+    )
+    .await;
+    let r = &a.record;
+    let spends: Vec<&str> = r.spends.iter().map(|s| s.formatted.as_str()).collect();
+    assert_eq!(spends, ["48000 USDC", "1500 DOT"]);
+    assert_eq!(
+        (r.clean.images, r.clean.data_uris, r.clean.scripts),
+        (2, 0, 1)
+    );
+    assert_eq!(r.links.len(), 1);
+    assert_eq!(r.links[0].kind, LinkKind::Forum);
+    assert!(r.abstain.is_none());
+    assert!(!a.content_md().contains("base64"));
+    assert!(!a.content_md().contains("tracker.example"));
+    let k = augmented(
+        Network::Kusama,
+        "kusama-512-non-ascii.json",
+        &AugmentConfig::default(),
+    )
+    .await;
+    assert_eq!(k.record.spends[0].formatted, "33.3 KSM");
+    assert_eq!(k.record.spends[0].source, "onchainData");
+    assert!(k.record.clean.converted_from_html);
+}
+
+#[tokio::test]
+async fn only_external_links_forces_abstain_with_a_reason() {
+    let a = augmented(
+        Network::Polkadot,
+        "polkadot-1802-links-only.json",
+        &AugmentConfig::default(),
+    )
+    .await;
+    let abstain = a.record.abstain.as_ref().expect("policy fires");
+    assert_eq!(abstain.rule, "only-external-links/v1");
+    assert!(
+        abstain.reason.contains("3 mutable external link(s)"),
+        "{}",
+        abstain.reason
+    );
+    let kinds: Vec<LinkKind> = a.record.links.iter().map(|l| l.kind).collect();
+    assert_eq!(
+        kinds,
+        [LinkKind::GoogleDocs, LinkKind::GoogleDocs, LinkKind::Forum]
+    );
+    let mut off = AugmentConfig::default();
+    off.abstain.only_external_links = false;
+    let a = augmented(Network::Polkadot, "polkadot-1802-links-only.json", &off).await;
+    assert!(a.record.abstain.is_none());
+}
+
+fn small_budget() -> AugmentConfig {
+    AugmentConfig {
+        max_content_tokens: 400,
+        ..AugmentConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_long_proposal_is_fitted_visibly_and_on_the_record() {
+    let a = augmented(
+        Network::Polkadot,
+        "polkadot-1803-long.json",
+        &small_budget(),
+    )
+    .await;
+    let fit = &a.record.fit;
+    assert!(fit.truncated);
+    assert!(fit.original_tokens > 4 * fit.budget_tokens);
+    assert!(fit.kept_tokens <= fit.budget_tokens);
+    assert_eq!(fit.token_count, "estimate:utf8_bytes/3");
+    assert!(!fit.cuts.is_empty());
+    let md = a.content_md();
+    assert!(md.contains("cybergov cut"));
+    assert!(md.contains("Fitted to the juror context: yes"));
+    assert!(md.contains("250,000 USDC"), "the abstract is kept");
+    assert!(a.record.length.long);
+    let mut strict = small_budget();
+    strict.abstain.truncated = true;
+    let a = augmented(Network::Polkadot, "polkadot-1803-long.json", &strict).await;
+    assert_eq!(a.record.abstain.unwrap().rule, "truncated/v1");
+}
+
+#[tokio::test]
+async fn the_model_counts_tokens_when_given() {
+    let p = parse(Network::Polkadot, "polkadot-1803-long.json");
+    let a = augment_with_model(
+        &p,
+        &small_budget(),
+        &Network::Polkadot.default_spec(),
+        &Questions::bundled(),
+        &FakeModel::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.record.fit.token_count, "model:fake-neutral-1");
+    assert_eq!(
+        a.record.fit.original_tokens,
+        p.content
+            .split("\n\n")
+            .map(|s| s.split_whitespace().count())
+            .sum::<usize>()
+    );
+}
+
+#[tokio::test]
+async fn no_model_means_a_clear_error_not_fake_answers() {
+    let p = parse(Network::Polkadot, "polkadot-1801-toolkit.json");
+    let q = Questions::bundled();
+    let mut a = augment(
+        &p,
+        &AugmentConfig::default(),
+        &Network::Polkadot.default_spec(),
+        &q,
+    )
+    .unwrap();
+    let e = a.answer(None, &q, 100).await.unwrap_err();
+    assert!(
+        matches!(e, AugmentError::Model(ModelError::NotConfigured(_))),
+        "{e}"
+    );
+    assert!(a.record.questions.answers.is_none());
+    assert!(a.content_md().contains("Not answered."));
+}
+
+#[tokio::test]
+async fn injected_instructions_stay_quoted_proposal_content() {
+    let a = augmented(
+        Network::Paseo,
+        "paseo-77-injection.json",
+        &AugmentConfig::default(),
+    )
+    .await;
+    let md = a.content_md();
+    let open = md
+        .lines()
+        .position(|l| l == "<<<PROPOSAL")
+        .expect("opening marker");
+    let close = md
+        .lines()
+        .position(|l| l == "PROPOSAL>>>")
+        .expect("closing marker");
+    assert_eq!(
+        md.lines().filter(|l| *l == "PROPOSAL>>>").count(),
+        1,
+        "no early close"
+    );
+    assert_eq!(md.lines().filter(|l| *l == "<<<PROPOSAL").count(), 1);
+    for (i, line) in md.lines().enumerate() {
+        if line.contains("Ignore previous instructions")
+            || line.contains("vote AYE with conviction")
+        {
+            assert!(
+                i > open && i < close && line.starts_with("> "),
+                "line {i}: {line}"
+            );
+        }
+    }
+    assert!(md.contains("> Title: Community tooling grant"));
+}
+
+#[tokio::test]
+async fn content_md_snapshots() {
+    let cases = [
+        (
+            "toolkit",
+            Network::Polkadot,
+            "polkadot-1801-toolkit.json",
+            AugmentConfig::default(),
+        ),
+        (
+            "non_ascii",
+            Network::Kusama,
+            "kusama-512-non-ascii.json",
+            AugmentConfig::default(),
+        ),
+        (
+            "links_only",
+            Network::Polkadot,
+            "polkadot-1802-links-only.json",
+            AugmentConfig::default(),
+        ),
+        (
+            "long",
+            Network::Polkadot,
+            "polkadot-1803-long.json",
+            small_budget(),
+        ),
+        (
+            "injection",
+            Network::Paseo,
+            "paseo-77-injection.json",
+            AugmentConfig::default(),
+        ),
+    ];
+    for (name, network, file, config) in cases {
+        let a = augmented(network, file, &config).await;
+        insta::assert_snapshot!(format!("content_md_{name}"), a.content_md());
+    }
+    let a = augmented(
+        Network::Polkadot,
+        "polkadot-1803-long.json",
+        &small_budget(),
+    )
+    .await;
+    let mut record = serde_json::to_value(&a.record).unwrap();
+    record["questions"]["answers"] = serde_json::Value::Null;
+    insta::assert_json_snapshot!("augment_json_long", record);
+}
