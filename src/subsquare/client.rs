@@ -297,6 +297,11 @@ impl SubsquareClient {
         url: &str,
         body: Option<String>,
     ) -> Result<Option<Vec<u8>>, SubsquareError> {
+        let exhausted = |attempts, last| SubsquareError::Exhausted {
+            url: url.to_owned(),
+            attempts,
+            last,
+        };
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
@@ -342,13 +347,7 @@ impl SubsquareClient {
                             Err(e) if method == Method::Get => {
                                 (describe(&e), self.backoff(attempt))
                             }
-                            Err(e) => {
-                                return Err(SubsquareError::Exhausted {
-                                    url: url.to_owned(),
-                                    attempts: attempt,
-                                    last: describe(&e),
-                                });
-                            }
+                            Err(e) => return Err(exhausted(attempt, describe(&e))),
                         }
                     }
                 }
@@ -358,20 +357,10 @@ impl SubsquareClient {
                 {
                     (describe(&e), self.backoff(attempt))
                 }
-                Err(e) => {
-                    return Err(SubsquareError::Exhausted {
-                        url: url.to_owned(),
-                        attempts: attempt,
-                        last: describe(&e),
-                    });
-                }
+                Err(e) => return Err(exhausted(attempt, describe(&e))),
             };
             if attempt > self.config.max_retries {
-                return Err(SubsquareError::Exhausted {
-                    url: url.to_owned(),
-                    attempts: attempt,
-                    last,
-                });
+                return Err(exhausted(attempt, last));
             }
             tracing::warn!(url, attempt, last = %last, wait_ms = wait.as_millis() as u64, "Subsquare request failed; retrying");
             tokio::time::sleep(wait).await;
