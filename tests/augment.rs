@@ -381,3 +381,35 @@ async fn content_md_snapshots() {
     record["questions"]["answers"] = serde_json::Value::Null;
     insta::assert_json_snapshot!("augment_json_long", record);
 }
+
+#[tokio::test]
+async fn artefacts_are_written_to_the_run() {
+    use cybergov::store::layout::{Artefact, ReferendumLayout};
+    use cybergov::store::{FsStore, ObjectStore};
+    let a = augmented(
+        Network::Polkadot,
+        "polkadot-1801-toolkit.json",
+        &AugmentConfig::default(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path()).unwrap();
+    let run = ReferendumLayout::new(Network::Polkadot, 1801).run(1);
+    a.write(&store, &run).await.unwrap();
+    let md = store.get(&run.key(&Artefact::Content)).await.unwrap();
+    assert_eq!(md, a.content_md().into_bytes());
+    let json: serde_json::Value =
+        serde_json::from_slice(&store.get(&run.key(&Artefact::Augment)).await.unwrap()).unwrap();
+    assert_eq!(json["schema"], "cybergov.augment/v1");
+    assert_eq!(
+        json["questions"]["answers"]["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+    assert_eq!(
+        json["questions"]["prompt_sha256"],
+        Questions::bundled().sha256.to_hex()
+    );
+}
