@@ -1,6 +1,7 @@
 //! What each command does. Errors are reported here, at the edge, with exit codes:
 //! 0 success, 1 failure (including a failed verification), 2 usage (clap), 3 not yet available.
 
+mod comment;
 mod demo;
 mod infer;
 mod models;
@@ -78,7 +79,7 @@ fn run_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Infer(target) => rt.block_on(infer::run(&config, &secrets, &target)),
         Command::Models { action } => models::run(&config, action),
         Command::Vote { .. } => unavailable("vote", "casting votes on chain", 5),
-        Command::Comment(_) => unavailable("comment", "Subsquare comments", 3),
+        Command::Comment(target) => rt.block_on(comment::run(&config, &secrets, &target)),
     }
 }
 

@@ -50,6 +50,10 @@ pub struct Config {
     pub log: LogConfig,
     /// The jurors and the tally.
     pub magi: crate::magi::settings::MagiConfig,
+    /// The Subsquare client: User-Agent, timeouts, retries, paging.
+    pub subsquare: crate::subsquare::SubsquareConfig,
+    /// Augmentation: context budget, long-proposal flag, abstain policy.
+    pub augment: crate::augment::AugmentConfig,
 }
 
 /// Artefact store settings.
@@ -159,6 +163,8 @@ impl Default for Config {
                 format: LogFormat::Text,
             },
             magi: crate::magi::settings::MagiConfig::default(),
+            subsquare: crate::subsquare::SubsquareConfig::default(),
+            augment: crate::augment::AugmentConfig::default(),
         }
     }
 }
@@ -343,6 +349,10 @@ impl Config {
                     "must be at most 30",
                 ));
             }
+            if let Some(real) = &spec.real_account {
+                spec.parse_address(real)
+                    .map_err(|e| ConfigError::invalid(key("real_account"), e.to_string()))?;
+            }
             if spec.token_symbol.is_empty() {
                 return Err(ConfigError::invalid(
                     key("token_symbol"),
@@ -353,6 +363,30 @@ impl Config {
         self.magi
             .validate()
             .map_err(|(key, message)| ConfigError::invalid(key, message))?;
+        if self.subsquare.user_agent.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "subsquare.user_agent",
+                "must not be empty",
+            ));
+        }
+        if self.subsquare.timeout_ms == 0 {
+            return Err(ConfigError::invalid(
+                "subsquare.timeout_ms",
+                "must be above 0",
+            ));
+        }
+        if self.subsquare.page_size == 0 || self.subsquare.page_size > 100 {
+            return Err(ConfigError::invalid(
+                "subsquare.page_size",
+                "must be between 1 and 100",
+            ));
+        }
+        if self.augment.max_content_tokens < 200 {
+            return Err(ConfigError::invalid(
+                "augment.max_content_tokens",
+                "must be at least 200",
+            ));
+        }
         match self.log.filter.parse::<tracing_subscriber::EnvFilter>() {
             Ok(_) => Ok(()),
             Err(e) => Err(ConfigError::invalid("log.filter", e.to_string())),

@@ -12,17 +12,24 @@
 //! - [`store`]: the append-only artefact store (local folder or S3) and its key layout.
 //! - [`manifest`]: the manifest, its canonical bytes, and verification against a store.
 //! - [`magi`]: the jurors, the model interface they and augmentation share, and the tally.
+//! - [`subsquare`], [`proposal`]: referenda in from Subsquare (with retries), parsed strictly.
+//! - [`augment`]: cleaned, fitted, quoted juror input (`content.md`) and its record.
+//! - [`comment`]: the SIMA-signed rationale comment, posted once.
 //! - [`hash`]: SHA-256 as the project spells it.
 //! - [`cli`], [`commands`]: the command line and what each command does.
 
 pub mod account;
+pub mod augment;
 pub mod cli;
 pub mod commands;
+pub mod comment;
 pub mod config;
 pub mod hash;
 pub mod magi;
 pub mod manifest;
 pub mod network;
+pub mod proposal;
 pub mod secret;
 pub mod stages;
 pub mod store;
+pub mod subsquare;

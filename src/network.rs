@@ -54,6 +54,7 @@ impl Network {
                 allowed_tracks: treasury_tracks,
                 min_referendum_id: 0,
                 enabled: true,
+                real_account: None,
             },
             Network::Kusama => NetworkSpec {
                 rpc_url: "wss://kusama-asset-hub-rpc.polkadot.io".into(),
@@ -68,6 +69,7 @@ impl Network {
                 allowed_tracks: treasury_tracks,
                 min_referendum_id: 0,
                 enabled: true,
+                real_account: None,
             },
             Network::Paseo => NetworkSpec {
                 rpc_url: "wss://sys.ibp.network/asset-hub-paseo".into(),
@@ -81,6 +83,7 @@ impl Network {
                 min_referendum_id: 0,
                 // A testnet is opt-in: nobody should vote there by accident.
                 enabled: false,
+                real_account: None,
             },
         }
     }
@@ -132,6 +135,10 @@ pub struct NetworkSpec {
     pub min_referendum_id: u32,
     /// Whether dispatch looks at this network at all.
     pub enabled: bool,
+    /// The real (proxied) account cybergov votes and comments for, as SS58 or hex; unset: the
+    /// proxy acts for itself. Comments name it as SIMA's `real`.
+    #[serde(default)]
+    pub real_account: Option<String>,
 }
 
 impl NetworkSpec {

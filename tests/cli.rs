@@ -61,10 +61,9 @@ fn invalid_input_is_a_usage_error_that_says_what_is_wrong() {
 #[test]
 fn commands_that_have_not_landed_say_so_and_fail() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [&[&str]; 4] = [
+    let cases: [&[&str]; 3] = [
         &["serve"],
         &["vote", "--network", "kusama", "--id", "3", "--dry-run"],
-        &["comment", "--network", "kusama", "--id", "3"],
         &["verify", "--network", "kusama", "--id", "3", "--reexecute"],
     ];
     for args in cases {
@@ -76,6 +75,36 @@ fn commands_that_have_not_landed_say_so_and_fail() {
             stderr(&o)
         );
     }
+}
+
+#[test]
+fn comment_without_a_run_or_a_key_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cybergov(
+        dir.path(),
+        &["comment", "--network", "kusama", "--id", "3"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("has no latest.json"), "{}", stderr(&o));
+    let o = cybergov(
+        dir.path(),
+        &["comment", "--network", "kusama", "--id", "3", "--run", "1"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("CYBERGOV_PROXY_SEED"), "{}", stderr(&o));
+    let o = cybergov(
+        dir.path(),
+        &["comment", "--network", "kusama", "--id", "3", "--run", "1"],
+        &[("CYBERGOV_PROXY_SEED", "//Alice")],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("manifest.json is missing"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -2,6 +2,9 @@
 
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub mod subsquare_server;
+pub mod tiny_gguf;
+
 use cybergov::hash::Sha256Hash;
 use cybergov::manifest::{
     ArtefactRef, Decision, Decoding, Manifest, ModelRecord, Provenance, SCHEMA_V1, VoteKind,
@@ -83,9 +86,20 @@ pub async fn write_sample_run(
     run: u32,
     previous: Option<Sha256Hash>,
 ) -> Manifest {
+    let raw = br##"{"referendumIndex":4242,"title":"Toolkit maintenance \u2014 six months","content":"# Summary\n\nWe request 48,000 USDC.","contentType":"markdown","track":33,"state":{"name":"Deciding"}}"##;
+    write_sample_run_with_raw(store, run, previous, raw).await
+}
+
+/// [`write_sample_run`] with other `raw_subsquare.json` bytes.
+pub async fn write_sample_run_with_raw(
+    store: &dyn ObjectStore,
+    run: u32,
+    previous: Option<Sha256Hash>,
+    raw: &[u8],
+) -> Manifest {
     let (network, referendum) = SAMPLE;
     let layout = ReferendumLayout::new(network, referendum).run(run);
-    let raw = br##"{"referendumIndex":4242,"title":"Toolkit maintenance \u2014 six months","content":"# Summary\n\nWe request 48,000 USDC.","contentType":"markdown","track":33,"state":{"name":"Deciding"}}"##.to_vec();
+    let raw = raw.to_vec();
     let content = "# Toolkit maintenance — six months\n\nWe request 48,000 USDC (≈ €44 000) for the Asset Hub light-client toolkit. Ünïcödé: 日本語 ✓\n".as_bytes().to_vec();
     let jurors = ["balthazar", "melchior", "caspar"];
     let mut inputs = Vec::new();
@@ -171,4 +185,24 @@ pub async fn write_sample_run(
         .await
         .expect("publish manifest");
     manifest
+}
+
+/// The tiny random GGUF for `seed`, written once per test process into a temp folder.
+pub fn tiny_model_path(seed: u64) -> std::path::PathBuf {
+    use std::sync::{Mutex, OnceLock};
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
+    let path = dir.path().join(format!("tiny-{seed}.gguf"));
+    let _guard = LOCK.lock().unwrap();
+    if !path.exists() {
+        tiny_gguf::write_tiny_llama(&path, seed);
+    }
+    path
+}
+
+/// The tiny random model, loaded with candle (real loading, tokenizer and inference code).
+pub fn tiny_model(seed: u64) -> cybergov::magi::candle::CandleModel {
+    cybergov::magi::candle::CandleModel::load(&tiny_model_path(seed), &Default::default())
+        .expect("tiny model loads")
 }

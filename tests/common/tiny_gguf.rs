@@ -8,7 +8,10 @@ use std::path::Path;
 
 /// GPT-2's byte-to-unicode table: how byte-level BPE vocabularies spell raw bytes.
 fn byte_chars() -> Vec<char> {
-    let mut printable: Vec<u32> = (u32::from(b'!')..=u32::from(b'~')).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
+    let mut printable: Vec<u32> = (u32::from(b'!')..=u32::from(b'~'))
+        .chain(0xA1..=0xAC)
+        .chain(0xAE..=0xFF)
+        .collect();
     let mut chars: Vec<u32> = printable.clone();
     let mut extra = 0;
     for b in 0..=255u32 {
@@ -43,14 +46,26 @@ impl Rng {
 pub fn write_tiny_llama(path: &Path, seed: u64) {
     use gguf_file::Value as V;
     let table = byte_chars();
-    let mut tokens: Vec<String> = vec!["<|endoftext|>".into(), "<|im_start|>".into(), "<|im_end|>".into()];
+    let mut tokens: Vec<String> = vec![
+        "<|endoftext|>".into(),
+        "<|im_start|>".into(),
+        "<|im_end|>".into(),
+    ];
     let mut types: Vec<i32> = vec![3, 3, 3];
     for b in 0..=255usize {
         tokens.push(table[b].to_string());
         types.push(1);
     }
     // A few merges, so that BPE is really exercised ("AYE" becomes one token).
-    let merge_pairs = [("A", "Y"), ("AY", "E"), ("N", "A"), ("NA", "Y"), ("t", "h"), ("th", "e"), ("Ġ", "the")];
+    let merge_pairs = [
+        ("A", "Y"),
+        ("AY", "E"),
+        ("N", "A"),
+        ("NA", "Y"),
+        ("t", "h"),
+        ("th", "e"),
+        ("Ġ", "the"),
+    ];
     let mut merges = Vec::new();
     for (a, b) in merge_pairs {
         merges.push(format!("{a} {b}"));
@@ -68,10 +83,18 @@ pub fn write_tiny_llama(path: &Path, seed: u64) {
     let mut random = |shape: &[usize], scale: f32| {
         let n: usize = shape.iter().product();
         let v: Vec<f32> = (0..n).map(|_| rng.next() * scale).collect();
-        QTensor::quantize(&Tensor::from_vec(v, shape, &Device::Cpu).unwrap(), GgmlDType::Q8_0).unwrap()
+        QTensor::quantize(
+            &Tensor::from_vec(v, shape, &Device::Cpu).unwrap(),
+            GgmlDType::Q8_0,
+        )
+        .unwrap()
     };
     let ones = |n: usize| {
-        QTensor::quantize(&Tensor::ones(n, candle_core::DType::F32, &Device::Cpu).unwrap(), GgmlDType::F32).unwrap()
+        QTensor::quantize(
+            &Tensor::ones(n, candle_core::DType::F32, &Device::Cpu).unwrap(),
+            GgmlDType::F32,
+        )
+        .unwrap()
     };
     let mut tensors: Vec<(String, QTensor)> = vec![
         ("token_embd.weight".into(), random(&[vocab, dim], 0.5)),
@@ -83,8 +106,14 @@ pub fn write_tiny_llama(path: &Path, seed: u64) {
         tensors.push((format!("{p}.attn_norm.weight"), ones(dim)));
         tensors.push((format!("{p}.ffn_norm.weight"), ones(dim)));
         tensors.push((format!("{p}.attn_q.weight"), random(&[dim, dim], 0.2)));
-        tensors.push((format!("{p}.attn_k.weight"), random(&[kv_heads * head_dim, dim], 0.2)));
-        tensors.push((format!("{p}.attn_v.weight"), random(&[kv_heads * head_dim, dim], 0.2)));
+        tensors.push((
+            format!("{p}.attn_k.weight"),
+            random(&[kv_heads * head_dim, dim], 0.2),
+        ));
+        tensors.push((
+            format!("{p}.attn_v.weight"),
+            random(&[kv_heads * head_dim, dim], 0.2),
+        ));
         tensors.push((format!("{p}.attn_output.weight"), random(&[dim, dim], 0.2)));
         tensors.push((format!("{p}.ffn_gate.weight"), random(&[ff, dim], 0.2)));
         tensors.push((format!("{p}.ffn_up.weight"), random(&[ff, dim], 0.2)));
@@ -95,7 +124,7 @@ pub fn write_tiny_llama(path: &Path, seed: u64) {
         ("general.architecture", V::String("llama".into())),
         ("general.name", V::String("tiny-random-llama".into())),
         ("general.alignment", V::U32(32)),
-        ("llama.context_length", V::U32(512)),
+        ("llama.context_length", V::U32(4096)),
         ("llama.embedding_length", V::U32(dim as u32)),
         ("llama.block_count", V::U32(layers as u32)),
         ("llama.feed_forward_length", V::U32(ff as u32)),

@@ -1,0 +1,74 @@
+//! `cybergov comment --network N --id ID [--run R]`: post a run's rationale comment.
+
+use crate::cli::RunTarget;
+use crate::comment::{CommentJob, CommentOutcome, comment_run};
+use crate::config::{Config, Secrets};
+use crate::store::layout::ReferendumLayout;
+use crate::subsquare::{SubsquareClient, sima};
+use anyhow::{Context, bail};
+use std::process::ExitCode;
+
+/// Posts (or finds) the comment of the chosen run and prints what happened.
+pub async fn run(
+    config: &Config,
+    secrets: &Secrets,
+    target: &RunTarget,
+) -> anyhow::Result<ExitCode> {
+    let network = target.target.network;
+    let spec = config.network(network);
+    let store = crate::store::open(&config.store, secrets).context("opening the store")?;
+    let referendum = ReferendumLayout::new(network, target.target.id);
+    let run = match target.run {
+        Some(r) => r,
+        None => match referendum.read_latest(store.as_ref()).await? {
+            Some(latest) => latest.run,
+            None => bail!(
+                "{network} referendum {} has no latest.json in {}: run the pipeline first, or pass --run",
+                target.target.id,
+                store.location()
+            ),
+        },
+    };
+    let seed = secrets.proxy_seed.as_ref().context(
+        "posting a comment needs the proxy's key: set CYBERGOV_PROXY_SEED (or CYBERGOV_PROXY_SEED_FILE)",
+    )?;
+    let proxy = sima::keypair(seed)?;
+    let real = spec
+        .real_account
+        .as_deref()
+        .map(|r| spec.parse_address(r))
+        .transpose()
+        .with_context(|| format!("networks.{network}.real_account"))?;
+    let client = SubsquareClient::new(network, spec, &config.subsquare)?;
+    let timestamp_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default();
+    let job = CommentJob {
+        run: referendum.run(run),
+        spec,
+        proxy: &proxy,
+        real,
+        public_base_url: config.public_base_url.as_deref(),
+        timestamp_ms,
+    };
+    let outcome = comment_run(store.as_ref(), &client, &job)
+        .await
+        .with_context(|| {
+            format!(
+                "commenting on {network} referendum {} run {run}",
+                target.target.id
+            )
+        })?;
+    let what = match &outcome {
+        CommentOutcome::AlreadyRecorded(_) => "already recorded in comment.json; nothing sent",
+        CommentOutcome::FoundExisting(_) => {
+            "found our comment on Subsquare; recorded, nothing sent"
+        }
+        CommentOutcome::Posted(_) => "posted",
+    };
+    let r = outcome.record();
+    println!(
+        "{what}: manifest {} comment {}",
+        r.manifest_sha256.to_hex(),
+        r.comment_id.as_deref().unwrap_or("(no id)")
+    );
+    Ok(ExitCode::SUCCESS)
+}
