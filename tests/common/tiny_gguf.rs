@@ -52,8 +52,8 @@ pub fn write_tiny_llama(path: &Path, seed: u64) {
         "<|im_end|>".into(),
     ];
     let mut types: Vec<i32> = vec![3, 3, 3];
-    for b in 0..=255usize {
-        tokens.push(table[b].to_string());
+    for c in &table {
+        tokens.push(c.to_string());
         types.push(1);
     }
     // A few merges, so that BPE is really exercised ("AYE" becomes one token).
@@ -72,7 +72,7 @@ pub fn write_tiny_llama(path: &Path, seed: u64) {
         tokens.push(format!("{a}{b}"));
         types.push(1);
     }
-    while tokens.len() % 32 != 0 {
+    while !tokens.len().is_multiple_of(32) {
         tokens.push(format!("<|pad{}|>", tokens.len()));
         types.push(4);
     }
