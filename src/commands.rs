@@ -71,7 +71,7 @@ fn run_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             rt.block_on(verify::run(&config, &secrets, &run))
         }
-        Command::Demo { dir } => rt.block_on(demo::run(&dir)),
+        Command::Demo { dir } => rt.block_on(demo::run(&dir, &config)),
         Command::Serve => unavailable("serve", "the job graph and scheduler", 6),
         Command::Dispatch { .. } => unavailable("dispatch", "the job graph and scheduler", 6),
         Command::Run(_) => unavailable("run", "the job graph", 6),

@@ -2,5 +2,6 @@
 //! the store, writes its outputs there, and is a no-op when its outputs already exist. The job
 //! graph schedules them; the CLI can call each one by hand.
 
+pub mod augment;
 pub mod infer;
 pub mod provenance;
