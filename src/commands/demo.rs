@@ -25,9 +25,11 @@ pub const SAMPLE: (Network, u32) = (Network::Polkadot, 4242);
 /// Runs the demo in `dir`. `config` supplies only the juror and augmentation settings (so a
 /// configured model cache, device or token budget applies); the store is always the demo's own.
 pub async fn run(dir: &Path, base: &Config) -> anyhow::Result<ExitCode> {
-    let mut config = Config::default();
-    config.magi = base.magi.clone();
-    config.augment = base.augment.clone();
+    let mut config = Config {
+        magi: base.magi.clone(),
+        augment: base.augment.clone(),
+        ..Config::default()
+    };
     config.store.backend = StoreBackend::Fs;
     config.store.path = dir.join("store");
     let store = FsStore::new(&config.store.path).context("opening the demo store")?;
