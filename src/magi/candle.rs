@@ -435,7 +435,12 @@ fn argmax(logits: &Tensor) -> Result<u32, ModelError> {
     Ok(best as u32)
 }
 
-fn progress_bar(enabled: bool, len: Option<u64>, msg: &'static str) -> indicatif::ProgressBar {
+/// A progress bar on a terminal, hidden otherwise (logs and CI stay quiet).
+pub(crate) fn progress_bar(
+    enabled: bool,
+    len: Option<u64>,
+    msg: &'static str,
+) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
     if !enabled || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();

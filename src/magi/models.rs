@@ -290,7 +290,9 @@ pub fn requantize(source: &Path, target: &Path, q: Quant) -> Result<(), FetchErr
     names.sort();
     let cpu = candle_core::Device::Cpu;
     let mut tensors = Vec::with_capacity(names.len());
+    let bar = crate::magi::candle::progress_bar(true, Some(names.len() as u64), "requantizing");
     for name in names {
+        bar.inc(1);
         let t = ct
             .tensor(&mut f, name, &cpu)
             .map_err(|e| fail(e.to_string()))?;
@@ -302,6 +304,7 @@ pub fn requantize(source: &Path, target: &Path, q: Quant) -> Result<(), FetchErr
         };
         tensors.push((name.clone(), t));
     }
+    bar.finish_and_clear();
     let mut metadata: Vec<(&String, &gguf_file::Value)> = ct.metadata.iter().collect();
     metadata.sort_by(|a, b| a.0.cmp(b.0));
     let md: Vec<(&str, &gguf_file::Value)> =
