@@ -23,7 +23,8 @@
 //! exact prompt text (written to a file) and generates as many tokens as candle did, greedily.
 //! Rounds are summarised by their median.
 //!
-//! This is a benchmark, not a test: `cargo test --all-targets` builds it but never runs it.
+//! This is a benchmark, not a test: `cargo test --all-targets` builds it and starts it without
+//! the `--bench` flag that `cargo bench` passes, and then it returns at once.
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -75,7 +76,7 @@ struct Args {
     /// llama.cpp context size.
     #[arg(long, default_value_t = 4096)]
     n_ctx: u32,
-    /// Passed by `cargo bench`; ignored.
+    /// Passed by `cargo bench`; without it the binary does nothing (see `main`).
     #[arg(long, hide = true)]
     bench: bool,
 }
@@ -139,6 +140,12 @@ fn mib(kb: u64) -> f64 {
 }
 
 fn main() -> Result<()> {
+    // `cargo bench` passes `--bench`. `cargo test --all-targets` builds this binary too and runs
+    // it without that flag: then it measures nothing (benchmarks are not tests).
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("jurors: a benchmark, not run as a test; run `cargo bench --bench jurors`");
+        return Ok(());
+    }
     let args = Args::parse();
     // SAFETY: first thing in main, before any other thread (rayon, tokio) exists.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
