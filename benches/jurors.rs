@@ -1,0 +1,470 @@
+//! The juror benchmark (issue #4): prompt-processing and generation tokens/s and peak RSS for
+//! the juror workload on candle, side by side with llama.cpp on the same GGUF, prompt and thread
+//! count where llama.cpp is installed (`pip install llama-cpp-python==0.3.36`).
+//!
+//! ```text
+//! cargo bench --bench jurors -- --threads 2 --tokens 64 [--quant q8_0|q4_1] [--model FILE]
+//!                               [--rounds 3] [--peer | --no-peer] [--python python3]
+//! ```
+//!
+//! What is measured, all through the public [`LanguageModel`] API:
+//! - the prompt is the bundled sample referendum, augmented as the pipeline does it
+//!   (`content.md`) and wrapped in the first juror's rationale conversation, rendered with the
+//!   model's chat template;
+//! - `generate(1)` and `generate(N)` (greedy, no repetition penalty) are timed; each runs one
+//!   prefill and then one forward pass per token it returns, so a decode step costs
+//!   `(t_N - t_1) / (c_N - c_1)` and the prefill `t_1 - c_1 * step` (`c` = tokens returned);
+//! - peak RSS is this process's `VmHWM` at the end (model load, every round, one deliberation);
+//! - one full [`deliberate`] (rationale with the default juror decoding, then option scoring) is
+//!   timed as the real juror workload.
+//!
+//! The peer, `scripts/bench-llamacpp.py`, runs as a separate process per round (so its RSS is
+//! its own), alternating with ours so that both see the same machine load. It evaluates the
+//! exact prompt text (written to a file) and generates as many tokens as candle did, greedily.
+//! Rounds are summarised by their median.
+//!
+//! This is a benchmark, not a test: `cargo test --all-targets` builds it and starts it without
+//! the `--bench` flag that `cargo bench` passes, and then it returns at once.
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use cybergov::augment::questions::Questions;
+use cybergov::augment::{AugmentConfig, augment};
+use cybergov::magi::candle::{CandleModel, LoadOptions};
+use cybergov::magi::juror::{deliberate, rationale_messages};
+use cybergov::magi::model::{ChatMessage, FinishReason, GenerateParams, LanguageModel};
+use cybergov::magi::models;
+use cybergov::magi::prompts::{JURORS, Prompts};
+use cybergov::magi::settings::MagiConfig;
+use cybergov::manifest::Decoding;
+use cybergov::network::Network;
+use cybergov::proposal::Proposal;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// The demo's sample referendum, in Subsquare's shape: the juror input.
+const SAMPLE_REFERENDUM: &[u8] = include_bytes!("../src/commands/demo/sample-referendum.json");
+
+#[derive(Parser, Debug)]
+#[command(about = "Juror tokens/s and peak RSS, candle vs llama.cpp")]
+struct Args {
+    /// CPU threads for both engines (sets RAYON_NUM_THREADS before any candle work).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Tokens to generate (greedy; fewer if the model ends its turn).
+    #[arg(long, default_value_t = 64)]
+    tokens: u32,
+    /// Which named SmolLM2-135M file: q8_0 (the default juror model) or q4_1 (as shipped).
+    #[arg(long, default_value = "q8_0")]
+    quant: String,
+    /// A GGUF file to use instead of the named model.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Measured rounds (ours then the peer's, alternating); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Require the llama.cpp peer (fail if it cannot run).
+    #[arg(long, conflicts_with = "no_peer")]
+    peer: bool,
+    /// Skip the llama.cpp peer.
+    #[arg(long)]
+    no_peer: bool,
+    /// Python interpreter that has llama_cpp.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// llama.cpp context size.
+    #[arg(long, default_value_t = 4096)]
+    n_ctx: u32,
+    /// Passed by `cargo bench`; without it the binary does nothing (see `main`).
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// One round's numbers for one engine.
+#[derive(Clone, Debug, Default)]
+struct Round {
+    prompt_tokens: u32,
+    prefill_s: f64,
+    gen_tokens: u32,
+    gen_s: f64,
+}
+
+impl Round {
+    fn pp_tps(&self) -> f64 {
+        f64::from(self.prompt_tokens) / self.prefill_s
+    }
+    fn tg_tps(&self) -> f64 {
+        f64::from(self.gen_tokens) / self.gen_s
+    }
+}
+
+/// What the peer script prints.
+#[derive(Debug, serde::Deserialize)]
+struct PeerReport {
+    prompt_tokens: u32,
+    prefill_s: f64,
+    gen_tokens: u32,
+    gen_s: f64,
+    load_s: f64,
+    peak_rss_kb: u64,
+    baseline_rss_kb: u64,
+    text: String,
+    version: String,
+    system_info: String,
+}
+
+/// `VmHWM` / `VmRSS` of this process, in KiB.
+fn proc_status_kb(field: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|r| r.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn mib(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+fn main() -> Result<()> {
+    // `cargo bench` passes `--bench`. `cargo test --all-targets` builds this binary too and runs
+    // it without that flag: then it measures nothing (benchmarks are not tests).
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("jurors: a benchmark, not run as a test; run `cargo bench --bench jurors`");
+        return Ok(());
+    }
+    let args = Args::parse();
+    // SAFETY: first thing in main, before any other thread (rayon, tokio) exists.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
+    let threads = candle_core::utils::get_num_threads();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(args, threads))
+}
+
+/// The sample referendum as the jurors get it: `content.md`.
+fn juror_content() -> Result<String> {
+    let network = Network::Polkadot;
+    let spec = network.default_spec();
+    let proposal = Proposal::from_subsquare(network, &spec, SAMPLE_REFERENDUM)?;
+    let augmented = augment(
+        &proposal,
+        &AugmentConfig::default(),
+        &spec,
+        &Questions::bundled(),
+    )?;
+    Ok(augmented.content_md())
+}
+
+fn model_path(args: &Args) -> Result<PathBuf> {
+    if let Some(p) = &args.model {
+        return Ok(p.clone());
+    }
+    let name = match args.quant.to_ascii_lowercase().as_str() {
+        "q8_0" => "smollm2-135m-instruct-q8_0",
+        "q4_1" => "smollm2-135m-instruct",
+        q => bail!("--quant {q}: use q8_0 or q4_1 (or --model FILE)"),
+    };
+    let named = models::named(name).context("named model missing")?;
+    Ok(models::ensure(named, &models::default_models_dir())?)
+}
+
+async fn measure_ours(
+    model: &CandleModel,
+    messages: &[ChatMessage],
+    tokens: u32,
+) -> Result<(Round, String, FinishReason)> {
+    let t = Instant::now();
+    let g1 = model.generate(messages, &GenerateParams::greedy(1)).await?;
+    let t1 = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let gn = model
+        .generate(messages, &GenerateParams::greedy(tokens))
+        .await?;
+    let tn = t.elapsed().as_secs_f64();
+    let (c1, cn) = (g1.completion_tokens, gn.completion_tokens);
+    if cn <= c1 {
+        bail!("the model ended its turn after {cn} token(s): nothing to time for generation");
+    }
+    let step = (tn - t1) / f64::from(cn - c1);
+    Ok((
+        Round {
+            prompt_tokens: gn.prompt_tokens,
+            prefill_s: t1 - f64::from(c1) * step,
+            gen_tokens: cn,
+            gen_s: f64::from(cn) * step,
+        },
+        gn.text,
+        gn.finish,
+    ))
+}
+
+fn peer_available(python: &str) -> bool {
+    Command::new(python)
+        .args(["-c", "import llama_cpp"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn run_peer(
+    args: &Args,
+    model: &Path,
+    prompt_file: &Path,
+    tokens: u32,
+    threads: usize,
+) -> Result<PeerReport> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench-llamacpp.py");
+    let out = Command::new(&args.python)
+        .arg(&script)
+        .arg("--model")
+        .arg(model)
+        .arg("--prompt-file")
+        .arg(prompt_file)
+        .args(["--threads", &threads.to_string()])
+        .args(["--tokens", &tokens.to_string()])
+        .args(["--n-ctx", &args.n_ctx.to_string()])
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed ({}): {}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .context("the peer printed no JSON")?;
+    serde_json::from_str(line).with_context(|| format!("peer JSON: {line}"))
+}
+
+/// Where two generated texts first differ (in chars), or `None` if one is a prefix of the other.
+fn divergence(a: &str, b: &str) -> Option<usize> {
+    a.chars().zip(b.chars()).position(|(x, y)| x != y)
+}
+
+async fn run(args: Args, threads: usize) -> Result<()> {
+    let path = model_path(&args)?;
+    let prompts = Prompts::embedded();
+    let content = juror_content()?;
+    let messages = rationale_messages(&prompts, JURORS[0], &content);
+
+    let load_start = Instant::now();
+    let model = CandleModel::load(&path, &LoadOptions::default())?;
+    let load_s = load_start.elapsed().as_secs_f64();
+    let rss_after_load = proc_status_kb("VmRSS:");
+
+    // The exact text both engines tokenize.
+    let prompt = model.template().render(&messages);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-jurors");
+    std::fs::create_dir_all(&dir)?;
+    let prompt_file = dir.join("prompt.txt");
+    std::fs::write(&prompt_file, &prompt)?;
+
+    let peer = if args.no_peer {
+        println!("llama.cpp peer: skipped (--no-peer)");
+        false
+    } else if peer_available(&args.python) {
+        true
+    } else if args.peer {
+        bail!(
+            "--peer: `{} -c \"import llama_cpp\"` fails; `pip install llama-cpp-python==0.3.36` builds it",
+            args.python
+        );
+    } else {
+        println!(
+            "llama.cpp peer: NOT AVAILABLE (`{} -c \"import llama_cpp\"` fails; \
+             `pip install llama-cpp-python==0.3.36` builds it). Only cybergov's numbers follow.",
+            args.python
+        );
+        false
+    };
+
+    let info = model.info();
+    println!(
+        "model: {} ({}, {}), sha256 {}",
+        path.display(),
+        info.model_id,
+        info.quantization.as_deref().unwrap_or("?"),
+        info.file_sha256
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    );
+    println!(
+        "threads: requested {}, candle get_num_threads() = {threads}; tokens: {}; rounds: {}",
+        args.threads, args.tokens, args.rounds
+    );
+    println!("prompt: {} ({} bytes)", prompt_file.display(), prompt.len());
+
+    // Warm-up: first-touch page faults, thread pool start.
+    model
+        .generate(&messages, &GenerateParams::greedy(1))
+        .await?;
+
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut our_text = String::new();
+    let mut our_finish = FinishReason::Length;
+    let mut peer_last: Option<PeerReport> = None;
+    for round in 1..=args.rounds.max(1) {
+        let (r, text, finish) = measure_ours(&model, &messages, args.tokens).await?;
+        println!(
+            "round {round} candle:    pp {:7.1} tok/s ({} tok in {:.3} s)  tg {:6.2} tok/s ({} tok in {:.3} s)",
+            r.pp_tps(),
+            r.prompt_tokens,
+            r.prefill_s,
+            r.tg_tps(),
+            r.gen_tokens,
+            r.gen_s
+        );
+        let gen_tokens = r.gen_tokens;
+        ours.push(r);
+        our_text = text;
+        our_finish = finish;
+        if peer {
+            let p = run_peer(&args, &path, &prompt_file, gen_tokens, threads)?;
+            let r = Round {
+                prompt_tokens: p.prompt_tokens,
+                prefill_s: p.prefill_s,
+                gen_tokens: p.gen_tokens,
+                gen_s: p.gen_s,
+            };
+            println!(
+                "round {round} llama.cpp: pp {:7.1} tok/s ({} tok in {:.3} s)  tg {:6.2} tok/s ({} tok in {:.3} s)",
+                r.pp_tps(),
+                r.prompt_tokens,
+                r.prefill_s,
+                r.tg_tps(),
+                r.gen_tokens,
+                r.gen_s
+            );
+            theirs.push(r);
+            peer_last = Some(p);
+        }
+    }
+    if our_finish == FinishReason::Stop {
+        println!(
+            "note: the model ended its turn after {} of {} tokens; both engines timed that many",
+            ours[0].gen_tokens, args.tokens
+        );
+    }
+
+    // The real juror workload: rationale with the default juror decoding, then option scoring.
+    let magi = MagiConfig::default();
+    let decoding = Decoding {
+        strategy: "greedy".into(),
+        max_new_tokens: magi.max_new_tokens,
+        threads: threads as u32,
+        repeat_penalty: magi.repeat_penalty.clone(),
+        repeat_last_n: magi.repeat_last_n,
+    };
+    let t = Instant::now();
+    let record = deliberate(JURORS[0], &model, &prompts, &content, &decoding).await?;
+    let deliberate_s = t.elapsed().as_secs_f64();
+    let peak = proc_status_kb("VmHWM:");
+
+    let med = |v: &[Round], f: fn(&Round) -> f64| median(v.iter().map(f).collect());
+    let our_pp = med(&ours, Round::pp_tps);
+    let our_tg = med(&ours, Round::tg_tps);
+
+    println!();
+    println!(
+        "deliberate({}): {deliberate_s:.2} s wall — {} prompt + {} rationale tokens \
+         (max {}, repeat_penalty {}), then scoring {} options; vote {:?}",
+        JURORS[0],
+        record.prompt_tokens,
+        record.completion_tokens,
+        decoding.max_new_tokens,
+        decoding.repeat_penalty,
+        record.scores.len(),
+        record.vote
+    );
+    println!();
+    let fmt_ratio = |a: f64, b: f64| format!("{:.2}×", a / b);
+    println!("| metric | cybergov (candle) | llama.cpp | ratio (ours / theirs) |");
+    println!("|---|---:|---:|---:|");
+    match (&peer_last, theirs.is_empty()) {
+        (Some(p), false) => {
+            let th_pp = med(&theirs, Round::pp_tps);
+            let th_tg = med(&theirs, Round::tg_tps);
+            println!(
+                "| prompt tokens (own tokenizer) | {} | {} | |",
+                ours[0].prompt_tokens, theirs[0].prompt_tokens
+            );
+            println!(
+                "| prompt processing, tok/s (median) | {our_pp:.1} | {th_pp:.1} | {} |",
+                fmt_ratio(our_pp, th_pp)
+            );
+            println!(
+                "| generation ({} tok), tok/s (median) | {our_tg:.2} | {th_tg:.2} | {} |",
+                ours[0].gen_tokens,
+                fmt_ratio(our_tg, th_tg)
+            );
+            println!(
+                "| peak RSS, MiB | {:.1} | {:.1} | {} |",
+                mib(peak),
+                mib(p.peak_rss_kb),
+                fmt_ratio(peak as f64, p.peak_rss_kb as f64)
+            );
+            println!(
+                "| model load, s | {load_s:.2} | {:.2} | {} |",
+                p.load_s,
+                fmt_ratio(load_s, p.load_s)
+            );
+            println!("| one deliberate(), s | {deliberate_s:.2} | — | |");
+            println!();
+            println!(
+                "peer: llama-cpp-python {}, RSS before loading the model {:.1} MiB (Python); {}",
+                p.version,
+                mib(p.baseline_rss_kb),
+                p.system_info.trim()
+            );
+            match divergence(&our_text, &p.text) {
+                None => println!("greedy texts agree over the generated tokens"),
+                Some(i) => println!(
+                    "greedy texts diverge at char {i}: candle {:?} / llama.cpp {:?}",
+                    our_text.chars().take(i + 20).collect::<String>(),
+                    p.text.chars().take(i + 20).collect::<String>()
+                ),
+            }
+        }
+        _ => {
+            println!("| prompt tokens | {} | n/a | |", ours[0].prompt_tokens);
+            println!("| prompt processing, tok/s (median) | {our_pp:.1} | n/a | |");
+            println!(
+                "| generation ({} tok), tok/s (median) | {our_tg:.2} | n/a | |",
+                ours[0].gen_tokens
+            );
+            println!("| peak RSS, MiB | {:.1} | n/a | |", mib(peak));
+            println!("| model load, s | {load_s:.2} | n/a | |");
+            println!("| one deliberate(), s | {deliberate_s:.2} | — | |");
+        }
+    }
+    println!();
+    println!(
+        "candle RSS after load {:.1} MiB; peak (VmHWM, load + all rounds + deliberate) {:.1} MiB",
+        mib(rss_after_load),
+        mib(peak)
+    );
+    Ok(())
+}
