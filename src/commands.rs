@@ -92,6 +92,11 @@ fn set_inference_threads(threads: u32) {
     }
 }
 
+/// Opens the configured artefact store (every store-reading command starts here).
+fn open_store(config: &Config, secrets: &Secrets) -> anyhow::Result<crate::store::SharedStore> {
+    crate::store::open(&config.store, secrets).context("opening the store")
+}
+
 fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
     // RUST_LOG, when set, wins over the configured filter: the usual expectation when debugging.

@@ -16,7 +16,7 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let network = target.target.network;
     let spec = config.network(network);
-    let store = crate::store::open(&config.store, secrets).context("opening the store")?;
+    let store = super::open_store(config, secrets)?;
     let referendum = ReferendumLayout::new(network, target.target.id);
     let run = match target.run {
         Some(r) => r,

@@ -13,7 +13,7 @@ pub async fn run(
     secrets: &Secrets,
     target: &RunTarget,
 ) -> anyhow::Result<ExitCode> {
-    let store = crate::store::open(&config.store, secrets).context("opening the store")?;
+    let store = super::open_store(config, secrets)?;
     let jury = Jury::from_config(&config.magi, secrets, true).context("assembling the jury")?;
     let t = &target.target;
     let outcome = infer(store.as_ref(), config, &jury, t.network, t.id, target.run).await?;

@@ -3,7 +3,6 @@
 use crate::config::{Config, Secrets};
 use crate::network::Network;
 use crate::store::layout::ReferendumLayout;
-use anyhow::Context;
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
@@ -14,7 +13,7 @@ pub async fn run(
     network: Option<Network>,
     id: Option<u32>,
 ) -> anyhow::Result<ExitCode> {
-    let store = crate::store::open(&config.store, secrets).context("opening the store")?;
+    let store = super::open_store(config, secrets)?;
     let networks: Vec<Network> = network.map_or_else(|| Network::ALL.to_vec(), |n| vec![n]);
     let mut any = false;
     for net in networks {

@@ -3,7 +3,6 @@
 use crate::cli::RunTarget;
 use crate::config::{Config, Secrets};
 use crate::manifest::verify::verify_run;
-use anyhow::Context;
 use std::process::ExitCode;
 
 /// Verifies the run named by `target` and prints one line per check.
@@ -12,7 +11,7 @@ pub async fn run(
     secrets: &Secrets,
     target: &RunTarget,
 ) -> anyhow::Result<ExitCode> {
-    let store = crate::store::open(&config.store, secrets).context("opening the store")?;
+    let store = super::open_store(config, secrets)?;
     let t = &target.target;
     let report = verify_run(store.as_ref(), t.network, t.id, target.run).await;
     println!("{report}");

@@ -174,13 +174,17 @@ pub async fn infer(
     for (name, model) in &jury.members {
         let artefact = Artefact::Juror(name.clone());
         let key = rl.key(&artefact);
-        let record = match store.get(&key).await {
-            Ok(bytes) => serde_json::from_slice::<JurorRecord>(&bytes).map_err(|e| {
-                InferError::Malformed {
-                    key: key.to_string(),
-                    message: e.to_string(),
-                }
-            })?,
+        // The manifest lists the bytes as stored, never a re-serialization of them.
+        let (record, bytes) = match store.get(&key).await {
+            Ok(bytes) => {
+                let record = serde_json::from_slice::<JurorRecord>(&bytes).map_err(|e| {
+                    InferError::Malformed {
+                        key: key.to_string(),
+                        message: e.to_string(),
+                    }
+                })?;
+                (record, bytes)
+            }
             Err(StoreError::NotFound(_)) => {
                 tracing::info!(juror = %name, model = %model.info().model_id, "juror deliberating");
                 let record = deliberate(
@@ -195,13 +199,13 @@ pub async fn infer(
                     juror: name.clone(),
                     source,
                 })?;
-                store.put(&key, &record.to_bytes()).await?;
-                record
+                let bytes = record.to_bytes();
+                store.put(&key, &bytes).await?;
+                (record, bytes)
             }
             Err(e) => return Err(e.into()),
         };
         tracing::info!(juror = %name, vote = ?record.vote, "juror voted");
-        let bytes = record.to_bytes();
         outputs.push(ArtefactRef::describe(
             artefact.file_name(),
             key.as_str(),
