@@ -3,8 +3,12 @@
 
 mod comment;
 mod demo;
+mod dispatch;
 mod infer;
 mod models;
+mod rerun;
+mod run;
+mod serve;
 mod status;
 mod verify;
 
@@ -72,10 +76,12 @@ fn run_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(verify::run(&config, &secrets, &run))
         }
         Command::Demo { dir } => rt.block_on(demo::run(&dir, &config)),
-        Command::Serve => unavailable("serve", "the job graph and scheduler", 6),
-        Command::Dispatch { .. } => unavailable("dispatch", "the job graph and scheduler", 6),
-        Command::Run(_) => unavailable("run", "the job graph", 6),
-        Command::Rerun { .. } => unavailable("rerun", "the job graph", 6),
+        Command::Serve => rt.block_on(serve::run(&config, &secrets)),
+        Command::Dispatch { network } => rt.block_on(dispatch::run(&config, &secrets, network)),
+        Command::Run(target) => rt.block_on(run::run(&config, &secrets, &target)),
+        Command::Rerun { target, from } => {
+            rt.block_on(rerun::run(&config, &secrets, &target, from))
+        }
         Command::Infer(target) => rt.block_on(infer::run(&config, &secrets, &target)),
         Command::Models { action } => models::run(&config, action),
         Command::Vote { .. } => unavailable("vote", "casting votes on chain", 5),

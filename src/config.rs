@@ -54,6 +54,8 @@ pub struct Config {
     pub subsquare: crate::subsquare::SubsquareConfig,
     /// Augmentation: context budget, long-proposal flag, abstain policy.
     pub augment: crate::augment::AugmentConfig,
+    /// The job graph and its workers: graph file, concurrency, dead-worker timeout, dispatch.
+    pub pipeline: crate::pipeline::settings::PipelineConfig,
 }
 
 /// Artefact store settings.
@@ -165,6 +167,7 @@ impl Default for Config {
             magi: crate::magi::settings::MagiConfig::default(),
             subsquare: crate::subsquare::SubsquareConfig::default(),
             augment: crate::augment::AugmentConfig::default(),
+            pipeline: crate::pipeline::settings::PipelineConfig::default(),
         }
     }
 }
@@ -363,6 +366,9 @@ impl Config {
         self.magi
             .validate()
             .map_err(|(key, message)| ConfigError::invalid(key, message))?;
+        self.pipeline
+            .validate()
+            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
         if self.subsquare.user_agent.trim().is_empty() {
             return Err(ConfigError::invalid(
                 "subsquare.user_agent",
@@ -411,10 +417,12 @@ fn toml_string(c: &Config) -> String {
     toml::to_string_pretty(c).expect("config always serializes to TOML")
 }
 
-/// Whether `var` is a configuration variable (not a secret, not the config path).
+/// Whether `var` is a configuration variable (not a secret, not the config path, not the
+/// test-only fault injection).
 fn is_config_var(var: &str) -> bool {
     var.starts_with(ENV_PREFIX)
         && var != CONFIG_PATH_VAR
+        && var != crate::pipeline::engine::FAULT_PAUSE_VAR
         && !SECRET_VARS
             .iter()
             .any(|s| var == *s || var.strip_suffix("_FILE") == Some(s))

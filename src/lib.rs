@@ -15,6 +15,7 @@
 //! - [`subsquare`], [`proposal`]: referenda in from Subsquare (with retries), parsed strictly.
 //! - [`augment`]: cleaned, fitted, quoted juror input (`content.md`) and its record.
 //! - [`comment`]: the SIMA-signed rationale comment, posted once.
+//! - [`pipeline`]: the job graph — ledger, apalis workers, dispatch, the service.
 //! - [`hash`]: SHA-256 as the project spells it.
 //! - [`cli`], [`commands`]: the command line and what each command does.
 
@@ -28,6 +29,7 @@ pub mod hash;
 pub mod magi;
 pub mod manifest;
 pub mod network;
+pub mod pipeline;
 pub mod proposal;
 pub mod secret;
 pub mod stages;

@@ -61,8 +61,7 @@ fn invalid_input_is_a_usage_error_that_says_what_is_wrong() {
 #[test]
 fn commands_that_have_not_landed_say_so_and_fail() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [&[&str]; 3] = [
-        &["serve"],
+    let cases: [&[&str]; 2] = [
         &["vote", "--network", "kusama", "--id", "3", "--dry-run"],
         &["verify", "--network", "kusama", "--id", "3", "--reexecute"],
     ];

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test crate uses a different subset
 
 pub mod openai_server;
+pub mod pipeline;
 pub mod subsquare_server;
 pub mod tiny_gguf;
 

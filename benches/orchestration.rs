@@ -1,0 +1,252 @@
+//! The orchestration benchmark (issue #6): what the job graph itself costs per referendum.
+//!
+//! ```text
+//! cargo bench --bench orchestration -- [--referenda 100] [--backend sqlite|postgres|both]
+//!                                      [--postgres-url postgres://postgres@127.0.0.1:5432/test]
+//! ```
+//!
+//! The graph is `jobs/bench-pipeline.toml`: the six stages with no delays, each handler an
+//! instant no-op, so everything measured is orchestration — the ledger (claim, successor rows,
+//! completion: the same engine code `cybergov serve` runs), the queue push of each new run, and
+//! the hand-off between stages. Two measurements per backend:
+//!
+//! - **per referendum**: for each of N referenda in turn, create the run and process it through
+//!   the six stages (`Engine::start_run` + `Engine::process`, as a worker does once the entry
+//!   job is delivered); median and p90 of those N latencies;
+//! - **service**: N runs queued at once, drained by the apalis worker of `serve` (concurrency 2,
+//!   poll 50 ms), wall time until every run is completed, divided by N.
+//!
+//! RSS is this process's peak (`VmHWM`): service, engine and, for SQLite, the database. The
+//! PostgreSQL server's own memory is not included. The anchor is the issue's Prefect 3.4 run:
+//! six trivial tasks for one referendum in a median 0.69 s, ≈ 400 MB RSS client + server.
+//!
+//! A benchmark, not a test: `cargo test --all-targets` builds it and starts it without the
+//! `--bench` flag that `cargo bench` passes, and then it returns at once.
+
+use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
+use clap::Parser;
+use cybergov::config::{Config, Secrets};
+use cybergov::network::Network;
+use cybergov::pipeline::handlers::{Registry, Services, StageDone, StageError, StageHandler};
+use cybergov::pipeline::ledger::StageKey;
+use cybergov::pipeline::service::{Parts, serve};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Prefect 3.4: median seconds per referendum (six trivial tasks) on this machine class.
+const PREFECT_MEDIAN_S: f64 = 0.69;
+/// Prefect 3.4: RSS across client and server, MB.
+const PREFECT_RSS_MB: f64 = 400.0;
+
+#[derive(Parser, Debug)]
+#[command(about = "Orchestration overhead per referendum, SQLite and PostgreSQL")]
+struct Args {
+    /// Referenda per measurement.
+    #[arg(long, default_value_t = 100)]
+    referenda: u32,
+    /// sqlite, postgres or both.
+    #[arg(long, default_value = "both")]
+    backend: String,
+    /// PostgreSQL server (a fresh database is created in it and dropped).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    postgres_url: String,
+    /// Passed by `cargo bench`; without it the binary does nothing (see `main`).
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// A stage body that does nothing.
+#[derive(Debug)]
+struct Instant0;
+
+#[async_trait]
+impl StageHandler for Instant0 {
+    async fn run(&self, _: &Services, _: &StageKey) -> Result<StageDone, StageError> {
+        Ok(StageDone::default())
+    }
+}
+
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    for s in ["dispatch", "scrape", "augment", "infer", "vote", "comment"] {
+        r.register(s, Arc::new(Instant0));
+    }
+    r
+}
+
+fn config(url: &str, dir: &Path) -> Config {
+    let mut c = Config::default();
+    c.database.url = url.to_owned();
+    c.store.path = dir.join("store");
+    c.pipeline.graph =
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/bench-pipeline.toml"));
+    c.pipeline.poll_interval_ms = 50;
+    c.pipeline.concurrency = 2;
+    c.pipeline.dead_worker_timeout_secs = 120;
+    c
+}
+
+fn vm_hwm_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Measured {
+    median_ms: f64,
+    p90_ms: f64,
+    service_ms_per_ref: f64,
+}
+
+async fn measure(url: &str, n: u32) -> Result<Measured> {
+    let dir = tempfile::tempdir()?;
+    let config = config(url, dir.path());
+    let store: cybergov::store::SharedStore =
+        Arc::new(cybergov::store::FsStore::new(&config.store.path)?);
+    let secrets = Secrets::default();
+    let engine =
+        Arc::new(cybergov::pipeline::open_engine(&config, &secrets, store, registry(), true).await?);
+
+    // Per referendum, one after the other.
+    let mut lat = Vec::new();
+    for i in 0..n {
+        let t = Instant::now();
+        let key = engine
+            .start_run(Network::Polkadot, 10_000 + i, true)
+            .await?
+            .context("run created")?;
+        engine.process(key).await?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let runs = engine.ledger.runs(Some(Network::Polkadot), None).await?;
+    if runs.iter().filter(|r| r.state == "completed").count() != n as usize {
+        bail!("not every sequential run completed");
+    }
+    lat.sort_by(f64::total_cmp);
+
+    // Through the service: N runs queued at once, drained by the apalis worker.
+    let t = Instant::now();
+    for i in 0..n {
+        engine.start_run(Network::Kusama, 20_000 + i, true).await?;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(serve(
+        engine.clone(),
+        Parts {
+            dispatch: false,
+            workers: true,
+        },
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    loop {
+        let runs = engine.ledger.runs(Some(Network::Kusama), None).await?;
+        if runs.iter().filter(|r| r.state == "completed").count() == n as usize {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("the service did not finish");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let service_ms_per_ref = t.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
+    let _ = tx.send(());
+    service.await??;
+    Ok(Measured {
+        median_ms: percentile(&lat, 0.5),
+        p90_ms: percentile(&lat, 0.9),
+        service_ms_per_ref,
+    })
+}
+
+async fn postgres_db(admin: &str) -> Result<(String, String)> {
+    use sqlx::Connection;
+    let name = format!("cybergov_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut c = sqlx::PgConnection::connect(admin)
+        .await
+        .with_context(|| format!("PostgreSQL at {admin}"))?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await?;
+    let base = admin.rsplit_once('/').context("url has a database")?.0;
+    Ok((format!("{base}/{name}"), name))
+}
+
+async fn drop_postgres_db(admin: &str, name: &str) -> Result<()> {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(admin).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut c)
+        .await?;
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    // `cargo bench` passes `--bench`. `cargo test --all-targets` builds this binary too and runs
+    // it without, and a benchmark is not a test: do nothing then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "orchestration: a benchmark, not run as a test; run `cargo bench --bench orchestration`"
+        );
+        return Ok(());
+    }
+    let args = Args::parse();
+    let rt = tokio::runtime::Runtime::new()?;
+    let backends: Vec<&str> = match args.backend.as_str() {
+        "both" => vec!["sqlite", "postgres"],
+        b @ ("sqlite" | "postgres") => vec![b],
+        other => bail!("--backend {other:?}: expected sqlite, postgres or both"),
+    };
+    println!(
+        "orchestration overhead: {} referenda × 6 instant stages (jobs/bench-pipeline.toml)",
+        args.referenda
+    );
+    println!(
+        "{:<9} {:>12} {:>10} {:>16} {:>14} {:>9}",
+        "backend", "median (ms)", "p90 (ms)", "service (ms/ref)", "vs Prefect", "RSS (MB)"
+    );
+    for b in backends {
+        let m = rt.block_on(async {
+            match b {
+                "sqlite" => {
+                    let dir = tempfile::tempdir()?;
+                    let url = format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display());
+                    measure(&url, args.referenda).await
+                }
+                _ => {
+                    let (url, name) = postgres_db(&args.postgres_url).await?;
+                    let m = measure(&url, args.referenda).await;
+                    drop_postgres_db(&args.postgres_url, &name).await?;
+                    m
+                }
+            }
+        })?;
+        println!(
+            "{:<9} {:>12.2} {:>10.2} {:>16.2} {:>13.0}× {:>9.1}",
+            b,
+            m.median_ms,
+            m.p90_ms,
+            m.service_ms_per_ref,
+            PREFECT_MEDIAN_S * 1000.0 / m.median_ms,
+            vm_hwm_mb()
+        );
+    }
+    println!(
+        "anchor: Prefect 3.4, median {PREFECT_MEDIAN_S} s per referendum, ≈{PREFECT_RSS_MB} MB RSS (client + server); goal ≥ 100× lower"
+    );
+    Ok(())
+}

@@ -1,0 +1,38 @@
+//! `cybergov dispatch [--network N]`: find ongoing referenda without a run and queue them, once.
+
+use crate::config::{Config, Secrets};
+use crate::network::Network;
+use crate::pipeline::dispatch::dispatch;
+use crate::pipeline::handlers::Registry;
+use anyhow::Context;
+use std::process::ExitCode;
+
+/// Dispatches once and prints what was queued; a running `cybergov serve` picks the runs up.
+pub async fn run(
+    config: &Config,
+    secrets: &Secrets,
+    network: Option<Network>,
+) -> anyhow::Result<ExitCode> {
+    let store = super::open_store(config, secrets)?;
+    let engine = crate::pipeline::open_engine(config, secrets, store, Registry::builtin(), true)
+        .await
+        .context("opening the job graph")?;
+    let networks = network.map(|n| vec![n]);
+    let report = dispatch(&engine, networks.as_deref()).await?;
+    for key in &report.started {
+        println!(
+            "queued {} #{} run {}",
+            key.network, key.referendum, key.run
+        );
+    }
+    for (n, r) in &report.already {
+        println!("skipped {n} #{r}: it already has a run");
+    }
+    println!(
+        "{} queued, {} already with a run, {} out of scope",
+        report.started.len(),
+        report.already.len(),
+        report.out_of_scope
+    );
+    Ok(ExitCode::SUCCESS)
+}

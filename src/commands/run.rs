@@ -1,0 +1,92 @@
+//! `cybergov run --network N --id ID`: one referendum through every stage, in the foreground.
+
+use crate::cli::Target;
+use crate::config::{Config, Secrets};
+use crate::manifest::verify::verify_run;
+use crate::pipeline::engine::Engine;
+use crate::pipeline::handlers::Registry;
+use crate::pipeline::ledger::{RunState, StageKey, StageState};
+use anyhow::Context;
+use std::process::ExitCode;
+
+/// Runs (or resumes) the referendum's run and prints its status and verification.
+pub async fn run(config: &Config, secrets: &Secrets, target: &Target) -> anyhow::Result<ExitCode> {
+    let store = super::open_store(config, secrets)?;
+    let mut engine =
+        crate::pipeline::open_engine(config, secrets, store, Registry::builtin(), false)
+            .await
+            .context("opening the job graph")?;
+    engine.ignore_delays = true;
+    let (network, id) = (target.network, target.id);
+    let runs = engine.ledger.runs(Some(network), Some(id)).await?;
+    let resume = runs
+        .last()
+        .filter(|r| r.state == RunState::Active.as_str())
+        .map(|r| u32::try_from(r.run).unwrap_or(0));
+    let pending: Vec<StageKey> = match resume {
+        Some(run) => {
+            println!("{network} #{id}: resuming run {run}");
+            let mut keys = Vec::new();
+            for row in engine.ledger.stages(Some(network), Some(id), Some(run)).await? {
+                if !row.state()?.is_final() {
+                    keys.push(row.key()?);
+                }
+            }
+            keys
+        }
+        None => {
+            if let Some(done) = runs.last().filter(|r| r.state == RunState::Completed.as_str()) {
+                println!(
+                    "{network} #{id}: run {} already completed; `cybergov rerun` starts a new one",
+                    done.run
+                );
+                return finish(&engine, network, id, u32::try_from(done.run)?).await;
+            }
+            let key = engine
+                .start_run(network, id, false)
+                .await?
+                .context("no run created")?;
+            println!("{network} #{id}: run {}", key.run);
+            vec![key]
+        }
+    };
+    let run = pending.first().map(|k| k.run).or(resume).context("nothing to run")?;
+    process_all(&engine, pending).await?;
+    finish(&engine, network, id, run).await
+}
+
+/// Processes `keys` in the foreground.
+pub async fn process_all(engine: &Engine, keys: Vec<StageKey>) -> anyhow::Result<()> {
+    for key in keys {
+        engine.process(key).await?;
+    }
+    Ok(())
+}
+
+/// Prints the run's status, verifies it when it completed; the exit code says whether it did.
+pub async fn finish(
+    engine: &Engine,
+    network: crate::network::Network,
+    id: u32,
+    run: u32,
+) -> anyhow::Result<ExitCode> {
+    super::status::print(engine, Some(network), Some(id)).await?;
+    let stages = engine.ledger.stages(Some(network), Some(id), Some(run)).await?;
+    let failed = stages
+        .iter()
+        .any(|s| s.state().is_ok_and(|st| st == StageState::Failed));
+    if failed {
+        eprintln!("error: run {run} of {network} #{id} failed (see the error above)");
+        return Ok(ExitCode::FAILURE);
+    }
+    let report = verify_run(engine.services.store.as_ref(), network, id, Some(run)).await;
+    println!("verification of run {run}:");
+    for line in report.to_string().lines() {
+        println!("  {line}");
+    }
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,46 @@
+//! `cybergov serve`: the hourly dispatch and the stage workers, until SIGINT or SIGTERM.
+
+use crate::config::{Config, Secrets};
+use crate::pipeline::handlers::Registry;
+use crate::pipeline::service::{Parts, serve};
+use anyhow::Context;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Runs the service.
+pub async fn run(config: &Config, secrets: &Secrets) -> anyhow::Result<ExitCode> {
+    let store = super::open_store(config, secrets)?;
+    let location = store.location();
+    let engine = crate::pipeline::open_engine(config, secrets, store, Registry::builtin(), true)
+        .await
+        .context("starting the job graph")?;
+    let engine = Arc::new(engine);
+    eprintln!(
+        "cybergov serve: worker {} on {} (store {location}), dispatch at \"{}\", {} stage(s) at a time",
+        engine.owner,
+        engine.ledger.db().kind(),
+        config.pipeline.dispatch_cron,
+        config.pipeline.concurrency
+    );
+    serve(
+        engine,
+        Parts {
+            dispatch: true,
+            workers: true,
+        },
+        shutdown_signal(),
+    )
+    .await?;
+    eprintln!("cybergov serve: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,332 @@
+//! The engine: claims a stage in the ledger, runs its handler with the stage's timeout, records
+//! the outcome, and hands off to the successors.
+//!
+//! Hand-off does not wait for a poll: a successor that is due at once runs next in the same
+//! task, after its ledger row is written (the durable record). Successors with a delay, and
+//! retries, go to the queue with a run-at time. Should the worker die in between, the
+//! [sweeper](Engine::sweep) of any live worker finds the expired claim or the overdue row and
+//! queues it again.
+
+use super::graph::{ENTRY, Graph, GraphError};
+use super::handlers::{Registry, Services, StageError, hash_outputs};
+use super::ledger::{Claim, Ledger, LedgerError, RunState, StageKey, StageState, now_ms};
+use super::queue::{Queue, QueueError};
+use crate::network::Network;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Test-only fault injection: the stage named here pauses (for an hour) after its work and
+/// before the ledger records it, so that a test can kill the worker at that point.
+pub const FAULT_PAUSE_VAR: &str = "CYBERGOV_FAULT_PAUSE";
+
+/// Errors of the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The ledger failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The queue failed.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The graph does not fit the handlers or settings.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+}
+
+/// Where work that is not due yet goes.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// To the queue (a service: `cybergov serve`).
+    Queue(Queue),
+    /// Nowhere: this task waits for it (`cybergov run`: one referendum, in the foreground).
+    Foreground,
+}
+
+/// The engine of one worker process.
+#[derive(Debug)]
+pub struct Engine {
+    /// What handlers use.
+    pub services: Arc<Services>,
+    /// The graph.
+    pub graph: Graph,
+    /// The handlers.
+    pub registry: Registry,
+    /// The ledger.
+    pub ledger: Ledger,
+    /// Where delayed work goes.
+    pub mode: Mode,
+    /// This worker's name in claims.
+    pub owner: String,
+    /// How long a claim lasts.
+    pub lease: Duration,
+    /// Run successors at once whatever their delay (`cybergov run`).
+    pub ignore_delays: bool,
+    fault_pause: Option<String>,
+    stopping: AtomicBool,
+}
+
+/// A fresh worker name: host, process and a random suffix.
+pub fn worker_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &id[..8])
+}
+
+impl Engine {
+    /// An engine; checks the graph against the registry and the dead-worker timeout.
+    pub fn new(
+        services: Arc<Services>,
+        graph: Graph,
+        registry: Registry,
+        ledger: Ledger,
+        mode: Mode,
+    ) -> Result<Self, EngineError> {
+        graph.check_handlers(registry.names())?;
+        let pipeline = &services.config.pipeline;
+        graph.check_timeouts(pipeline.dead_worker_timeout_secs)?;
+        Ok(Self {
+            lease: Duration::from_secs(pipeline.dead_worker_timeout_secs),
+            services,
+            graph,
+            registry,
+            ledger,
+            mode,
+            owner: worker_name(),
+            ignore_delays: false,
+            fault_pause: std::env::var(FAULT_PAUSE_VAR).ok().filter(|v| !v.is_empty()),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// Stops handing work on directly: the stage in flight finishes, its successors are queued.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Creates the next run of a referendum with its entry stage due now and, in queue mode,
+    /// queued. `only_if_idle`: only when it has no run yet (dispatch).
+    pub async fn start_run(
+        &self,
+        network: Network,
+        referendum: u32,
+        only_if_idle: bool,
+    ) -> Result<Option<StageKey>, EngineError> {
+        let Some(key) = self
+            .create_run(network, referendum, None, None, only_if_idle)
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.schedule_now(&key).await?;
+        Ok(Some(key))
+    }
+
+    /// Schedules `key` due now (and queues it in queue mode).
+    pub async fn schedule_now(&self, key: &StageKey) -> Result<(), EngineError> {
+        let now = now_ms();
+        self.ledger.schedule(key, now).await?;
+        if let Mode::Queue(q) = &self.mode {
+            q.push(key, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates the next run of a referendum (numbered after every run in the ledger and the
+    /// store) and returns its entry stage's key, unscheduled.
+    pub async fn create_run(
+        &self,
+        network: Network,
+        referendum: u32,
+        previous_run: Option<u32>,
+        from_stage: Option<&str>,
+        only_if_idle: bool,
+    ) -> Result<Option<StageKey>, EngineError> {
+        // Runs the store already holds (e.g. made by `cybergov infer` by hand) are not reused.
+        let layout = crate::store::layout::ReferendumLayout::new(network, referendum);
+        let store_next = layout
+            .runs(self.services.store.as_ref())
+            .await
+            .map_err(|e| LedgerError::Invalid(format!("listing runs in the store: {e}")))?
+            .last()
+            .map_or(1, |r| r + 1);
+        let Some(run) = self
+            .ledger
+            .create_run(
+                network,
+                referendum,
+                store_next,
+                previous_run,
+                from_stage,
+                only_if_idle,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(StageKey {
+            network,
+            referendum,
+            run,
+            stage: ENTRY.to_owned(),
+        }))
+    }
+
+    /// Processes a delivered job, and then every successor that is due at once.
+    pub async fn process(&self, job: StageKey) -> Result<(), EngineError> {
+        let mut work = VecDeque::from([job]);
+        while let Some(key) = work.pop_front() {
+            let Some(spec) = self.graph.stage(&key.stage).cloned() else {
+                tracing::error!(%key, "job for a stage the graph does not have; dropped");
+                continue;
+            };
+            let attempt = match self.ledger.claim(&key, &self.owner, self.lease).await? {
+                Claim::Claimed { attempt } => attempt,
+                Claim::NotDue { at } | Claim::Busy { until: at } => {
+                    // In queue mode the queued job (or the sweeper) brings it back when due.
+                    if matches!(self.mode, Mode::Foreground) {
+                        let wait = u64::try_from(at - now_ms()).unwrap_or(0);
+                        tokio::time::sleep(Duration::from_millis(wait + 10)).await;
+                        work.push_front(key);
+                    }
+                    continue;
+                }
+                Claim::Final(state) => {
+                    tracing::debug!(%key, %state, "duplicate delivery: stage already final");
+                    continue;
+                }
+                Claim::Missing => {
+                    tracing::warn!(%key, "job without a ledger row; dropped");
+                    continue;
+                }
+            };
+            tracing::info!(%key, attempt, "stage started");
+            let handler = self
+                .registry
+                .get(&key.stage)
+                .expect("graph checked against the registry")
+                .clone();
+            let result =
+                match tokio::time::timeout(spec.timeout(), handler.run(&self.services, &key)).await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(StageError::Transient(format!(
+                        "timed out after {} s",
+                        spec.timeout_secs
+                    ))),
+                };
+            let result = match result {
+                Ok(done) => hash_outputs(self.services.store.as_ref(), &key, &done.outputs)
+                    .await
+                    .map(|h| (done, h)),
+                Err(e) => Err(e),
+            };
+            if self.fault_pause.as_deref() == Some(key.stage.as_str()) {
+                // Test-only: the worker is to be killed here (docs/CONFIGURATION.md).
+                eprintln!("FAULT-PAUSE {key}");
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            match result {
+                Ok((done, hashes)) => {
+                    // Successors are written before this stage is marked complete: a crash in
+                    // between re-runs this (idempotent) stage, never loses a successor.
+                    let now = now_ms();
+                    for next in &spec.next {
+                        let next_spec = self.graph.stage(next).expect("graph checked");
+                        let delay = if self.ignore_delays {
+                            0
+                        } else {
+                            i64::try_from(next_spec.delay().as_millis()).unwrap_or(i64::MAX / 4)
+                        };
+                        let next_key = key.with_stage(next);
+                        self.ledger.schedule(&next_key, now + delay).await?;
+                        let direct = delay == 0 && !self.stopping.load(Ordering::SeqCst);
+                        match &self.mode {
+                            Mode::Queue(q) if !direct => q.push(&next_key, now + delay).await?,
+                            _ => work.push_back(next_key),
+                        }
+                    }
+                    if !self
+                        .ledger
+                        .complete(&key, &self.owner, &hashes, done.note.as_deref())
+                        .await?
+                    {
+                        tracing::warn!(%key, "claim lost before completion was recorded");
+                        continue;
+                    }
+                    tracing::info!(%key, "stage completed");
+                    if spec.next.is_empty() {
+                        self.finish_run_if_done(&key).await?;
+                    }
+                }
+                Err(StageError::Transient(e)) if attempt < spec.attempts => {
+                    let due = now_ms()
+                        + i64::try_from(spec.backoff(attempt).as_millis()).unwrap_or(i64::MAX / 4);
+                    tracing::warn!(%key, attempt, error = %e, "stage failed; will retry");
+                    if self.ledger.retry_later(&key, &self.owner, &e, due).await? {
+                        match &self.mode {
+                            Mode::Queue(q) => q.push(&key, due).await?,
+                            Mode::Foreground => work.push_front(key),
+                        }
+                    }
+                }
+                Err(e) => {
+                    let text = match &e {
+                        StageError::Transient(t) => {
+                            format!("gave up after {attempt} attempt(s): {t}")
+                        }
+                        StageError::Permanent(t) => t.clone(),
+                    };
+                    tracing::error!(%key, attempt, error = %text, "stage failed; the run fails");
+                    self.ledger.fail(&key, &self.owner, &text).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish_run_if_done(&self, key: &StageKey) -> Result<(), EngineError> {
+        let rows = self
+            .ledger
+            .stages(Some(key.network), Some(key.referendum), Some(key.run))
+            .await?;
+        let mut all_done = true;
+        for r in &rows {
+            match r.state()? {
+                StageState::Completed | StageState::Skipped => {}
+                StageState::Failed => return Ok(()),
+                _ => all_done = false,
+            }
+        }
+        if all_done {
+            self.ledger.finish_run(key, RunState::Completed).await?;
+        }
+        Ok(())
+    }
+
+    /// Finds stages whose worker died (claim expired) or whose queue job was lost (overdue by
+    /// more than the dead-worker timeout) and queues them again. Returns how many.
+    pub async fn sweep(&self) -> Result<usize, EngineError> {
+        let Mode::Queue(queue) = &self.mode else {
+            return Ok(0);
+        };
+        let now = now_ms();
+        let lease = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 4);
+        let mut n = 0;
+        for row in self.ledger.stale(now, now - lease).await? {
+            let won = if row.state()? == StageState::Running {
+                self.ledger.reclaim_expired(&row).await?
+            } else {
+                self.ledger.touch_overdue(&row).await?
+            };
+            if won {
+                let key = row.key()?;
+                tracing::warn!(%key, state = %row.state, "re-queueing a stalled stage");
+                queue.push(&key, now).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,141 @@
+//! Reruns: run + 1 of a referendum, append-only, optionally reusing the earlier run's outputs
+//! of the stages before `--from`.
+//!
+//! Reused artefacts are copied byte for byte into the new run's folder (the store never moves
+//! or rewrites a run), and their stages are recorded as skipped. Artefacts that name their run
+//! (the manifest, the tally, the receipt, the comment record) are never copied: the infer stage
+//! always runs in a new run — it reuses copied juror files, re-tallies and writes the run's own
+//! manifest, whose `previous` links to the earlier run's manifest (the hash chain over
+//! re-votes) — and so do the stages after it.
+
+use super::engine::{Engine, EngineError};
+use super::graph::ENTRY;
+use super::ledger::{LedgerError, StageKey};
+use crate::network::Network;
+use crate::store::layout::{Artefact, ReferendumLayout};
+use crate::store::{ObjectKey, StoreError};
+
+/// The stage a rerun must run even when `--from` is later: it writes the run's manifest.
+pub const MANIFEST_STAGE: &str = "infer";
+
+/// Errors of a rerun.
+#[derive(Debug, thiserror::Error)]
+pub enum RerunError {
+    /// Nothing to rerun.
+    #[error("{network} #{referendum} has no earlier run to rerun; use `cybergov run` first")]
+    NoEarlierRun {
+        /// Network.
+        network: Network,
+        /// Referendum.
+        referendum: u32,
+    },
+    /// `--from` names a stage the graph does not have.
+    #[error("unknown stage {0:?} for --from; the stages are {1}")]
+    UnknownStage(String, String),
+    /// The store failed.
+    #[error("copying reused artefacts: {0}")]
+    Store(#[from] StoreError),
+    /// The ledger or queue failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// A rerun, created and ready to process.
+#[derive(Debug, Clone)]
+pub struct Rerun {
+    /// The earlier run.
+    pub previous: u32,
+    /// The first stage that runs in the new run.
+    pub start: StageKey,
+    /// Artefacts copied from the earlier run.
+    pub reused: Vec<String>,
+}
+
+/// Creates run + 1 of `network` #`referendum` starting at `from` (default: the entry), copies
+/// what it reuses, records skipped stages, and schedules the first stage that runs.
+pub async fn start_rerun(
+    engine: &Engine,
+    network: Network,
+    referendum: u32,
+    from: Option<&str>,
+) -> Result<Rerun, RerunError> {
+    let order = engine.graph.order().to_vec();
+    let from = from.unwrap_or(ENTRY);
+    let Some(from_at) = order.iter().position(|s| s == from) else {
+        return Err(RerunError::UnknownStage(from.to_owned(), order.join(", ")));
+    };
+    let layout = ReferendumLayout::new(network, referendum);
+    let store = engine.services.store.as_ref();
+    let ledger_last = engine
+        .ledger
+        .runs(Some(network), Some(referendum))
+        .await
+        .map_err(EngineError::from)?
+        .last()
+        .map(|r| u32::try_from(r.run).unwrap_or(0));
+    let store_last = layout.runs(store).await?.last().copied();
+    let Some(previous) = ledger_last.max(store_last) else {
+        return Err(RerunError::NoEarlierRun {
+            network,
+            referendum,
+        });
+    };
+    // The first stage that runs: `from`, or the manifest stage if `from` comes after it.
+    let start_at = match order.iter().position(|s| s == MANIFEST_STAGE) {
+        Some(m) if from_at > m => m,
+        _ => from_at,
+    };
+    let entry = engine
+        .create_run(network, referendum, Some(previous), Some(from), false)
+        .await?
+        .ok_or_else(|| EngineError::Ledger(LedgerError::Invalid("no run created".into())))?;
+    let new_run = layout.run(entry.run);
+    let old_run = layout.run(previous);
+    let old_prefix = old_run.prefix();
+    let run_specific = [
+        Artefact::Manifest,
+        Artefact::Vote,
+        Artefact::Receipt,
+        Artefact::Comment,
+    ]
+    .map(|a| a.file_name());
+    let mut reused = Vec::new();
+    if from_at > 0 {
+        for key in store.list(&old_prefix).await? {
+            let name = &key.as_str()[old_prefix.len()..];
+            if run_specific.iter().any(|r| r == name) || !reused_by(name, &order[..from_at]) {
+                continue;
+            }
+            let bytes = store.get(&key).await?;
+            let target = ObjectKey::new(format!("{}{name}", new_run.prefix()))?;
+            store.put(&target, &bytes).await?;
+            reused.push(name.to_owned());
+        }
+    }
+    let note = format!("reused from run {previous}");
+    for stage in &order[..start_at] {
+        engine
+            .ledger
+            .skip(&entry.with_stage(stage), &note)
+            .await
+            .map_err(EngineError::from)?;
+    }
+    let start = entry.with_stage(&order[start_at]);
+    engine.schedule_now(&start).await?;
+    Ok(Rerun {
+        previous,
+        start,
+        reused,
+    })
+}
+
+/// Whether the artefact `name` belongs to one of `stages` (the built-in stages' outputs).
+fn reused_by(name: &str, stages: &[String]) -> bool {
+    let owner = match name {
+        "raw_subsquare.json" => "scrape",
+        "content.md" | "augment.json" => "augment",
+        n if n.starts_with("jurors/") || n == "inference.log" => "infer",
+        _ => return false,
+    };
+    stages.iter().any(|s| s == owner)
+}

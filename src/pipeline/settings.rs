@@ -1,0 +1,82 @@
+//! The `[pipeline]` configuration: which job graph, how workers run, and the hourly dispatch.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// `[pipeline]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// The job graph file; unset: the `jobs/pipeline.toml` compiled into the binary.
+    pub graph: Option<PathBuf>,
+    /// Stages one worker process runs at the same time.
+    pub concurrency: u32,
+    /// How long a claimed stage stays claimed without its worker finishing it. A stage whose
+    /// claim is older is taken to belong to a dead worker and runs again elsewhere; so it must
+    /// exceed every stage's `timeout_secs` (checked at start-up).
+    pub dead_worker_timeout_secs: u64,
+    /// Overrides the graph's `scrape` delay (seconds after a referendum appears); unset: the
+    /// graph's value (2 days in the bundled graph).
+    pub scrape_delay_secs: Option<u64>,
+    /// When `cybergov serve` dispatches: a cron expression with seconds (`sec min hour day
+    /// month weekday`), UTC.
+    pub dispatch_cron: String,
+    /// How often a worker looks for delayed stages that have come due (retries, the scrape
+    /// delay), in milliseconds. Successors that are due at once never wait for it.
+    pub poll_interval_ms: u64,
+    /// `dry-run` (build the vote, submit nothing) or `submit`.
+    pub vote_mode: VoteModeSetting,
+}
+
+/// How the vote stage casts votes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VoteModeSetting {
+    /// Build and check the vote, submit nothing.
+    DryRun,
+    /// Submit it on chain.
+    Submit,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            graph: None,
+            concurrency: 2,
+            // Longer than the slowest stage's timeout in the bundled graph (infer, 1 h).
+            dead_worker_timeout_secs: 4200,
+            scrape_delay_secs: None,
+            dispatch_cron: "0 0 * * * *".into(),
+            poll_interval_ms: 1000,
+            vote_mode: VoteModeSetting::DryRun,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// Checks what serde cannot; returns `(key, problem)`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.concurrency == 0 {
+            return Err(("pipeline.concurrency".into(), "must be at least 1".into()));
+        }
+        if self.dead_worker_timeout_secs == 0 {
+            return Err((
+                "pipeline.dead_worker_timeout_secs".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.poll_interval_ms == 0 {
+            return Err((
+                "pipeline.poll_interval_ms".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if let Err(e) = self.dispatch_cron.parse::<cron::Schedule>() {
+            return Err((
+                "pipeline.dispatch_cron".into(),
+                format!("{:?} is not a cron expression: {e}", self.dispatch_cron),
+            ));
+        }
+        Ok(())
+    }
+}
