@@ -179,7 +179,7 @@ async fn postgres_db(admin: &str) -> Result<(String, String)> {
     let mut c = sqlx::PgConnection::connect(admin)
         .await
         .with_context(|| format!("PostgreSQL at {admin}"))?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut c)
         .await?;
     let base = admin.rsplit_once('/').context("url has a database")?.0;
@@ -189,7 +189,7 @@ async fn postgres_db(admin: &str) -> Result<(String, String)> {
 async fn drop_postgres_db(admin: &str, name: &str) -> Result<()> {
     use sqlx::Connection;
     let mut c = sqlx::PgConnection::connect(admin).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
         .execute(&mut c)
         .await?;
     Ok(())

@@ -290,7 +290,7 @@ async fn cli_run_rerun_and_status_on_postgres() {
     cli_run_rerun_status(Backend::Postgres).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gives_a_clear_error_and_a_non_zero_exit() {
     let w = World::new(Backend::Sqlite).await;
     let usage: [(&[&str], &str); 6] = [
@@ -360,6 +360,7 @@ fn a_bad_graph_is_refused_at_start_naming_the_stage() {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_cybergov"))
             .args(["run", "--network", "polkadot", "--id", "1"])
             .current_dir(dir.path())
+            .env_clear()
             .env("CYBERGOV_PIPELINE__GRAPH", &path)
             .output()
             .unwrap();
