@@ -129,37 +129,37 @@ async fn crash_in(stage: &str) {
     assert!(report.passed(), "{report}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_during_dispatch() {
     crash_in("dispatch").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_during_scrape() {
     crash_in("scrape").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_during_augment() {
     crash_in("augment").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_during_infer() {
     crash_in("infer").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_during_vote() {
     crash_in("vote").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_during_comment() {
     crash_in("comment").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_workers_on_postgres_share_a_backlog_without_running_a_stage_twice() {
     let w = World::new(Backend::Postgres).await;
     let refs: Vec<u32> = (1900..1906).collect();
@@ -175,11 +175,24 @@ async fn two_workers_on_postgres_share_a_backlog_without_running_a_stage_twice()
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (mut a, _) = serve(&w, &[]);
-    let (mut b, _) = serve(&w, &[]);
+    // Generous timeouts: two workers share two cores here, and a stage that times out is
+    // retried (attempts 2), which would blur what this test counts.
+    let graph = w.dir.path().join("slow-graph.toml");
+    std::fs::write(
+        &graph,
+        common::pipeline::TEST_GRAPH.replace("timeout_secs = 20", "timeout_secs = 200"),
+    )
+    .unwrap();
+    let graph = graph.display().to_string();
+    let slow = [
+        ("CYBERGOV_PIPELINE__GRAPH", graph.as_str()),
+        ("CYBERGOV_PIPELINE__DEAD_WORKER_TIMEOUT_SECS", "240"),
+    ];
+    let (mut a, _) = serve(&w, &slow);
+    let (mut b, _) = serve(&w, &slow);
     let ledger = w.ledger().await;
     for r in refs.iter().copied().chain([REF]) {
-        let runs = wait_for_run(&ledger, P, r, Duration::from_secs(240)).await;
+        let runs = wait_for_run(&ledger, P, r, Duration::from_secs(400)).await;
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].state, "completed", "{runs:?}");
         let stages = stages_of(&ledger, P, r, 1).await;
