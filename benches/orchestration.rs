@@ -80,8 +80,7 @@ fn config(url: &str, dir: &Path) -> Config {
     let mut c = Config::default();
     c.database.url = url.to_owned();
     c.store.path = dir.join("store");
-    c.pipeline.graph =
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/bench-pipeline.toml"));
+    c.pipeline.graph = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/bench-pipeline.toml"));
     c.pipeline.poll_interval_ms = 50;
     c.pipeline.concurrency = 2;
     c.pipeline.dead_worker_timeout_secs = 120;
@@ -117,8 +116,9 @@ async fn measure(url: &str, n: u32) -> Result<Measured> {
     let store: cybergov::store::SharedStore =
         Arc::new(cybergov::store::FsStore::new(&config.store.path)?);
     let secrets = Secrets::default();
-    let engine =
-        Arc::new(cybergov::pipeline::open_engine(&config, &secrets, store, registry(), true).await?);
+    let engine = Arc::new(
+        cybergov::pipeline::open_engine(&config, &secrets, store, registry(), true).await?,
+    );
 
     // Per referendum, one after the other.
     let mut lat = Vec::new();
@@ -189,9 +189,11 @@ async fn postgres_db(admin: &str) -> Result<(String, String)> {
 async fn drop_postgres_db(admin: &str, name: &str) -> Result<()> {
     use sqlx::Connection;
     let mut c = sqlx::PgConnection::connect(admin).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-        .execute(&mut c)
-        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut c)
+    .await?;
     Ok(())
 }
 

@@ -78,13 +78,13 @@ pub async fn open_engine(
     let graph = load_graph(config)?;
     let ledger = open_ledger(config).await?;
     let mode = if queued {
-        Mode::Queue(
+        Mode::Queue(Box::new(
             Queue::open(
                 ledger.db(),
                 Duration::from_secs(config.pipeline.dead_worker_timeout_secs),
             )
             .await?,
-        )
+        ))
     } else {
         Mode::Foreground
     };

@@ -107,9 +107,11 @@ async fn assert_complete_and_verified(w: &World, ledger: &Ledger, referendum: u3
     assert!(recorded >= 9, "{recorded} outputs recorded");
     for a in manifest.artefacts() {
         assert!(
-            stages
-                .values()
-                .any(|s| s.outputs.as_deref().unwrap_or("").contains(&a.sha256.to_hex())),
+            stages.values().any(|s| s
+                .outputs
+                .as_deref()
+                .unwrap_or("")
+                .contains(&a.sha256.to_hex())),
             "manifest artefact {} is not in the ledger",
             a.name
         );
@@ -184,7 +186,9 @@ async fn retries_and_permanent_failures(backend: Backend) {
     assert_eq!(scrape.attempts, 2, "{scrape:?}");
     assert_eq!(scrape.state, "completed");
     assert_eq!(
-        w.subsquare.hits(&format!("GET /gov2/referendums/{REF}")).len(),
+        w.subsquare
+            .hits(&format!("GET /gov2/referendums/{REF}"))
+            .len(),
         2 + 1, // two scrape tries, one comment listing
         "{:?}",
         w.subsquare.hits("")
@@ -252,7 +256,10 @@ async fn cli_run_rerun_status(backend: Backend) {
     // manifest to run 1's, votes and comments again; run 1 is untouched.
     let (code, out, err) = run_cli(&w, &[&["rerun"][..], &target, &["--from", "vote"]].concat());
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("run 2 (rerun of run 1), starting at infer"), "{out}");
+    assert!(
+        out.contains("run 2 (rerun of run 1), starting at infer"),
+        "{out}"
+    );
     let runs = w.store_path().join("proposals/polkadot/1801/runs");
     let run2 = files_under(&runs.join("2"));
     for name in [
@@ -277,7 +284,10 @@ async fn cli_run_rerun_status(backend: Backend) {
     );
     assert!(out.contains("scrape    skipped"), "{out}");
     assert!(out.contains("reused from run 1"), "{out}");
-    assert!(out.contains("proposals/polkadot/1801/runs/2/manifest.json"), "{out}");
+    assert!(
+        out.contains("proposals/polkadot/1801/runs/2/manifest.json"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,7 +317,15 @@ async fn bad_input_gives_a_clear_error_and_a_non_zero_exit() {
             "invalid digit",
         ),
         (
-            &["rerun", "--network", "polkadot", "--id", "1", "--from", "vetting"],
+            &[
+                "rerun",
+                "--network",
+                "polkadot",
+                "--id",
+                "1",
+                "--from",
+                "vetting",
+            ],
             "possible values: dispatch, scrape, augment, infer, vote, comment",
         ),
         (&["dispatch", "--network", "mars"], "unknown network"),
@@ -330,7 +348,9 @@ async fn bad_input_gives_a_clear_error_and_a_non_zero_exit() {
 fn a_bad_graph_is_refused_at_start_naming_the_stage() {
     let dir = tempfile::tempdir().unwrap();
     let stage = |next: &str| {
-        format!("next = [{next}]\nattempts = 1\nbackoff_secs = 1\nbackoff_max_secs = 1\ntimeout_secs = 5\n")
+        format!(
+            "next = [{next}]\nattempts = 1\nbackoff_secs = 1\nbackoff_max_secs = 1\ntimeout_secs = 5\n"
+        )
     };
     let cases = [
         (
@@ -384,8 +404,8 @@ fn status_renders_stages_states_attempts_errors_and_links() {
         created_at: t0 + run * 3_600_000,
         finished_at: (state != "active").then_some(t0 + run * 3_600_000 + 60_000),
     };
-    let stage = |run, name: &str, state: &str, attempts, error: Option<&str>, outputs: &str| {
-        StageRow {
+    let stage =
+        |run, name: &str, state: &str, attempts, error: Option<&str>, outputs: &str| StageRow {
             network: "polkadot".into(),
             referendum: 1801,
             run,
@@ -402,8 +422,7 @@ fn status_renders_stages_states_attempts_errors_and_links() {
                 .then_some(t0 + 2_000),
             lease_owner: (state == "running").then(|| "worker-a".to_owned()),
             lease_expires_at: None,
-        }
-    };
+        };
     let h = |c: char| std::iter::repeat_n(c, 64).collect::<String>();
     let runs = [
         run(1, "failed", None, None),
@@ -429,14 +448,7 @@ fn status_renders_stages_states_attempts_errors_and_links() {
         ),
         stage(2, "scrape", "skipped", 0, None, ""),
         stage(2, "infer", "running", 1, None, ""),
-        stage(
-            2,
-            "vote",
-            "retrying",
-            2,
-            Some("RPC unreachable"),
-            "",
-        ),
+        stage(2, "vote", "retrying", 2, Some("RPC unreachable"), ""),
     ];
     let status = ReferendumStatus {
         network: Network::Polkadot,

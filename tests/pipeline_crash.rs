@@ -69,7 +69,11 @@ fn identities(root: &std::path::Path) -> Vec<(String, u64, i64)> {
         .keys()
         .map(|rel| {
             let m = std::fs::metadata(root.join(rel)).unwrap();
-            (rel.clone(), m.ino(), m.mtime_nsec() + m.mtime() * 1_000_000_000)
+            (
+                rel.clone(),
+                m.ino(),
+                m.mtime_nsec() + m.mtime() * 1_000_000_000,
+            )
         })
         .collect()
 }

@@ -20,10 +20,7 @@ pub async fn run(
     let networks = network.map(|n| vec![n]);
     let report = dispatch(&engine, networks.as_deref()).await?;
     for key in &report.started {
-        println!(
-            "queued {} #{} run {}",
-            key.network, key.referendum, key.run
-        );
+        println!("queued {} #{} run {}", key.network, key.referendum, key.run);
     }
     for (n, r) in &report.already {
         println!("skipped {n} #{r}: it already has a run");

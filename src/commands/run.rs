@@ -27,7 +27,11 @@ pub async fn run(config: &Config, secrets: &Secrets, target: &Target) -> anyhow:
         Some(run) => {
             println!("{network} #{id}: resuming run {run}");
             let mut keys = Vec::new();
-            for row in engine.ledger.stages(Some(network), Some(id), Some(run)).await? {
+            for row in engine
+                .ledger
+                .stages(Some(network), Some(id), Some(run))
+                .await?
+            {
                 if !row.state()?.is_final() {
                     keys.push(row.key()?);
                 }
@@ -35,7 +39,10 @@ pub async fn run(config: &Config, secrets: &Secrets, target: &Target) -> anyhow:
             keys
         }
         None => {
-            if let Some(done) = runs.last().filter(|r| r.state == RunState::Completed.as_str()) {
+            if let Some(done) = runs
+                .last()
+                .filter(|r| r.state == RunState::Completed.as_str())
+            {
                 println!(
                     "{network} #{id}: run {} already completed; `cybergov rerun` starts a new one",
                     done.run
@@ -50,7 +57,11 @@ pub async fn run(config: &Config, secrets: &Secrets, target: &Target) -> anyhow:
             vec![key]
         }
     };
-    let run = pending.first().map(|k| k.run).or(resume).context("nothing to run")?;
+    let run = pending
+        .first()
+        .map(|k| k.run)
+        .or(resume)
+        .context("nothing to run")?;
     process_all(&engine, pending).await?;
     finish(&engine, network, id, run).await
 }
@@ -71,7 +82,10 @@ pub async fn finish(
     run: u32,
 ) -> anyhow::Result<ExitCode> {
     super::status::print(engine, Some(network), Some(id)).await?;
-    let stages = engine.ledger.stages(Some(network), Some(id), Some(run)).await?;
+    let stages = engine
+        .ledger
+        .stages(Some(network), Some(id), Some(run))
+        .await?;
     let failed = stages
         .iter()
         .any(|s| s.state().is_ok_and(|st| st == StageState::Failed));

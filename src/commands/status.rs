@@ -25,7 +25,11 @@ pub async fn run(
 }
 
 /// [`print_status`] with an engine's parts.
-pub async fn print(engine: &Engine, network: Option<Network>, id: Option<u32>) -> anyhow::Result<()> {
+pub async fn print(
+    engine: &Engine,
+    network: Option<Network>,
+    id: Option<u32>,
+) -> anyhow::Result<()> {
     print_status(
         &engine.services.config,
         &engine.ledger,
@@ -109,12 +113,19 @@ pub async fn print_status(
             };
             print!(
                 "{}",
-                render(&status, config.public_base_url.as_deref(), &store.location())
+                render(
+                    &status,
+                    config.public_base_url.as_deref(),
+                    &store.location()
+                )
             );
         }
     }
     if !any {
-        println!("nothing in the ledger or in the store at {}", store.location());
+        println!(
+            "nothing in the ledger or in the store at {}",
+            store.location()
+        );
     }
     Ok(())
 }

@@ -13,7 +13,13 @@ use crate::network::Network;
 use crate::subsquare::{ReferendumSummary, SubsquareClient, SubsquareError};
 
 /// Subsquare state names of a referendum that can still be voted on.
-pub const ONGOING_STATES: [&str; 5] = ["Submitted", "Preparing", "Queueing", "Deciding", "Confirming"];
+pub const ONGOING_STATES: [&str; 5] = [
+    "Submitted",
+    "Preparing",
+    "Queueing",
+    "Deciding",
+    "Confirming",
+];
 
 /// Errors of dispatch.
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +55,7 @@ pub fn in_scope(spec: &crate::network::NetworkSpec, r: &ReferendumSummary) -> bo
         .state
         .as_deref()
         .is_some_and(|s| ONGOING_STATES.iter().any(|o| o.eq_ignore_ascii_case(s)));
-    ongoing
-        && r.track.is_some_and(|t| spec.track_allowed(t))
-        && r.index >= spec.min_referendum_id
+    ongoing && r.track.is_some_and(|t| spec.track_allowed(t)) && r.index >= spec.min_referendum_id
 }
 
 /// Dispatches `networks` (default: every enabled network).

@@ -24,9 +24,9 @@ pub const FAULT_PAUSE_VAR: &str = "CYBERGOV_FAULT_PAUSE";
 /// Errors of the engine.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// The ledger failed.
+    /// The ledger failed (boxed: sqlx's errors are large).
     #[error(transparent)]
-    Ledger(#[from] LedgerError),
+    Ledger(Box<LedgerError>),
     /// The queue failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
@@ -35,11 +35,17 @@ pub enum EngineError {
     Graph(#[from] GraphError),
 }
 
+impl From<LedgerError> for EngineError {
+    fn from(e: LedgerError) -> Self {
+        Self::Ledger(Box::new(e))
+    }
+}
+
 /// Where work that is not due yet goes.
 #[derive(Clone, Debug)]
 pub enum Mode {
-    /// To the queue (a service: `cybergov serve`).
-    Queue(Queue),
+    /// To the queue (a service: `cybergov serve`); boxed, the storages are large.
+    Queue(Box<Queue>),
     /// Nowhere: this task waits for it (`cybergov run`: one referendum, in the foreground).
     Foreground,
 }
@@ -95,7 +101,9 @@ impl Engine {
             mode,
             owner: worker_name(),
             ignore_delays: false,
-            fault_pause: std::env::var(FAULT_PAUSE_VAR).ok().filter(|v| !v.is_empty()),
+            fault_pause: std::env::var(FAULT_PAUSE_VAR)
+                .ok()
+                .filter(|v| !v.is_empty()),
             stopping: AtomicBool::new(false),
         })
     }

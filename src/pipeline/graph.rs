@@ -251,7 +251,13 @@ fn topological(stages: &BTreeMap<String, StageSpec>) -> Result<Vec<String>, Grap
         Ok(())
     }
     let mut out = Vec::new();
-    visit(ENTRY, stages, &mut Vec::new(), &mut BTreeSet::new(), &mut out)?;
+    visit(
+        ENTRY,
+        stages,
+        &mut Vec::new(),
+        &mut BTreeSet::new(),
+        &mut out,
+    )?;
     // Also look for cycles among stages the entry does not reach, for a precise error.
     for name in stages.keys() {
         let mut scratch = Vec::new();
@@ -289,8 +295,10 @@ mod tests {
             ["dispatch", "scrape", "augment", "infer", "vote", "comment"]
         );
         assert_eq!(g.stage("scrape").unwrap().delay_secs, 2 * 24 * 3600);
-        g.check_timeouts(crate::pipeline::settings::PipelineConfig::default().dead_worker_timeout_secs)
-            .unwrap();
+        g.check_timeouts(
+            crate::pipeline::settings::PipelineConfig::default().dead_worker_timeout_secs,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -317,7 +325,11 @@ mod tests {
             Graph::parse(&text, "t").unwrap_err().to_string(),
             "the job graph has a cycle: a → b → a"
         );
-        let text = format!("[stages.dispatch]\n{}[stages.x]\n{}", stage(&[]), stage(&[]));
+        let text = format!(
+            "[stages.dispatch]\n{}[stages.x]\n{}",
+            stage(&[]),
+            stage(&[])
+        );
         assert_eq!(
             Graph::parse(&text, "t").unwrap_err(),
             GraphError::Unreachable("x".into())

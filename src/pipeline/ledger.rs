@@ -114,12 +114,22 @@ impl Db {
         T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
     {
         Ok(match self {
-            Self::Sqlite(p) => bind_all!(sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql.to_owned())), args)
+            Self::Sqlite(p) => {
+                bind_all!(
+                    sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql.to_owned())),
+                    args
+                )
                 .fetch_all(p)
-                .await?,
-            Self::Postgres(p) => bind_all!(sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql.to_owned())), args)
+                .await?
+            }
+            Self::Postgres(p) => {
+                bind_all!(
+                    sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql.to_owned())),
+                    args
+                )
                 .fetch_all(p)
-                .await?,
+                .await?
+            }
         })
     }
 }
@@ -602,7 +612,12 @@ impl Ledger {
     }
 
     /// Records a permanent failure of `key` and fails its run.
-    pub async fn fail(&self, key: &StageKey, owner: &str, error: &str) -> Result<bool, LedgerError> {
+    pub async fn fail(
+        &self,
+        key: &StageKey,
+        owner: &str,
+        error: &str,
+    ) -> Result<bool, LedgerError> {
         let k = key_args(key);
         let now = now_ms();
         let n = self

@@ -88,7 +88,9 @@ impl Queue {
                     .queue(QUEUE)
                     .heartbeat_interval(beat)
                     .missed_heartbeats(2);
-                Ok(Self::Postgres(PostgresStorage::new(pool).with_config(config)))
+                Ok(Self::Postgres(
+                    PostgresStorage::new(pool).with_config(config),
+                ))
             }
         }
     }
@@ -103,8 +105,16 @@ impl Queue {
             message,
         };
         match self {
-            Self::Sqlite(s) => s.clone().push_task(task).await.map_err(|e| err(e.to_string())),
-            Self::Postgres(s) => s.clone().push_task(task).await.map_err(|e| err(e.to_string())),
+            Self::Sqlite(s) => s
+                .clone()
+                .push_task(task)
+                .await
+                .map_err(|e| err(e.to_string())),
+            Self::Postgres(s) => s
+                .clone()
+                .push_task(task)
+                .await
+                .map_err(|e| err(e.to_string())),
         }
     }
 }

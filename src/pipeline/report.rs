@@ -58,10 +58,7 @@ pub fn render(r: &ReferendumStatus<'_>, public_base_url: Option<&str>, location:
         let _ = writeln!(out, "{head}");
         let prefix = layout.run(n).prefix();
         for s in r.stages.iter().filter(|s| s.run == run.run) {
-            let mut line = format!(
-                "    {:<9} {:<10} attempts {}",
-                s.stage, s.state, s.attempts
-            );
+            let mut line = format!("    {:<9} {:<10} attempts {}", s.stage, s.state, s.attempts);
             match s.state.as_str() {
                 "scheduled" | "retrying" => {
                     let _ = write!(line, ", due {}", utc(s.due_at));

@@ -88,7 +88,7 @@ pub async fn start_rerun(
     let entry = engine
         .create_run(network, referendum, Some(previous), Some(from), false)
         .await?
-        .ok_or_else(|| EngineError::Ledger(LedgerError::Invalid("no run created".into())))?;
+        .ok_or_else(|| EngineError::from(LedgerError::Invalid("no run created".into())))?;
     let new_run = layout.run(entry.run);
     let old_run = layout.run(previous);
     let old_prefix = old_run.prefix();

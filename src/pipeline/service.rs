@@ -36,7 +36,10 @@ pub enum ServiceError {
 }
 
 async fn handle_stage(key: StageKey, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
-    engine.process(key).await.map_err(|e| Box::new(e) as BoxDynError)
+    engine
+        .process(key)
+        .await
+        .map_err(|e| Box::new(e) as BoxDynError)
 }
 
 async fn handle_tick(_tick: Tick, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
@@ -105,7 +108,7 @@ pub async fn serve(
         let eng = engine.clone();
         let stop = stopped();
         tasks.spawn(async move {
-            let result = match queue {
+            let result = match *queue {
                 Queue::Sqlite(s) => {
                     WorkerBuilder::new(name.as_str())
                         .backend(s.poll_with_interval(poll))

@@ -46,9 +46,13 @@ impl TestDb {
                 use sqlx::Connection;
                 let admin = postgres_admin_url();
                 let name = format!("cybergov_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-                    panic!("PostgreSQL must run at {admin} for this test (see DESIGN.md §9): {e}")
-                });
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "PostgreSQL must run at {admin} for this test (see DESIGN.md §9): {e}"
+                        )
+                    });
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut conn)
                     .await
@@ -78,9 +82,11 @@ impl Drop for TestDb {
             rt.block_on(async {
                 use sqlx::Connection;
                 if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&mut c)
-                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut c)
+                    .await;
                 }
             });
         })
@@ -183,7 +189,10 @@ impl World {
         };
         set("STORE__PATH", self.store_path().display().to_string());
         set("DATABASE__URL", self.db.url.clone());
-        set("NETWORKS__POLKADOT__SUBSQUARE_API_URL", self.subsquare.url.clone());
+        set(
+            "NETWORKS__POLKADOT__SUBSQUARE_API_URL",
+            self.subsquare.url.clone(),
+        );
         set("NETWORKS__KUSAMA__ENABLED", "false".into());
         set("NETWORKS__PASEO__ENABLED", "false".into());
         for j in ["BALTHAZAR", "MELCHIOR", "CASPAR"] {
