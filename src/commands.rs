@@ -11,6 +11,7 @@ mod run;
 mod serve;
 mod status;
 mod verify;
+mod vote;
 
 use crate::cli::{Cli, Command};
 use crate::config::{Config, LogFormat, Secrets};
@@ -55,25 +56,20 @@ fn run_inner(cli: Cli) -> anyhow::Result<ExitCode> {
     set_inference_threads(config.magi.threads);
     let secrets = Secrets::from_env().context("reading secrets")?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let unavailable = |command, what, issue| -> anyhow::Result<ExitCode> {
-        Err(NotYetAvailable {
-            command,
-            what,
-            issue,
-        }
-        .into())
-    };
     match cli.command {
         Command::Config => {
             println!("{}", config.to_toml());
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { network, id } => rt.block_on(status::run(&config, &secrets, network, id)),
-        Command::Verify { run, reexecute } => {
-            if reexecute {
-                return unavailable("verify --reexecute", "re-execution of the jurors", 7);
-            }
-            rt.block_on(verify::run(&config, &secrets, &run))
+        Command::Verify {
+            run,
+            reexecute,
+            base_url,
+            sidecar,
+        } => {
+            let sources = verify::Sources { base_url, sidecar };
+            rt.block_on(verify::run(&config, &secrets, &run, &sources, reexecute))
         }
         Command::Demo { dir } => rt.block_on(demo::run(&dir, &config)),
         Command::Serve => rt.block_on(serve::run(&config, &secrets)),
@@ -84,7 +80,7 @@ fn run_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Infer(target) => rt.block_on(infer::run(&config, &secrets, &target)),
         Command::Models { action } => models::run(&config, action),
-        Command::Vote { .. } => unavailable("vote", "casting votes on chain", 5),
+        Command::Vote { run, dry_run } => rt.block_on(vote::run(&config, &secrets, &run, dry_run)),
         Command::Comment(target) => rt.block_on(comment::run(&config, &secrets, &target)),
     }
 }

@@ -56,6 +56,8 @@ pub struct Config {
     pub augment: crate::augment::AugmentConfig,
     /// The job graph and its workers: graph file, concurrency, dead-worker timeout, dispatch.
     pub pipeline: crate::pipeline::settings::PipelineConfig,
+    /// Where the infer stage runs the jurors: in-process or on GitHub Actions.
+    pub runner: crate::runner::settings::RunnerSettings,
 }
 
 /// Artefact store settings.
@@ -168,6 +170,7 @@ impl Default for Config {
             subsquare: crate::subsquare::SubsquareConfig::default(),
             augment: crate::augment::AugmentConfig::default(),
             pipeline: crate::pipeline::settings::PipelineConfig::default(),
+            runner: crate::runner::settings::RunnerSettings::default(),
         }
     }
 }
@@ -367,6 +370,9 @@ impl Config {
             .validate()
             .map_err(|(key, message)| ConfigError::invalid(key, message))?;
         self.pipeline
+            .validate()
+            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
+        self.runner
             .validate()
             .map_err(|(key, message)| ConfigError::invalid(key, message))?;
         if self.subsquare.user_agent.trim().is_empty() {

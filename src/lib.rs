@@ -16,22 +16,29 @@
 //! - [`augment`]: cleaned, fitted, quoted juror input (`content.md`) and its record.
 //! - [`comment`]: the SIMA-signed rationale comment, posted once.
 //! - [`pipeline`]: the job graph — ledger, apalis workers, dispatch, the service.
+//! - [`chain`]: the vote on chain: proxied ConvictionVoting vote + manifest remark, receipts.
 //! - [`hash`]: SHA-256 as the project spells it.
+//! - [`runner`], [`github`]: where the infer stage runs (in-process or GitHub Actions).
+//! - [`verify`]: public verification over HTTP, the chain check via Sidecar, re-execution.
 //! - [`cli`], [`commands`]: the command line and what each command does.
 
 pub mod account;
 pub mod augment;
+pub mod chain;
 pub mod cli;
 pub mod commands;
 pub mod comment;
 pub mod config;
+pub mod github;
 pub mod hash;
 pub mod magi;
 pub mod manifest;
 pub mod network;
 pub mod pipeline;
 pub mod proposal;
+pub mod runner;
 pub mod secret;
 pub mod stages;
 pub mod store;
 pub mod subsquare;
+pub mod verify;

@@ -59,21 +59,22 @@ fn invalid_input_is_a_usage_error_that_says_what_is_wrong() {
 }
 
 #[test]
-fn commands_that_have_not_landed_say_so_and_fail() {
+fn vote_without_a_run_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [&[&str]; 2] = [
+    let o = cybergov(
+        dir.path(),
         &["vote", "--network", "kusama", "--id", "3", "--dry-run"],
-        &["verify", "--network", "kusama", "--id", "3", "--reexecute"],
-    ];
-    for args in cases {
-        let o = cybergov(dir.path(), args, &[]);
-        assert_eq!(o.status.code(), Some(3), "{args:?}");
-        assert!(
-            stderr(&o).contains("is not yet available"),
-            "{args:?}: {}",
-            stderr(&o)
-        );
-    }
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("has no latest.json"), "{}", stderr(&o));
+    let o = cybergov(
+        dir.path(),
+        &["vote", "--network", "kusama", "--id", "3", "--run", "1"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("manifest"), "{}", stderr(&o));
 }
 
 #[test]
