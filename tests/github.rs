@@ -262,3 +262,33 @@ async fn the_github_runner_needs_a_token_and_a_repository() {
     let c = GithubClient::new(&ok, Some(&Secret::new(TOKEN))).unwrap();
     assert!(!format!("{c:?}").contains(TOKEN));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_runner_infers_in_process_and_the_github_runner_needs_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path()).unwrap();
+    let rl = ReferendumLayout::new(SAMPLE.0, SAMPLE.1).run(1);
+    store
+        .put(&rl.key(&Artefact::Content), b"# A proposal\n\nFund it.\n")
+        .await
+        .unwrap();
+    let mut config = common::voted_run::tiny_config(1);
+    let secrets = cybergov::config::Secrets::default();
+    let outcome = cybergov::runner::infer(&store, &config, &secrets, SAMPLE.0, SAMPLE.1, None)
+        .await
+        .unwrap();
+    assert_eq!((outcome.run, outcome.already_done), (1, false));
+    assert!(store.exists(&rl.key(&Artefact::Manifest)).await.unwrap());
+    assert!(
+        !store
+            .exists(&rl.key(&Artefact::InferenceLog))
+            .await
+            .unwrap()
+    );
+
+    config.runner.kind = cybergov::runner::settings::RunnerKind::Github;
+    let e = cybergov::runner::infer(&store, &config, &secrets, SAMPLE.0, SAMPLE.1, None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("CYBERGOV_GITHUB_TOKEN"), "{e}");
+}
