@@ -292,3 +292,57 @@ async fn the_local_runner_infers_in_process_and_the_github_runner_needs_its_toke
         .unwrap_err();
     assert!(e.to_string().contains("CYBERGOV_GITHUB_TOKEN"), "{e}");
 }
+
+/// What the workflow runs: `cybergov infer` prints the anchor line the runner parses, with the
+/// hash of the manifest it stored.
+#[test]
+fn cybergov_infer_prints_the_manifest_hash_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let rl = ReferendumLayout::new(SAMPLE.0, SAMPLE.1).run(1);
+    let content = dir
+        .path()
+        .join("store")
+        .join(rl.key(&Artefact::Content).as_str());
+    std::fs::create_dir_all(content.parent().unwrap()).unwrap();
+    std::fs::write(&content, "# A proposal\n\nFund it.\n").unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cybergov"));
+    cmd.current_dir(dir.path()).env_remove("RUST_LOG");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CYBERGOV_")) {
+        cmd.env_remove(k);
+    }
+    let model = common::tiny_model_path(1);
+    for juror in ["BALTHAZAR", "MELCHIOR", "CASPAR"] {
+        cmd.env(
+            format!("CYBERGOV_MAGI__JURORS__{juror}__MODEL"),
+            model.to_str().unwrap(),
+        );
+    }
+    let o = cmd
+        .env("CYBERGOV_STORE__PATH", "store")
+        .env("CYBERGOV_MAGI__MAX_NEW_TOKENS", "4")
+        .args([
+            "infer",
+            "--network",
+            "polkadot",
+            "--id",
+            "4242",
+            "--run",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let logged = cybergov::github::log::parse_manifest_hash(&stdout).unwrap();
+    let manifest = std::fs::read(
+        dir.path()
+            .join("store")
+            .join(rl.key(&Artefact::Manifest).as_str()),
+    )
+    .unwrap();
+    assert_eq!(logged, Sha256Hash::of(&manifest));
+}
