@@ -180,6 +180,16 @@ async fn rate_limit_waits_for_the_reset_then_goes_on() {
 }
 
 #[tokio::test]
+async fn a_secondary_rate_limit_waits_retry_after() {
+    let server = spawn_github().await;
+    server.script(|s| s.secondary_limited_lists = 1);
+    let s = settings(&server);
+    let t = Instant::now();
+    assert_eq!(client(&s).lookup_run("x").await.unwrap(), None);
+    assert!(t.elapsed().as_millis() >= 1000, "{:?}", t.elapsed());
+}
+
+#[tokio::test]
 async fn a_rate_limit_reset_beyond_the_longest_wait_is_an_error() {
     let server = spawn_github().await;
     server.script(|s| {

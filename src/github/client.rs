@@ -1,6 +1,7 @@
 //! The GitHub REST calls the runner makes, through octocrab: dispatch, list runs, get a run,
 //! download its logs. Responses are read into our own small structs (only the fields used),
-//! and every call honours GitHub's rate limit (403/429 with `x-ratelimit-remaining: 0`).
+//! and every call honours GitHub's rate limits (403/429 with `x-ratelimit-remaining: 0` until
+//! `x-ratelimit-reset`, or with `retry-after` for secondary limits).
 
 use super::DispatchInputs;
 use crate::runner::settings::GithubSettings;
@@ -211,14 +212,26 @@ impl GithubClient {
                     .get("x-ratelimit-remaining")
                     .and_then(|v| v.to_str().ok())
                     == Some("0");
-            if limited {
-                let reset = headers
-                    .get("x-ratelimit-reset")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<i64>().ok())
-                    .unwrap_or(0);
-                let now = chrono::Utc::now().timestamp();
-                let wait = u64::try_from(reset - now).unwrap_or(0) + 1;
+            // Secondary rate limits say `retry-after` (seconds) instead of remaining = 0.
+            let retry_after = (status == StatusCode::FORBIDDEN
+                || status == StatusCode::TOO_MANY_REQUESTS)
+                .then(|| headers.get("retry-after"))
+                .flatten()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if limited || retry_after.is_some() {
+                let wait = match retry_after {
+                    Some(secs) => secs.max(1),
+                    None => {
+                        let reset = headers
+                            .get("x-ratelimit-reset")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<i64>().ok())
+                            .unwrap_or(0);
+                        let now = chrono::Utc::now().timestamp();
+                        u64::try_from(reset - now).unwrap_or(0) + 1
+                    }
+                };
                 if wait > self.settings.rate_limit_max_wait_secs {
                     return Err(GithubError::RateLimited {
                         path: path.to_owned(),

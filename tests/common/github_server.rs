@@ -45,6 +45,8 @@ pub struct Script {
     pub rate_limited_lists: u32,
     /// Seconds from now to the advertised rate-limit reset.
     pub rate_limit_reset_in: i64,
+    /// This many listing calls answer 403 with `retry-after: 1` (a secondary rate limit).
+    pub secondary_limited_lists: u32,
     /// A run shows in listings only after this many listing calls.
     pub list_delay: u32,
     /// Runs dispatched so far.
@@ -68,6 +70,7 @@ impl Default for Script {
             never_complete: false,
             rate_limited_lists: 0,
             rate_limit_reset_in: 1,
+            secondary_limited_lists: 0,
             list_delay: 1,
             runs: Vec::new(),
             dispatches: Vec::new(),
@@ -196,6 +199,15 @@ async fn list_runs(
                 ("x-ratelimit-reset", reset.to_string()),
             ],
             axum::Json(json!({"message": "API rate limit exceeded for user ID 1.", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"})),
+        )
+            .into_response();
+    }
+    if s.secondary_limited_lists > 0 {
+        s.secondary_limited_lists -= 1;
+        return (
+            StatusCode::FORBIDDEN,
+            [("retry-after", "1")],
+            axum::Json(json!({"message": "You have exceeded a secondary rate limit."})),
         )
             .into_response();
     }
