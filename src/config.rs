@@ -54,6 +54,8 @@ pub struct Config {
     pub subsquare: crate::subsquare::SubsquareConfig,
     /// Augmentation: context budget, long-proposal flag, abstain policy.
     pub augment: crate::augment::AugmentConfig,
+    /// Where the infer stage runs the jurors: in-process or on GitHub Actions.
+    pub runner: crate::runner::settings::RunnerSettings,
 }
 
 /// Artefact store settings.
@@ -165,6 +167,7 @@ impl Default for Config {
             magi: crate::magi::settings::MagiConfig::default(),
             subsquare: crate::subsquare::SubsquareConfig::default(),
             augment: crate::augment::AugmentConfig::default(),
+            runner: crate::runner::settings::RunnerSettings::default(),
         }
     }
 }
@@ -361,6 +364,9 @@ impl Config {
             }
         }
         self.magi
+            .validate()
+            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
+        self.runner
             .validate()
             .map_err(|(key, message)| ConfigError::invalid(key, message))?;
         if self.subsquare.user_agent.trim().is_empty() {

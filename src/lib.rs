@@ -16,6 +16,8 @@
 //! - [`augment`]: cleaned, fitted, quoted juror input (`content.md`) and its record.
 //! - [`comment`]: the SIMA-signed rationale comment, posted once.
 //! - [`hash`]: SHA-256 as the project spells it.
+//! - [`runner`], [`github`]: where the infer stage runs (in-process or GitHub Actions).
+//! - [`verify`]: public verification over HTTP, the chain check via Sidecar, re-execution.
 //! - [`cli`], [`commands`]: the command line and what each command does.
 
 pub mod account;
@@ -24,12 +26,15 @@ pub mod cli;
 pub mod commands;
 pub mod comment;
 pub mod config;
+pub mod github;
 pub mod hash;
 pub mod magi;
 pub mod manifest;
 pub mod network;
 pub mod proposal;
+pub mod runner;
 pub mod secret;
 pub mod stages;
 pub mod store;
 pub mod subsquare;
+pub mod verify;

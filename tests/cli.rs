@@ -61,10 +61,9 @@ fn invalid_input_is_a_usage_error_that_says_what_is_wrong() {
 #[test]
 fn commands_that_have_not_landed_say_so_and_fail() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [&[&str]; 3] = [
+    let cases: [&[&str]; 2] = [
         &["serve"],
         &["vote", "--network", "kusama", "--id", "3", "--dry-run"],
-        &["verify", "--network", "kusama", "--id", "3", "--reexecute"],
     ];
     for args in cases {
         let o = cybergov(dir.path(), args, &[]);

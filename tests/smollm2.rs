@@ -2,6 +2,8 @@
 //! requantized to Q8_0, both checked against pinned hashes, cached in ~/.cache/cybergov/models),
 //! running all three jurors through the infer stage on a fixture proposal.
 //!
+//! Also re-executes that run as `cybergov verify --reexecute` does and compares byte for byte.
+//!
 //! Fails loudly — never skips — when the model cannot be fetched.
 
 mod common;
@@ -99,6 +101,26 @@ async fn three_smollm2_jurors_are_deterministic_and_complete() {
     };
     assert_eq!(outs(&o1), outs(&o2));
     assert_eq!(o1.manifest.models.len(), 3);
+
+    // `cybergov verify --reexecute`: the models named in the manifest are fetched by their
+    // pinned hashes, the jurors re-run on the stored content with the recorded decoding
+    // parameters, and every juror file and vote.json come out byte for byte identical.
+    let checks = cybergov::verify::reexecute::reexecute(&s1, &o1.manifest, &config().magi).await;
+    for name in ["balthazar", "melchior", "caspar"] {
+        for check in [
+            format!("model {name}"),
+            format!("reexecute jurors/{name}.json"),
+        ] {
+            assert!(
+                checks.iter().any(|c| c.name == check && c.passed),
+                "no PASS {check}: {checks:#?}"
+            );
+        }
+    }
+    assert!(
+        checks.iter().all(|c| c.passed) && checks.iter().any(|c| c.name == "reexecute vote.json"),
+        "{checks:#?}"
+    );
 
     // Running the stage again on a finished run is a no-op.
     let again = infer(&s1, &config(), &jury, Network::Polkadot, 4242, None)

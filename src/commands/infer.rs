@@ -38,5 +38,10 @@ pub fn print_outcome(outcome: &crate::stages::infer::InferOutcome, location: &st
         m.decision.vote, m.decision.conviction, m.decision.balance
     );
     println!("manifest sha256: {}", outcome.manifest_sha256);
+    // The public anchor the GitHub runner checks (and anyone can read in the run's log).
+    println!(
+        "{}",
+        crate::github::log::manifest_line(&outcome.manifest_sha256)
+    );
     println!("store: {location}");
 }

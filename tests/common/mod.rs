@@ -2,9 +2,13 @@
 
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub mod github_server;
+pub mod http_store;
 pub mod openai_server;
+pub mod sidecar_blocks;
 pub mod subsquare_server;
 pub mod tiny_gguf;
+pub mod voted_run;
 
 use cybergov::hash::Sha256Hash;
 use cybergov::manifest::{

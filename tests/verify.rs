@@ -1,0 +1,281 @@
+//! `cybergov verify` against a store served over local HTTP and a Sidecar stand-in: PASS on a
+//! good voted run, FAIL naming the check for each kind of tampering; and `--reexecute` with the
+//! tiny model catching a juror output that the manifest lists but the model did not write.
+
+mod common;
+
+use common::http_store::spawn_http_store;
+use common::sidecar_blocks::spawn_sidecar_blocks;
+use common::voted_run::{
+    NETWORK, REFERENDUM, VotedRun, infer_run, make_voted_run, other_vote, set_remark, set_vote,
+    tiny_config,
+};
+use cybergov::hash::Sha256Hash;
+use cybergov::magi::juror::JurorRecord;
+use cybergov::store::FsStore;
+use cybergov::store::layout::Artefact;
+use cybergov::verify::http::HttpStore;
+use cybergov::verify::{VerifyOptions, verify};
+use std::process::Output;
+
+/// The cybergov binary, with no configuration from this process's environment.
+fn cybergov(dir: &std::path::Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_cybergov"));
+    cmd.current_dir(dir).env_remove("RUST_LOG");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CYBERGOV_")) {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
+/// Serves `run` (with `block` as the chain) and runs `cybergov verify` on it.
+async fn cli_verify(run: &VotedRun, block: serde_json::Value, extra: &[&str]) -> Output {
+    let base = spawn_http_store(&run.root).await;
+    let sidecar = spawn_sidecar_blocks().await;
+    sidecar.insert(block);
+    let id = REFERENDUM.to_string();
+    let mut args = vec![
+        "verify",
+        "--network",
+        NETWORK.as_str(),
+        "--id",
+        &id,
+        "--base-url",
+        &base,
+        "--sidecar",
+        &sidecar.url,
+    ];
+    args.extend_from_slice(extra);
+    let work = tempfile::tempdir().unwrap();
+    cybergov(work.path()).args(&args).output().await.unwrap()
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn assert_fails_naming(o: &Output, check: &str) {
+    let text = out(o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("FAIL {check}: ")),
+        "no FAIL {check} in:\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_voted_run_passes_every_check() {
+    let run = make_voted_run().await;
+    let o = cli_verify(&run, run.block.clone(), &[]).await;
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    for check in [
+        "manifest hash",
+        "manifest format",
+        "artefact content.md",
+        "artefact jurors/caspar.json",
+        "artefact vote.json",
+        "receipt",
+        "extrinsic",
+        "remark",
+        "vote on chain",
+    ] {
+        assert!(
+            text.contains(&format!("PASS {check}: ")),
+            "no PASS {check} in:\n{text}"
+        );
+    }
+    assert!(!text.contains("FAIL"), "{text}");
+    assert!(text.trim_end().ends_with("PASS"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_changed_artefact_byte_fails_that_artefact() {
+    let run = make_voted_run().await;
+    let f = run.file(&Artefact::Juror("caspar".into()));
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[10] ^= 0x01;
+    std::fs::write(&f, bytes).unwrap();
+    let o = cli_verify(&run, run.block.clone(), &[]).await;
+    assert_fails_naming(&o, "artefact jurors/caspar.json");
+    assert!(out(&o).contains("PASS artefact content.md"), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_manifest_fails_the_manifest_hash() {
+    let run = make_voted_run().await;
+    let f = run.file(&Artefact::Manifest);
+    let text = std::fs::read_to_string(&f).unwrap();
+    // Still canonical JSON, one digit of the start time changed.
+    let changed = text.replacen("\"started_at\":\"20", "\"started_at\":\"21", 1);
+    assert_ne!(changed, text);
+    std::fs::write(&f, changed).unwrap();
+    let o = cli_verify(&run, run.block.clone(), &[]).await;
+    assert_fails_naming(&o, "manifest hash");
+    // The chain still commits to the original: the remark and receipt disagree too.
+    assert_fails_naming(&o, "remark");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_artefact_fails_naming_it() {
+    let run = make_voted_run().await;
+    std::fs::remove_file(run.file(&Artefact::Content)).unwrap();
+    let o = cli_verify(&run, run.block.clone(), &[]).await;
+    assert_fails_naming(&o, "artefact content.md");
+    assert!(out(&o).contains("is missing"), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remark_with_another_hash_fails_the_remark() {
+    let run = make_voted_run().await;
+    let mut block = run.block.clone();
+    let other = Sha256Hash::of(b"another manifest");
+    set_remark(
+        &mut block,
+        &cybergov::verify::expected_remark(NETWORK, REFERENDUM, 1, &other),
+    );
+    let o = cli_verify(&run, block, &[]).await;
+    assert_fails_naming(&o, "remark");
+    assert!(out(&o).contains(&other.to_hex()), "{}", out(&o));
+    assert!(out(&o).contains("PASS vote on chain"), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_vote_that_differs_from_vote_json_fails_the_vote() {
+    let run = make_voted_run().await;
+    let mut block = run.block.clone();
+    set_vote(&mut block, other_vote(&run.vote));
+    let o = cli_verify(&run, block, &[]).await;
+    assert_fails_naming(&o, "vote on chain");
+    assert!(out(&o).contains("vote.json asks for"), "{}", out(&o));
+    assert!(out(&o).contains("PASS remark"), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extrinsic_missing_from_its_block_fails_the_extrinsic() {
+    let run = make_voted_run().await;
+    let mut block = run.block.clone();
+    block["extrinsics"][1]["hash"] = serde_json::json!(format!("0x{}", "00".repeat(32)));
+    let o = cli_verify(&run, block, &[]).await;
+    assert_fails_naming(&o, "extrinsic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_not_voted_yet_passes_its_artefacts_and_says_the_chain_was_not_checked() {
+    let run = make_voted_run().await;
+    std::fs::remove_file(run.file(&Artefact::Receipt)).unwrap();
+    let o = cli_verify(&run, run.block.clone(), &[]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(out(&o).contains("NOTE"), "{}", out(&o));
+    assert!(out(&o).contains("not been voted"), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reexecution_reproduces_the_jurors_and_catches_a_fabricated_juror_output() {
+    // An honest run: re-execution with the tiny model reproduces every file.
+    let run = make_voted_run().await;
+    let base = spawn_http_store(&run.root).await;
+    let public = HttpStore::new(&base).unwrap();
+    let options = VerifyOptions {
+        sidecar_url: None,
+        reexecute: Some(run.config.magi.clone()),
+    };
+    let v = verify(&public, NETWORK, REFERENDUM, Some(1), &options).await;
+    for check in [
+        "model balthazar",
+        "reexecute jurors/balthazar.json",
+        "reexecute jurors/melchior.json",
+        "reexecute jurors/caspar.json",
+        "reexecute vote.json",
+    ] {
+        assert!(
+            v.report.checks.iter().any(|c| c.name == check && c.passed),
+            "no PASS {check}:\n{v}"
+        );
+    }
+
+    // A dishonest run: caspar's file was written by hand (a changed rationale) and the stage
+    // listed it, so the manifest and every hash are consistent — only re-execution can tell.
+    let honest = std::fs::read(run.file(&Artefact::Juror("caspar".into()))).unwrap();
+    let mut record: JurorRecord = serde_json::from_slice(&honest).unwrap();
+    record.rationale = format!("{} Fund it.", record.rationale);
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path()).unwrap();
+    infer_run(&store, &tiny_config(1), &[("caspar", &record.to_bytes())]).await;
+    let options = VerifyOptions {
+        sidecar_url: None,
+        reexecute: Some(tiny_config(1).magi),
+    };
+    let v = verify(&store, NETWORK, REFERENDUM, None, &options).await;
+    let failed: Vec<&str> = v.report.failures().map(|c| c.name.as_str()).collect();
+    assert_eq!(failed, ["reexecute jurors/caspar.json"], "{v}");
+    assert!(
+        v.report
+            .checks
+            .iter()
+            .any(|c| c.name == "artefact jurors/caspar.json" && c.passed)
+    );
+
+    // A model file with another hash is refused, not used.
+    let mut wrong = tiny_config(2).magi;
+    wrong.models_dir = Some(dir.path().join("models"));
+    let v = verify(
+        &store,
+        NETWORK,
+        REFERENDUM,
+        None,
+        &VerifyOptions {
+            sidecar_url: None,
+            reexecute: Some(wrong),
+        },
+    )
+    .await;
+    assert!(
+        v.report
+            .failures()
+            .any(|c| c.name == "model balthazar" && c.detail.contains("no named model")),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reexecutes_with_the_configured_models() {
+    let run = make_voted_run().await;
+    let model = common::tiny_model_path(1);
+    let base = spawn_http_store(&run.root).await;
+    let sidecar = spawn_sidecar_blocks().await;
+    sidecar.insert(run.block.clone());
+    let work = tempfile::tempdir().unwrap();
+    let mut cmd = cybergov(work.path());
+    cmd.args([
+        "verify",
+        "--network",
+        "polkadot",
+        "--id",
+        "4242",
+        "--reexecute",
+        "--base-url",
+        &base,
+        "--sidecar",
+        &sidecar.url,
+    ]);
+    for juror in ["BALTHAZAR", "MELCHIOR", "CASPAR"] {
+        cmd.env(
+            format!("CYBERGOV_MAGI__JURORS__{juror}__MODEL"),
+            model.to_str().unwrap(),
+        );
+    }
+    let o = cmd.output().await.unwrap();
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("PASS reexecute jurors/melchior.json"),
+        "{text}"
+    );
+    assert!(text.contains("PASS reexecute vote.json"), "{text}");
+    assert!(text.contains("PASS vote on chain"), "{text}");
+}

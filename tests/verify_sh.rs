@@ -1,0 +1,226 @@
+//! `scripts/verify.sh` — POSIX sh, curl, jq and sha256sum only — run as a child process with
+//! `dash` against a store served over local HTTP and a Sidecar stand-in: PASS on a good voted
+//! run, FAIL naming the check for each kind of tampering. The same cases as `cybergov verify`
+//! (tests/verify.rs), with the same check names.
+//!
+//! Needs `dash`, `curl`, `jq` and `sha256sum` on PATH (scripts/test.sh installs them); fails
+//! loudly when one is missing.
+
+mod common;
+
+use common::http_store::spawn_http_store;
+use common::sidecar_blocks::spawn_sidecar_blocks;
+use common::voted_run::{
+    NETWORK, REFERENDUM, VotedRun, make_voted_run, other_vote, set_remark, set_vote,
+};
+use cybergov::hash::Sha256Hash;
+use cybergov::store::layout::Artefact;
+use std::path::Path;
+use std::process::Output;
+
+fn require(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{tool} is required for this test (scripts/test.sh installs it)"
+    );
+}
+
+async fn verify_sh(run: &VotedRun, block: serde_json::Value, extra: &[&str]) -> Output {
+    for tool in ["dash", "curl", "jq", "sha256sum"] {
+        require(tool);
+    }
+    let base = spawn_http_store(&run.root).await;
+    let sidecar = spawn_sidecar_blocks().await;
+    sidecar.insert(block);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/verify.sh");
+    let id = REFERENDUM.to_string();
+    let mut args = vec![
+        script.to_str().unwrap(),
+        "--network",
+        NETWORK.as_str(),
+        "--id",
+        &id,
+        "--base-url",
+        &base,
+        "--sidecar",
+        &sidecar.url,
+    ];
+    args.extend_from_slice(extra);
+    tokio::process::Command::new("dash")
+        .args(&args)
+        .env_remove("CYBERGOV_PUBLIC_BASE_URL")
+        .output()
+        .await
+        .unwrap()
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn assert_fails_naming(o: &Output, check: &str) {
+    let text = out(o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("FAIL {check}: ")),
+        "no FAIL {check} in:\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_voted_run_passes_every_check() {
+    let run = make_voted_run().await;
+    let o = verify_sh(&run, run.block.clone(), &[]).await;
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    for check in [
+        "manifest hash",
+        "manifest format",
+        "manifest location",
+        "artefact content.md",
+        "artefact jurors/balthazar.json",
+        "artefact jurors/melchior.json",
+        "artefact jurors/caspar.json",
+        "artefact vote.json",
+        "receipt",
+        "extrinsic",
+        "remark",
+        "vote on chain",
+    ] {
+        assert!(
+            text.contains(&format!("PASS {check}: ")),
+            "no PASS {check} in:\n{text}"
+        );
+    }
+    assert!(!text.contains("FAIL"), "{text}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().last(),
+        Some("PASS")
+    );
+    // Giving the run explicitly verifies the same run.
+    let o = verify_sh(&run, run.block.clone(), &["--run", "1"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_changed_artefact_byte_fails_that_artefact() {
+    let run = make_voted_run().await;
+    let f = run.file(&Artefact::Juror("caspar".into()));
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[10] ^= 0x01;
+    std::fs::write(&f, bytes).unwrap();
+    let o = verify_sh(&run, run.block.clone(), &[]).await;
+    assert_fails_naming(&o, "artefact jurors/caspar.json");
+    assert!(out(&o).contains("PASS artefact content.md"), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_manifest_fails_the_manifest_hash() {
+    let run = make_voted_run().await;
+    let f = run.file(&Artefact::Manifest);
+    let text = std::fs::read_to_string(&f).unwrap();
+    let changed = text.replacen("\"started_at\":\"20", "\"started_at\":\"21", 1);
+    assert_ne!(changed, text);
+    std::fs::write(&f, changed).unwrap();
+    let o = verify_sh(&run, run.block.clone(), &[]).await;
+    assert_fails_naming(&o, "manifest hash");
+    assert_fails_naming(&o, "remark");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_artefact_fails_naming_it() {
+    let run = make_voted_run().await;
+    std::fs::remove_file(run.file(&Artefact::Content)).unwrap();
+    let o = verify_sh(&run, run.block.clone(), &[]).await;
+    assert_fails_naming(&o, "artefact content.md");
+    assert!(out(&o).contains("is missing"), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remark_with_another_hash_fails_the_remark() {
+    let run = make_voted_run().await;
+    let mut block = run.block.clone();
+    let other = Sha256Hash::of(b"another manifest");
+    set_remark(
+        &mut block,
+        &cybergov::verify::expected_remark(NETWORK, REFERENDUM, 1, &other),
+    );
+    let o = verify_sh(&run, block, &[]).await;
+    assert_fails_naming(&o, "remark");
+    assert!(out(&o).contains(&other.to_hex()), "{}", out(&o));
+    assert!(out(&o).contains("PASS vote on chain"), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_vote_that_differs_from_vote_json_fails_the_vote() {
+    let run = make_voted_run().await;
+    let mut block = run.block.clone();
+    set_vote(&mut block, other_vote(&run.vote));
+    let o = verify_sh(&run, block, &[]).await;
+    assert_fails_naming(&o, "vote on chain");
+    assert!(out(&o).contains("vote.json asks for"), "{}", out(&o));
+    assert!(out(&o).contains("PASS remark"), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shell_and_the_rust_verifier_name_the_same_checks() {
+    let run = make_voted_run().await;
+    let sh = verify_sh(&run, run.block.clone(), &[]).await;
+    let base = spawn_http_store(&run.root).await;
+    let sidecar = spawn_sidecar_blocks().await;
+    sidecar.insert(run.block.clone());
+    let public = cybergov::verify::http::HttpStore::new(&base).unwrap();
+    let options = cybergov::verify::VerifyOptions {
+        sidecar_url: Some(sidecar.url.clone()),
+        reexecute: None,
+    };
+    let v = cybergov::verify::verify(&public, NETWORK, REFERENDUM, None, &options).await;
+    let names = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("PASS "))
+            .filter_map(|l| l.split_once(": ").map(|(n, _)| n.to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        names(&String::from_utf8_lossy(&sh.stdout)),
+        names(&v.to_string())
+    );
+}
+
+#[tokio::test]
+async fn bad_usage_exits_2_with_a_clear_message() {
+    require("dash");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/verify.sh");
+    for (args, want) in [
+        (
+            vec!["--id", "1", "--base-url", "http://x"],
+            "--network is required",
+        ),
+        (
+            vec!["--network", "moon", "--id", "1"],
+            "unknown network moon",
+        ),
+        (vec!["--network", "kusama", "--id", "x1"], "--id must be"),
+        (
+            vec!["--network", "kusama", "--id", "1"],
+            "--base-url is required",
+        ),
+    ] {
+        let o = tokio::process::Command::new("dash")
+            .arg(&script)
+            .args(&args)
+            .env_remove("CYBERGOV_PUBLIC_BASE_URL")
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(out(&o).contains(want), "{args:?}: {}", out(&o));
+    }
+}
