@@ -15,11 +15,13 @@
 //! - [`subsquare`], [`proposal`]: referenda in from Subsquare (with retries), parsed strictly.
 //! - [`augment`]: cleaned, fitted, quoted juror input (`content.md`) and its record.
 //! - [`comment`]: the SIMA-signed rationale comment, posted once.
+//! - [`chain`]: the vote on chain: proxied ConvictionVoting vote + manifest remark, receipts.
 //! - [`hash`]: SHA-256 as the project spells it.
 //! - [`cli`], [`commands`]: the command line and what each command does.
 
 pub mod account;
 pub mod augment;
+pub mod chain;
 pub mod cli;
 pub mod commands;
 pub mod comment;

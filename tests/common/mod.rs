@@ -2,9 +2,13 @@
 
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub mod chopsticks;
+pub mod metadata;
 pub mod openai_server;
+pub mod sidecar_server;
 pub mod subsquare_server;
 pub mod tiny_gguf;
+pub mod vote_run;
 
 use cybergov::hash::Sha256Hash;
 use cybergov::manifest::{
