@@ -6,6 +6,9 @@
 //! "includes" it in a new block whose extrinsic carries Sidecar-shaped events — the
 //! `ProxyExecuted` result can be scripted to fail. Referenda and balances are set by the test.
 
+// Handlers answer `Result<Response, Response>`, axum's idiom for early error replies.
+#![allow(clippy::result_large_err)]
+
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
