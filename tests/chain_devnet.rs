@@ -475,6 +475,13 @@ async fn a_crash_after_sending_is_recovered_and_a_rerun_replaces_the_vote() {
     let rl = ReferendumLayout::new(NET, 4).run(1);
     let subs = Submission::read_all(&env.store, &rl).await.unwrap();
     assert_eq!(subs.len(), 1);
+    // Chopsticks builds the block just after accepting the transaction.
+    for _ in 0..100 {
+        if env.alice_nonce().await > nonce {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(env.alice_nonce().await, nonce + 1, "the vote was sent once");
     let best = env.chain.best_number().await;
 

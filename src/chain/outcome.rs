@@ -73,17 +73,17 @@ pub fn check(events: &[EventRecord], remark: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The `Err` of a `Result` rendered as JSON, whether the renderer wraps it in a `result` field
-/// (subxt: `{"result": {"Err": …}}`) or a one-element array (Sidecar: `[{"err": …}]`).
+/// The `Err` of a `Result` rendered as JSON, wherever the renderer put it: subxt gives
+/// `{"result": {"Err": …}}`, Sidecar `[{"err": …}]`. `ProxyExecuted` has no other field that
+/// could hold such a key, so a deep search is exact and survives other wrappings.
 fn find_err(v: &serde_json::Value) -> Option<&serde_json::Value> {
     match v {
-        serde_json::Value::Object(map) => {
-            if let Some((_, e)) = map.iter().find(|(k, _)| k.eq_ignore_ascii_case("err")) {
-                return Some(e);
-            }
-            map.get("result").and_then(find_err)
-        }
-        serde_json::Value::Array(items) if items.len() == 1 => find_err(&items[0]),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("err"))
+            .map(|(_, e)| e)
+            .or_else(|| map.values().find_map(find_err)),
+        serde_json::Value::Array(items) => items.iter().find_map(find_err),
         _ => None,
     }
 }

@@ -168,7 +168,7 @@ impl Transport for RpcTransport {
             records.push(EventRecord {
                 pallet: ev.pallet_name().to_owned(),
                 variant: ev.event_name().to_owned(),
-                fields: value::to_json(&fields),
+                fields: value::event_fields_json(&fields),
             });
         }
         Ok(Some(Included {

@@ -109,6 +109,21 @@ pub fn to_json(v: &Value) -> serde_json::Value {
     }
 }
 
+/// The fields of a decoded event as JSON. Events decode as `Pallet(Event { fields })`; the two
+/// enum levels are dropped so that receipts hold `{"result": …}`, not `{"Proxy": {…}}`.
+pub fn event_fields_json(event: &Value) -> serde_json::Value {
+    let fields = variant(event)
+        .and_then(|(_, pallet)| pallet.values().next())
+        .and_then(|inner| match &inner.value {
+            ValueDef::Variant(v) => Some(&v.values),
+            _ => None,
+        });
+    match fields {
+        Some(f) => composite_json(f),
+        None => to_json(event),
+    }
+}
+
 fn composite_json(c: &Composite<()>) -> serde_json::Value {
     match c {
         Composite::Named(fields) => serde_json::Value::Object(
