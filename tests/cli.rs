@@ -61,9 +61,8 @@ fn invalid_input_is_a_usage_error_that_says_what_is_wrong() {
 #[test]
 fn commands_that_have_not_landed_say_so_and_fail() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [&[&str]; 3] = [
+    let cases: [&[&str]; 2] = [
         &["serve"],
-        &["vote", "--network", "kusama", "--id", "3", "--dry-run"],
         &["verify", "--network", "kusama", "--id", "3", "--reexecute"],
     ];
     for args in cases {
@@ -75,6 +74,25 @@ fn commands_that_have_not_landed_say_so_and_fail() {
             stderr(&o)
         );
     }
+}
+
+#[test]
+fn vote_without_a_run_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cybergov(
+        dir.path(),
+        &["vote", "--network", "kusama", "--id", "3", "--dry-run"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("has no latest.json"), "{}", stderr(&o));
+    let o = cybergov(
+        dir.path(),
+        &["vote", "--network", "kusama", "--id", "3", "--run", "1"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("manifest"), "{}", stderr(&o));
 }
 
 #[test]
