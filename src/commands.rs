@@ -7,6 +7,7 @@ mod infer;
 mod models;
 mod status;
 mod verify;
+mod vote;
 
 use crate::cli::{Cli, Command};
 use crate::config::{Config, LogFormat, Secrets};
@@ -81,7 +82,7 @@ fn run_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rerun { .. } => unavailable("rerun", "the job graph", 6),
         Command::Infer(target) => rt.block_on(infer::run(&config, &secrets, &target)),
         Command::Models { action } => models::run(&config, action),
-        Command::Vote { .. } => unavailable("vote", "casting votes on chain", 5),
+        Command::Vote { run, dry_run } => rt.block_on(vote::run(&config, &secrets, &run, dry_run)),
         Command::Comment(target) => rt.block_on(comment::run(&config, &secrets, &target)),
     }
 }

@@ -15,6 +15,7 @@
 //! - [`subsquare`], [`proposal`]: referenda in from Subsquare (with retries), parsed strictly.
 //! - [`augment`]: cleaned, fitted, quoted juror input (`content.md`) and its record.
 //! - [`comment`]: the SIMA-signed rationale comment, posted once.
+//! - [`chain`]: the vote on chain: proxied ConvictionVoting vote + manifest remark, receipts.
 //! - [`hash`]: SHA-256 as the project spells it.
 //! - [`runner`], [`github`]: where the infer stage runs (in-process or GitHub Actions).
 //! - [`verify`]: public verification over HTTP, the chain check via Sidecar, re-execution.
@@ -22,6 +23,7 @@
 
 pub mod account;
 pub mod augment;
+pub mod chain;
 pub mod cli;
 pub mod commands;
 pub mod comment;

@@ -55,6 +55,7 @@ impl Network {
                 min_referendum_id: 0,
                 enabled: true,
                 real_account: None,
+                vote: VoteSettings::default(),
             },
             Network::Kusama => NetworkSpec {
                 rpc_url: "wss://kusama-asset-hub-rpc.polkadot.io".into(),
@@ -70,6 +71,7 @@ impl Network {
                 min_referendum_id: 0,
                 enabled: true,
                 real_account: None,
+                vote: VoteSettings::default(),
             },
             Network::Paseo => NetworkSpec {
                 rpc_url: "wss://sys.ibp.network/asset-hub-paseo".into(),
@@ -84,6 +86,7 @@ impl Network {
                 // A testnet is opt-in: nobody should vote there by accident.
                 enabled: false,
                 real_account: None,
+                vote: VoteSettings::default(),
             },
         }
     }
@@ -139,6 +142,53 @@ pub struct NetworkSpec {
     /// proxy acts for itself. Comments name it as SIMA's `real`.
     #[serde(default)]
     pub real_account: Option<String>,
+    /// How votes are cast on this network: proxy type, transport, waiting, mortality.
+    #[serde(default)]
+    pub vote: VoteSettings,
+}
+
+/// How votes are sent (`networks.<network>.vote.*`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoteSettings {
+    /// `force_proxy_type` of `Proxy.proxy`, e.g. `Governance`; `None` or `""`: the chain uses
+    /// whichever proxy relationship admits the call.
+    pub proxy_type: Option<String>,
+    /// `rpc` (JSON-RPC through `rpc_url`) or `sidecar` (REST through `sidecar_url`).
+    pub transport: crate::chain::receipt::TransportKind,
+    /// Use subxt's legacy JSON-RPC methods instead of the `chainHead` ones (chopsticks and older
+    /// nodes need it).
+    pub legacy_backend: bool,
+    /// `inclusion` (best block) or `finalization`.
+    pub wait_for: WaitFor,
+    /// Mortal era length in blocks (rounded up to a power of two, 4–65536).
+    pub mortality_blocks: u64,
+    /// Longest wait for inclusion after sending, seconds.
+    pub inclusion_timeout_s: u64,
+}
+
+/// What the vote stage waits for after sending.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitFor {
+    /// Included in a best block.
+    #[default]
+    Inclusion,
+    /// Included in a finalized block.
+    Finalization,
+}
+
+impl Default for VoteSettings {
+    fn default() -> Self {
+        Self {
+            proxy_type: Some("Governance".into()),
+            transport: Default::default(),
+            legacy_backend: false,
+            wait_for: WaitFor::Inclusion,
+            mortality_blocks: 64,
+            inclusion_timeout_s: 300,
+        }
+    }
 }
 
 impl NetworkSpec {

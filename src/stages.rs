@@ -5,3 +5,4 @@
 pub mod augment;
 pub mod infer;
 pub mod provenance;
+pub mod vote;

@@ -5,6 +5,7 @@
 //!   runs/{run}/raw_subsquare.json   runs/{run}/content.md   runs/{run}/augment.json
 //!   runs/{run}/jurors/{name}.json   runs/{run}/vote.json    runs/{run}/manifest.json
 //!   runs/{run}/receipt.json         runs/{run}/comment.json runs/{run}/inference.log
+//!   runs/{run}/submission-{n}.json
 //!   latest.json
 //! ```
 //!
@@ -36,6 +37,9 @@ pub enum Artefact {
     Comment,
     /// The inference runner's log, archived because CI systems expire logs.
     InferenceLog,
+    /// Attempt `n` (from 1) of the signed vote extrinsic, recorded before it is sent, so that a
+    /// crashed vote stage finds it on chain instead of voting twice.
+    Submission(u32),
 }
 
 impl Artefact {
@@ -51,6 +55,7 @@ impl Artefact {
             Artefact::Receipt => "receipt.json".into(),
             Artefact::Comment => "comment.json".into(),
             Artefact::InferenceLog => "inference.log".into(),
+            Artefact::Submission(n) => format!("submission-{n}.json"),
         }
     }
 }

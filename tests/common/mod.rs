@@ -2,12 +2,16 @@
 
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub mod chopsticks;
 pub mod github_server;
 pub mod http_store;
+pub mod metadata;
 pub mod openai_server;
 pub mod sidecar_blocks;
+pub mod sidecar_server;
 pub mod subsquare_server;
 pub mod tiny_gguf;
+pub mod vote_run;
 pub mod voted_run;
 
 use cybergov::hash::Sha256Hash;
