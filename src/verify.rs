@@ -15,26 +15,14 @@
 
 pub mod chain;
 pub mod http;
-pub mod receipt;
 pub mod reexecute;
 
-use crate::hash::Sha256Hash;
 use crate::magi::settings::MagiConfig;
 use crate::manifest::verify::{Check, Report, verify_run};
 use crate::network::Network;
 use crate::store::layout::{Artefact, ReferendumLayout};
 use crate::store::{ObjectStore, StoreError};
 use std::fmt;
-
-/// The remark a vote carries: `cybergov:v1:<network>:<referendum>:<run>:<manifest sha256>`.
-pub fn expected_remark(
-    network: Network,
-    referendum: u32,
-    run: u32,
-    manifest_sha256: &Sha256Hash,
-) -> String {
-    format!("cybergov:v1:{network}:{referendum}:{run}:{manifest_sha256}")
-}
 
 /// What to verify beyond the artefacts.
 #[derive(Clone, Debug, Default)]

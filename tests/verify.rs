@@ -136,7 +136,7 @@ async fn a_remark_with_another_hash_fails_the_remark() {
     let other = Sha256Hash::of(b"another manifest");
     set_remark(
         &mut block,
-        &cybergov::verify::expected_remark(NETWORK, REFERENDUM, 1, &other),
+        &cybergov::chain::remark_text(NETWORK, REFERENDUM, 1, &other),
     );
     let o = cli_verify(&run, block, &[]).await;
     assert_fails_naming(&o, "remark");

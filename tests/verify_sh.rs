@@ -150,7 +150,7 @@ async fn a_remark_with_another_hash_fails_the_remark() {
     let other = Sha256Hash::of(b"another manifest");
     set_remark(
         &mut block,
-        &cybergov::verify::expected_remark(NETWORK, REFERENDUM, 1, &other),
+        &cybergov::chain::remark_text(NETWORK, REFERENDUM, 1, &other),
     );
     let o = verify_sh(&run, block, &[]).await;
     assert_fails_naming(&o, "remark");

@@ -8,12 +8,12 @@
 //! byte: 0x80 = aye, low bits = conviction) or `{"splitAbstain": {"aye", "nay", "abstain"}}`.
 
 use super::check;
-use super::receipt::ReceiptView;
+use crate::chain::call::AccountVote;
+use crate::chain::receipt::Receipt;
 use crate::hash::Sha256Hash;
 use crate::manifest::verify::Check;
 use crate::network::Network;
 use serde_json::Value;
-use std::fmt;
 use std::time::Duration;
 
 /// What the chain must show for this run.
@@ -29,86 +29,12 @@ pub struct Expected {
     pub manifest_sha256: Sha256Hash,
 }
 
-/// A conviction vote, normalised from vote.json or from the chain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChainVote {
-    /// `Standard { vote: aye|nay + conviction, balance }`.
-    Standard {
-        /// Aye (true) or nay.
-        aye: bool,
-        /// Conviction 0–6.
-        conviction: u8,
-        /// Balance in planck.
-        balance: u128,
-    },
-    /// `Split { aye, nay }`.
-    Split {
-        /// Aye balance.
-        aye: u128,
-        /// Nay balance.
-        nay: u128,
-    },
-    /// `SplitAbstain { aye, nay, abstain }`.
-    SplitAbstain {
-        /// Aye balance.
-        aye: u128,
-        /// Nay balance.
-        nay: u128,
-        /// Abstain balance.
-        abstain: u128,
-    },
-}
-
-impl fmt::Display for ChainVote {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ChainVote::Standard {
-                aye,
-                conviction,
-                balance,
-            } => write!(
-                f,
-                "Standard {{ {}, conviction {conviction}, balance {balance} }}",
-                if *aye { "aye" } else { "nay" }
-            ),
-            ChainVote::Split { aye, nay } => write!(f, "Split {{ aye {aye}, nay {nay} }}"),
-            ChainVote::SplitAbstain { aye, nay, abstain } => write!(
-                f,
-                "SplitAbstain {{ aye {aye}, nay {nay}, abstain {abstain} }}"
-            ),
-        }
-    }
-}
-
 /// The vote vote.json asks for: AYE/NAY as `Standard` with its conviction and balance,
 /// ABSTAIN as `SplitAbstain { 0, 0, balance }`.
-pub fn vote_from_vote_json(bytes: &[u8]) -> Result<ChainVote, String> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("vote.json: {e}"))?;
-    let decision = v["decision"]
-        .as_str()
-        .ok_or("vote.json has no decision")?
-        .to_ascii_lowercase();
-    let balance = number(&v["balance"]).ok_or("vote.json has no balance in planck")?;
-    let conviction = v["conviction"].as_u64().unwrap_or(0);
-    let conviction = u8::try_from(conviction)
-        .ok()
-        .filter(|c| *c <= 6)
-        .ok_or_else(|| format!("vote.json conviction {conviction} is above 6"))?;
-    match decision.as_str() {
-        "aye" | "nay" => Ok(ChainVote::Standard {
-            aye: decision == "aye",
-            conviction,
-            balance,
-        }),
-        "abstain" => Ok(ChainVote::SplitAbstain {
-            aye: 0,
-            nay: 0,
-            abstain: balance,
-        }),
-        other => Err(format!(
-            "vote.json decision {other:?} is not aye, nay or abstain"
-        )),
-    }
+pub fn vote_from_vote_json(bytes: &[u8]) -> Result<AccountVote, String> {
+    let record: crate::magi::tally::VoteRecord =
+        serde_json::from_slice(bytes).map_err(|e| format!("vote.json: {e}"))?;
+    AccountVote::from_record(&record).map_err(|e| format!("vote.json: {e}"))
 }
 
 /// A number as Sidecar writes it: a decimal string, `0x` hex, or a JSON number.
@@ -132,7 +58,7 @@ fn variant<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
 }
 
 /// Reads an `AccountVote` as Sidecar renders it.
-pub fn vote_from_sidecar(v: &Value) -> Result<ChainVote, String> {
+pub fn vote_from_sidecar(v: &Value) -> Result<AccountVote, String> {
     let amount = |v: &Value, field: &str| {
         number(&v[field]).ok_or_else(|| format!("{field} is not an amount: {}", v[field]))
     };
@@ -152,24 +78,21 @@ pub fn vote_from_sidecar(v: &Value) -> Result<ChainVote, String> {
                 .and_then(|n| u8::try_from(n).ok())
                 .ok_or_else(|| format!("vote byte {other} is not one byte"))?,
         };
-        return Ok(ChainVote::Standard {
+        return Ok(AccountVote::Standard {
             aye: byte & 0x80 != 0,
             conviction: byte & 0x7f,
             balance: amount(s, "balance")?,
         });
     }
     if let Some(s) = variant(v, "splitAbstain") {
-        return Ok(ChainVote::SplitAbstain {
+        return Ok(AccountVote::SplitAbstain {
             aye: amount(s, "aye")?,
             nay: amount(s, "nay")?,
             abstain: amount(s, "abstain")?,
         });
     }
-    if let Some(s) = variant(v, "split") {
-        return Ok(ChainVote::Split {
-            aye: amount(s, "aye")?,
-            nay: amount(s, "nay")?,
-        });
+    if variant(v, "split").is_some() {
+        return Err(format!("a Split vote, which cybergov never casts: {v}"));
     }
     Err(format!("unknown AccountVote shape {v}"))
 }
@@ -237,13 +160,13 @@ pub async fn check_chain(
     vote_json: Result<&[u8], String>,
 ) -> Vec<Check> {
     let mut out = Vec::new();
-    let remark = super::expected_remark(
+    let remark = crate::chain::remark_text(
         expected.network,
         expected.referendum,
         expected.run,
         &expected.manifest_sha256,
     );
-    let receipt: ReceiptView = match serde_json::from_slice(receipt_bytes) {
+    let receipt: Receipt = match serde_json::from_slice(receipt_bytes) {
         Ok(r) => r,
         Err(e) => {
             out.push(check(
@@ -303,9 +226,8 @@ pub async fn check_chain(
             return out;
         }
     };
-    if let Some(want) = &receipt.block_hash
-        && block["hash"].as_str() != Some(want.as_str())
-    {
+    let want = &receipt.block_hash;
+    if block["hash"].as_str() != Some(want.as_str()) {
         out.push(check(
             false,
             "extrinsic",
@@ -394,7 +316,7 @@ fn check_vote(
     first: &Value,
     xt: &Value,
     expected: &Expected,
-    receipt: &ReceiptView,
+    receipt: &Receipt,
     vote_json: Result<&[u8], String>,
 ) -> Check {
     let name = "vote on chain";
@@ -403,7 +325,8 @@ fn check_vote(
         Err(e) => return check(false, name, e),
     };
     let vote_call = if is_call(first, "proxy", "proxy") {
-        if let Some(real) = &receipt.real {
+        {
+            let real = &receipt.real;
             let on_chain = &first["args"]["real"];
             let matches = on_chain.as_str() == Some(real)
                 || variant(on_chain, "id").and_then(Value::as_str) == Some(real);
@@ -458,14 +381,19 @@ fn check_vote(
             true,
             name,
             format!(
-                "{got} on referendum {} matches vote.json",
+                "{} on referendum {} matches vote.json",
+                got.describe(),
                 expected.referendum
             ),
         ),
         Ok(got) => check(
             false,
             name,
-            format!("the chain has {got}, vote.json asks for {want}"),
+            format!(
+                "the chain has {}, vote.json asks for {}",
+                got.describe(),
+                want.describe()
+            ),
         ),
         Err(e) => check(false, name, e),
     }
@@ -481,7 +409,7 @@ mod tests {
         let std = json!({"standard": {"vote": "0x81", "balance": "1000"}});
         assert_eq!(
             vote_from_sidecar(&std).unwrap(),
-            ChainVote::Standard {
+            AccountVote::Standard {
                 aye: true,
                 conviction: 1,
                 balance: 1000
@@ -491,7 +419,7 @@ mod tests {
             json!({"Standard": {"vote": {"aye": false, "conviction": "Locked3x"}, "balance": 5}});
         assert_eq!(
             vote_from_sidecar(&human).unwrap(),
-            ChainVote::Standard {
+            AccountVote::Standard {
                 aye: false,
                 conviction: 3,
                 balance: 5
@@ -500,7 +428,17 @@ mod tests {
         let abstain = json!({"splitAbstain": {"aye": "0", "nay": "0", "abstain": "7"}});
         assert_eq!(
             vote_from_sidecar(&abstain).unwrap(),
-            vote_from_vote_json(br#"{"decision":"abstain","conviction":0,"balance":"7"}"#).unwrap()
+            AccountVote::SplitAbstain {
+                aye: 0,
+                nay: 0,
+                abstain: 7
+            }
+        );
+        let split = json!({"split": {"aye": "1", "nay": "2"}});
+        assert!(
+            vote_from_sidecar(&split)
+                .unwrap_err()
+                .contains("never casts")
         );
     }
 }

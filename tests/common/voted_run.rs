@@ -126,8 +126,7 @@ pub async fn make_voted_run() -> VotedRun {
     let rl = ReferendumLayout::new(NETWORK, REFERENDUM).run(1);
     let vote: VoteRecord =
         serde_json::from_slice(&store.get(&rl.key(&Artefact::Vote)).await.unwrap()).unwrap();
-    let remark =
-        cybergov::verify::expected_remark(NETWORK, REFERENDUM, 1, &outcome.manifest_sha256);
+    let remark = cybergov::chain::remark_text(NETWORK, REFERENDUM, 1, &outcome.manifest_sha256);
     let av = account_vote(&vote);
     // receipt.json as the vote stage writes it.
     let receipt = json!({
