@@ -25,12 +25,5 @@ pub async fn spawn_http_store(root: impl Into<PathBuf>) -> String {
     let app = Router::new()
         .fallback(object)
         .with_state(Arc::new(root.into()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
+    super::serve_on_loopback(app).await
 }

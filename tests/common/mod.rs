@@ -32,6 +32,19 @@ pub const S3_ACCESS_KEY: &str = "cybergov-test-access";
 pub const S3_SECRET_KEY: &str = "cybergov-test-secret";
 pub const S3_BUCKET: &str = "cybergov-artefacts";
 
+/// Serves `app` on an ephemeral loopback port for as long as the runtime lives; returns its base
+/// URL (`http://127.0.0.1:<port>`). Every stand-in for an internet service starts here.
+pub async fn serve_on_loopback(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
 /// Starts an s3s-fs server (real S3 protocol, SigV4 checked) on an ephemeral loopback port,
 /// storing under `root`. Returns its endpoint URL. The server lives as long as the runtime.
 pub async fn spawn_s3(root: &Path) -> String {

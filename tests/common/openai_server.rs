@@ -39,10 +39,8 @@ pub async fn spawn_openai() -> (String, Arc<OpenAiState>) {
     let app = Router::new()
         .route("/v1/chat/completions", post(completions))
         .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/v1"), state)
+    let url = super::serve_on_loopback(app).await;
+    (format!("{url}/v1"), state)
 }
 
 async fn completions(State(state): State<Arc<OpenAiState>>, Json(body): Json<Value>) -> Response {

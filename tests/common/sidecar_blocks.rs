@@ -57,17 +57,8 @@ pub async fn spawn_sidecar_blocks() -> SidecarBlocks {
     let app = Router::new()
         .route("/blocks/{id}", get(block))
         .with_state(blocks.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    SidecarBlocks {
-        url: format!("http://{addr}"),
-        blocks,
-    }
+    let url = super::serve_on_loopback(app).await;
+    SidecarBlocks { url, blocks }
 }
 
 /// A call as Sidecar renders it.

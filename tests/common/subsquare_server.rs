@@ -298,17 +298,8 @@ pub async fn spawn_subsquare() -> SubsquareServer {
         .route("/gov2/referendums/{index}/comments", get(comments))
         .route("/sima/referenda/{index}/comments", post(post_comment))
         .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    SubsquareServer {
-        url: format!("http://{addr}"),
-        state,
-    }
+    let url = super::serve_on_loopback(app).await;
+    SubsquareServer { url, state }
 }
 
 /// Reads a fixture from `tests/fixtures/subsquare/`.
