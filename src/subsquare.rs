@@ -8,6 +8,7 @@
 pub mod client;
 pub mod comments;
 pub mod sima;
+pub mod standin;
 
 pub use client::{
     ReferendaPage, ReferendumSummary, SubsquareClient, SubsquareConfig, SubsquareError,
