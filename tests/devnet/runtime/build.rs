@@ -26,10 +26,12 @@ mod wasm {
 		// `rust-src` component is installed rustc turns those into the local copy's path (inlined
 		// generic code keeps them), e.g. `~/.rustup/toolchains/<name>/lib/rustlib/src/rust`.
 		// Map that back, so the wasm does not depend on rust-src or on the toolchain's name.
+		// (rustc finds its sysroot from its canonical path; `--print sysroot` may show a
+		// symlinked toolchain's, so both spellings are mapped.)
 		if let Some((sysroot, commit)) = rustc_sysroot_and_commit() {
 			let rust_src = sysroot.join("lib/rustlib/src/rust");
 			let to = format!("/rustc/{commit}");
-			builder = builder.append_to_rust_flags(format!("--remap-path-prefix={}={to}", rust_src.display()));
+			builder = builder.append_to_rust_flags(remap(&rust_src, &to));
 			if let Ok(canonical) = rust_src.canonicalize() {
 				if canonical != rust_src {
 					builder = builder.append_to_rust_flags(remap(&canonical, &to));
@@ -52,8 +54,9 @@ mod wasm {
 		Some((sysroot, commit))
 	}
 
+	/// Paths are remapped as cargo spells them, which is how rustc sees them (not canonicalised:
+	/// `scripts/build-devnet.sh` builds through a fixed symlink, see there).
 	fn remap(from: &Path, to: &str) -> String {
-		let from = from.canonicalize().unwrap_or_else(|_| from.to_path_buf());
 		format!("--remap-path-prefix={}={to}", from.display())
 	}
 

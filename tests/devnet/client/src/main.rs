@@ -18,7 +18,7 @@ use std::str::FromStr;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use subxt::backend::LegacyBackend;
 use subxt::dynamic::{self, At, Value};
-use subxt::ext::frame_decode::storage::IntoEncodableValues;
+use subxt::ext::frame_decode::storage::{IntoDecodableValues, IntoEncodableValues};
 use subxt::ext::scale_value::ValueDef;
 use subxt::rpcs::{rpc_params, RpcClient};
 use subxt::{Metadata, OnlineClient, SubstrateConfig};
@@ -103,7 +103,9 @@ async fn submit(api: &Client, signer: &Keypair, outer: Value) -> Result<Vec<Even
 	for event in events.iter() {
 		let event = event?;
 		let name = format!("{}.{}", event.pallet_name(), event.event_name());
-		let fields: Value = event.decode_as()?;
+		// The event decodes as `Pallet(Event { fields })`; keep the inner `Event { fields }`.
+		let outer: Value = event.decode_as()?;
+		let fields = outer.at(0).cloned().context("an event without its variant")?;
 		println!("    event {name} {fields}");
 		out.push(Event { name, fields });
 	}
@@ -136,7 +138,7 @@ fn proxy_result(events: &[Event], metadata: &Metadata) -> Result<Result<(), Stri
 
 /// A storage value at the current block, or `None` where there is none. `key` holds the key
 /// parts as a tuple, e.g. `(account,)` or `(account, class)`.
-async fn storage<K: IntoEncodableValues>(
+async fn storage<K: IntoEncodableValues + IntoDecodableValues>(
 	api: &Client,
 	pallet: &str,
 	entry: &str,
@@ -211,7 +213,8 @@ async fn main() -> Result<()> {
 	let voting = voting.context("no ConvictionVoting.VotingFor(Bob, 33)")?;
 	println!("    ConvictionVoting.VotingFor(Bob, 33) = {voting}");
 	let votes = voting.at(0).and_then(|c| c.at("votes")).context("not Casting")?;
-	let first_poll = votes.at(0).and_then(|v| v.at(0)).and_then(Value::as_u128);
+	// votes: BoundedVec (a newtype) of Vec of (poll index, vote).
+	let first_poll = votes.at(0).and_then(|v| v.at(0)).and_then(|t| t.at(0)).and_then(Value::as_u128);
 	ensure!(first_poll == Some(0), "no vote on referendum 0");
 	let info = storage(&api, "Referenda", "ReferendumInfoFor", (0u32,)).await?.context("no referendum 0")?;
 	let tally = info.at(0).and_then(|s| s.at("tally")).context("no tally")?;
