@@ -24,7 +24,19 @@ esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 devnet=$root/tests/devnet
 spec=$devnet/spec.json
-cd "$devnet"
+
+# The wasm depends on the absolute path of the runtime crate, even with source paths remapped:
+# substrate-wasm-builder compiles it as a path dependency from outside its own workspace, so
+# cargo hashes the full path into the crate's `-C metadata`, which orders functions and custom
+# sections in the wasm. Building through one fixed path makes every checkout build the same
+# wasm. (The target directory is still tests/devnet/target, through the link.)
+build_root=${DEVNET_BUILD_ROOT:-/tmp/cybergov-devnet}
+if [ -e "$build_root" ] && [ ! -L "$build_root" ]; then
+	echo "$build_root exists and is not a symlink; remove it or set DEVNET_BUILD_ROOT" >&2
+	exit 1
+fi
+ln -sfn "$devnet" "$build_root"
+cd "$build_root"
 
 # Install what the build needs: the pinned toolchain and the wasm target substrate-wasm-builder
 # uses with Rust >= 1.84 (`wasm32v1-none`: core and alloc come prebuilt for the MVP feature set,
@@ -39,7 +51,7 @@ fi
 
 # Cargo.lock is committed: `--locked` builds exactly the dependency versions the spec came from.
 start=$(date +%s)
-cargo +"$toolchain" build --locked --release -p devnet-genesis
+cargo +"$toolchain" build --locked --release -p devnet-genesis --manifest-path "$build_root/Cargo.toml"
 echo "build took $(($(date +%s) - start)) s"
 
 if [ "$mode" = write ]; then

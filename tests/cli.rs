@@ -193,10 +193,11 @@ fn demo_runs_the_pipeline_offline_verifies_and_is_repeatable() {
     );
     let out = stdout(&first);
     for want in [
-        "augment  done",
-        "infer    balthazar",
-        "manifest sha256",
-        "vote     pending",
+        "augment   completed",
+        "infer     completed",
+        "vote      completed  attempts 1",
+        "receipt.json",
+        "comment   completed",
         "PASS artefact content.md",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
@@ -207,11 +208,14 @@ fn demo_runs_the_pipeline_offline_verifies_and_is_repeatable() {
     );
     let run = dir
         .path()
-        .join("cybergov-demo/store/proposals/polkadot/4242/runs/1");
+        .join("cybergov-demo/store/proposals/paseo/0/runs/1");
     let manifest = std::fs::read(run.join("manifest.json")).unwrap();
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("raw_subsquare.json")).unwrap()).unwrap();
-    assert_eq!(v["referendumIndex"], 4242);
+    assert_eq!(v["referendumIndex"], 0);
+    // The vote really landed (on the devnet) and the comment was posted (to the stand-in).
+    assert!(run.join("receipt.json").exists());
+    assert!(run.join("comment.json").exists());
 
     // Again: every stage finds its outputs and nothing is rewritten.
     let second = cybergov(dir.path(), &["demo"], &env);
@@ -226,9 +230,15 @@ fn demo_runs_the_pipeline_offline_verifies_and_is_repeatable() {
     let o = cybergov(
         dir.path(),
         &["status"],
-        &[("CYBERGOV_STORE__PATH", "cybergov-demo/store")],
+        &[
+            ("CYBERGOV_STORE__PATH", "cybergov-demo/store"),
+            (
+                "CYBERGOV_DATABASE__URL",
+                "sqlite://cybergov-demo/cybergov.db?mode=rwc",
+            ),
+        ],
     );
-    assert!(stdout(&o).contains("polkadot #4242"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("paseo #0"), "{}", stdout(&o));
     assert!(stdout(&o).contains("manifest.json"), "{}", stdout(&o));
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::pipeline::{Backend, REF, World, files_under, stages_of, wait_for_run};
+use common::pipeline::{Backend, REF, World, files_under, stages_of, toolkit_as, wait_for_run};
 use common::subsquare_server::{Behaviour, fixture};
 use cybergov::hash::Sha256Hash;
 use cybergov::manifest::Manifest;
@@ -26,9 +26,7 @@ const STAGES: [&str; 6] = ["dispatch", "scrape", "augment", "infer", "vote", "co
 
 /// A referendum body like the toolkit fixture, under another index and state.
 fn variant(index: u32, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&fixture("polkadot-1801-toolkit.json")).unwrap();
-    v["referendumIndex"] = index.into();
+    let mut v: serde_json::Value = serde_json::from_slice(&toolkit_as(index)).unwrap();
     edit(&mut v);
     serde_json::to_vec(&v).unwrap()
 }
@@ -123,25 +121,27 @@ async fn assert_complete_and_verified(w: &World, ledger: &Ledger, referendum: u3
 
 async fn end_to_end(backend: Backend) {
     let w = World::new(backend).await;
+    // Devnet referenda 0, 1 and 2 are ongoing on chain; 3 is decided; 5 does not exist there.
+    let mut links: serde_json::Value =
+        serde_json::from_slice(&fixture("polkadot-1802-links-only.json")).unwrap();
+    links["referendumIndex"] = 2.into();
     w.subsquare
-        .add_referendum(1802, fixture("polkadot-1802-links-only.json"));
+        .add_referendum(2, serde_json::to_vec(&links).unwrap());
     // An older ongoing referendum below the others, and two that are out of scope.
-    w.subsquare.add_referendum(1500, variant(1500, |_| {}));
-    w.subsquare.add_referendum(
-        1600,
-        variant(1600, |v| v["state"]["name"] = "Executed".into()),
-    );
+    w.subsquare.add_referendum(0, variant(0, |_| {}));
     w.subsquare
-        .add_referendum(1700, variant(1700, |v| v["track"] = 0.into()));
+        .add_referendum(3, variant(3, |v| v["state"]["name"] = "Executed".into()));
+    w.subsquare
+        .add_referendum(5, variant(5, |v| v["track"] = 30.into()));
     let engine = engine(&w).await;
     let report = dispatch(&engine, None).await.unwrap();
     let started: Vec<u32> = report.started.iter().map(|k| k.referendum).collect();
-    assert_eq!(started, [1500, REF, 1802]);
+    assert_eq!(started, [0, REF, 2]);
     assert_eq!(report.out_of_scope, 2);
 
-    work_until_done(&w, engine.clone(), &[1500, REF, 1802]).await;
+    work_until_done(&w, engine.clone(), &[0, REF, 2]).await;
     let ledger = w.ledger().await;
-    for r in [1500, REF, 1802] {
+    for r in [0, REF, 2] {
         let runs = ledger.runs(Some(P), Some(r)).await.unwrap();
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].state, "completed", "{runs:?}");
@@ -186,9 +186,12 @@ async fn retries_and_permanent_failures(backend: Backend) {
     assert_eq!(scrape.attempts, 2, "{scrape:?}");
     assert_eq!(scrape.state, "completed");
     assert_eq!(
+        // REF's own paths only (its prefix is also that of 1805's).
         w.subsquare
             .hits(&format!("GET /gov2/referendums/{REF}"))
-            .len(),
+            .iter()
+            .filter(|h| !h.path.starts_with("GET /gov2/referendums/1805"))
+            .count(),
         2 + 1, // two scrape tries, one comment listing
         "{:?}",
         w.subsquare.hits("")
@@ -244,7 +247,10 @@ async fn cli_run_rerun_status(backend: Backend) {
     assert!(out.contains("run 1 (latest): completed"), "{out}");
     assert!(out.contains("PASS"), "{out}");
     assert_eq!(w.comment_posts(REF), 1);
-    let run1 = files_under(&w.store_path().join("proposals/polkadot/1801/runs/1"));
+    let run1 = files_under(
+        &w.store_path()
+            .join(format!("proposals/polkadot/{REF}/runs/1")),
+    );
 
     // Running again does nothing new.
     let (code, out, _) = run_cli(&w, &[&["run"][..], &target].concat());
@@ -260,7 +266,9 @@ async fn cli_run_rerun_status(backend: Backend) {
         out.contains("run 2 (rerun of run 1), starting at infer"),
         "{out}"
     );
-    let runs = w.store_path().join("proposals/polkadot/1801/runs");
+    let runs = w
+        .store_path()
+        .join(format!("proposals/polkadot/{REF}/runs"));
     let run2 = files_under(&runs.join("2"));
     for name in [
         "raw_subsquare.json",
@@ -285,7 +293,7 @@ async fn cli_run_rerun_status(backend: Backend) {
     assert!(out.contains("scrape    skipped"), "{out}");
     assert!(out.contains("reused from run 1"), "{out}");
     assert!(
-        out.contains("proposals/polkadot/1801/runs/2/manifest.json"),
+        out.contains(&format!("proposals/polkadot/{REF}/runs/2/manifest.json")),
         "{out}"
     );
 }

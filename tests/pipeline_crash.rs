@@ -7,7 +7,6 @@
 mod common;
 
 use common::pipeline::{Backend, REF, World, files_under, stages_of, wait_for_run};
-use common::subsquare_server::fixture;
 use cybergov::manifest::verify::verify_run;
 use cybergov::network::Network;
 use std::io::{BufRead, BufReader};
@@ -166,13 +165,11 @@ async fn killed_during_comment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_workers_on_postgres_share_a_backlog_without_running_a_stage_twice() {
     let w = World::new(Backend::Postgres).await;
-    let refs: Vec<u32> = (1900..1906).collect();
+    // Every other ongoing referendum of the devnet (tests/devnet/README.md), besides REF.
+    let refs: Vec<u32> = vec![0, 2, 4];
     for r in &refs {
-        let mut v: serde_json::Value =
-            serde_json::from_slice(&fixture("polkadot-1801-toolkit.json")).unwrap();
-        v["referendumIndex"] = (*r).into();
         w.subsquare
-            .add_referendum(*r, serde_json::to_vec(&v).unwrap());
+            .add_referendum(*r, common::pipeline::toolkit_as(*r));
     }
     let o = w
         .cybergov(&["dispatch", "--network", "polkadot"])

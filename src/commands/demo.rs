@@ -1,30 +1,52 @@
-//! `cybergov demo`: the pipeline, offline, on a bundled sample referendum.
+//! `cybergov demo`: the whole job graph, offline, on a bundled sample referendum.
 //!
-//! Embedded defaults only (a local folder store under `--dir`, the default SmolLM2 jurors), so
-//! a newcomer can run it right after cloning. Every stage that has landed runs for real; the
-//! ones that have not are listed as pending with the issue that brings them, never simulated.
-//! It ends by verifying the manifest it produced.
+//! Embedded defaults only — a folder store and an SQLite ledger under `--dir`, the default
+//! SmolLM2 jurors — so a newcomer can run it right after cloning. The stages run through the same
+//! graph and code as `cybergov run`; only the outside world is local:
+//!
+//! - Subsquare is [`crate::subsquare::standin`], serving the bundled sample and taking the
+//!   comment;
+//! - the chain is chopsticks running our governance devnet (`tests/devnet/spec.json`) when
+//!   chopsticks is installed (`npm ci --prefix tests/node`, which the test command does); then
+//!   the vote is really cast, by the dev key `//Alice` as Governance proxy for `//Bob`. Without
+//!   it the vote stage is left out of the graph and the demo says so: nothing is simulated.
+//!
+//! It ends by verifying the manifest it produced and printing where everything is.
 
+mod devnet;
+
+use crate::cli::Target;
 use crate::config::{Config, Secrets, StoreBackend};
-use crate::magi::jury::Jury;
-use crate::manifest::verify::verify_run;
 use crate::network::Network;
-use crate::stages::augment::{AugmentOutcome, augment_stage};
-use crate::stages::infer::infer;
-use crate::store::layout::{Artefact, ReferendumLayout};
-use crate::store::{FsStore, ObjectStore, PutOutcome};
+use crate::pipeline::settings::VoteModeSetting;
+use crate::secret::Secret;
 use anyhow::Context;
 use std::path::Path;
 use std::process::ExitCode;
 
 /// The sample referendum, in Subsquare's detail-response shape (our own text, not a real one).
+/// Its index and track (33, medium_spender) are those of the devnet's referendum #0, so the
+/// demo's vote lands on a referendum that exists and is ongoing there.
 pub const SAMPLE_REFERENDUM: &[u8] = include_bytes!("demo/sample-referendum.json");
 /// The sample's network and index.
-pub const SAMPLE: (Network, u32) = (Network::Polkadot, 4242);
+pub const SAMPLE: (Network, u32) = (Network::Paseo, 0);
 
-/// Runs the demo in `dir`. `config` supplies only the juror and augmentation settings (so a
-/// configured model cache, device or token budget applies); the store is always the demo's own.
+/// `//Bob`, written with Paseo's SS58 prefix (0) like the sample's addresses: the devnet account
+/// the demo votes for.
+const DEVNET_REAL: &str = "14E5nqKAp3oAJcmzgZhUD2RcptBeUBScxKHgJKU4HPNcKVf3";
+
+/// Runs the demo in `dir`. `base` supplies only the juror and augmentation settings (so a
+/// configured model cache, device or token budget applies); everything else is the demo's own.
 pub async fn run(dir: &Path, base: &Config) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    let (network, id) = SAMPLE;
+
+    let subsquare = crate::subsquare::standin::spawn()
+        .await
+        .context("starting the local Subsquare stand-in")?;
+    subsquare.add_referendum(id, SAMPLE_REFERENDUM);
+
     let mut config = Config {
         magi: base.magi.clone(),
         augment: base.augment.clone(),
@@ -32,81 +54,47 @@ pub async fn run(dir: &Path, base: &Config) -> anyhow::Result<ExitCode> {
     };
     config.store.backend = StoreBackend::Fs;
     config.store.path = dir.join("store");
-    let store = FsStore::new(&config.store.path).context("opening the demo store")?;
-    let (network, id) = SAMPLE;
-    let run = ReferendumLayout::new(network, id).run(1);
+    config.database.url = format!("sqlite://{}?mode=rwc", dir.join("cybergov.db").display());
+    for n in Network::ALL {
+        config.networks.get_mut(&n).expect("every network").enabled = n == network;
+    }
+    let spec = config.networks.get_mut(&network).expect("every network");
+    spec.subsquare_api_url = subsquare.url.clone();
 
     println!("cybergov demo: {network} referendum #{id} (bundled sample), offline");
-    println!("store: {}", store.location());
-
-    // scrape: offline, the bundled sample stands in for Subsquare's response.
-    let key = run.key(&Artefact::RawSubsquare);
-    let note = match store.put(&key, SAMPLE_REFERENDUM).await? {
-        PutOutcome::Created => "written",
-        PutOutcome::AlreadyPresent => "already present",
-    };
-    println!("  scrape   done     {key} ({note}; bundled sample instead of Subsquare)");
-
-    println!("  jurors   loading  the default models (fetched and checked on first use)");
-    let jury = Jury::from_config(&config.magi, &Secrets::default(), true)
-        .context("assembling the jury")?;
-    let analyst = jury.members[0].1.clone();
-
-    let outcome = augment_stage(&store, &config, analyst.as_ref(), network, id, 1)
-        .await
-        .context("augment stage")?;
-    let note = match outcome {
-        AugmentOutcome::AlreadyDone => "already done".to_owned(),
-        AugmentOutcome::Written { forced_abstain } => {
-            format!(
-                "written{}",
-                if forced_abstain {
-                    "; policy forces ABSTAIN"
-                } else {
-                    ""
-                }
-            )
+    println!("  subsquare  local stand-in at {}", subsquare.url);
+    let chain = devnet::Devnet::start_if_installed(&dir).await?;
+    match &chain {
+        Some(chain) => {
+            println!(
+                "  chain      chopsticks on the governance devnet at {} (standing in for {network} Asset Hub)",
+                chain.ws_url
+            );
+            spec.rpc_url = chain.ws_url.clone();
+            spec.real_account = Some(DEVNET_REAL.into());
+            spec.vote.legacy_backend = true;
+            spec.vote.proxy_type = Some("Governance".into());
+            config.pipeline.vote_mode = VoteModeSetting::Submit;
         }
+        None => {
+            println!(
+                "  chain      none: chopsticks is not installed (`npm ci --prefix tests/node`), so the graph leaves out the vote stage"
+            );
+            let graph = dir.join("graph-without-vote.toml");
+            std::fs::write(&graph, devnet::graph_without_vote()?)?;
+            config.pipeline.graph = Some(graph);
+        }
+    }
+    println!("  store      {}", config.store.path.display());
+    println!("  ledger     {}", config.database.url);
+
+    // The dev key is public knowledge; it signs the devnet vote and the stand-in's comment.
+    let secrets = Secrets {
+        proxy_seed: Some(Secret::new("//Alice")),
+        ..Secrets::default()
     };
-    println!(
-        "  augment  done     {} ({note})",
-        run.key(&Artefact::Content)
-    );
-
-    let inferred = infer(&store, &config, &jury, network, id, Some(1))
-        .await
-        .context("infer stage")?;
-    for m in &inferred.manifest.models {
-        let rec = store
-            .get(&run.key(&Artefact::Juror(m.juror.clone())))
-            .await?;
-        let rec: crate::magi::juror::JurorRecord = serde_json::from_slice(&rec)?;
-        println!("  infer    {:<9} votes {:?}", m.juror, rec.vote);
-    }
-    let d = &inferred.manifest.decision;
-    println!(
-        "  tally    decision {:?}, conviction {}, balance {}",
-        d.vote,
-        d.conviction,
-        config
-            .network(network)
-            .format_amount(d.balance.parse().unwrap_or(0))
-    );
-    println!("  manifest sha256 {}", inferred.manifest_sha256);
-    println!("  vote     pending  lands with issue #5 (the remark would carry the hash above)");
-    println!(
-        "  comment  pending  needs the vote's extrinsic (issue #5); `cybergov comment` posts it"
-    );
-
-    let report = verify_run(&store, network, id, Some(1)).await;
-    println!("verification of the stored run:");
-    for line in report.to_string().lines() {
-        println!("  {line}");
-    }
-    println!("everything is under {}", store.location());
-    Ok(if report.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let code = super::run::run(&config, &secrets, &Target { network, id }).await?;
+    println!("everything is under {}", dir.display());
+    drop(chain);
+    Ok(code)
 }

@@ -225,22 +225,46 @@ struct Infer;
 #[async_trait]
 impl StageHandler for Infer {
     async fn run(&self, s: &Services, key: &StageKey) -> Result<StageDone, StageError> {
+        use crate::runner::RunnerError;
+        use crate::runner::settings::RunnerKind;
         use crate::stages::infer::{InferError, infer};
-        let jury = s.jury().await?;
-        let outcome = infer(
-            s.store.as_ref(),
-            &s.config,
-            &jury,
-            key.network,
-            key.referendum,
-            Some(key.run),
-        )
-        .await
-        .map_err(|e| match e {
+        let local_error = |e: InferError| match e {
             InferError::Store(e) => StageError::store(e),
             InferError::Juror { .. } => StageError::Transient(e.to_string()),
             other => StageError::Permanent(other.to_string()),
-        })?;
+        };
+        let outcome = match s.config.runner.kind {
+            // In-process, with the worker's cached jury (models stay loaded between runs).
+            RunnerKind::Local => {
+                let jury = s.jury().await?;
+                infer(
+                    s.store.as_ref(),
+                    &s.config,
+                    &jury,
+                    key.network,
+                    key.referendum,
+                    Some(key.run),
+                )
+                .await
+                .map_err(local_error)?
+            }
+            // On GitHub Actions: the runner refuses unless the log's hash is the stored
+            // manifest's, and that refusal must stop the run before the vote.
+            RunnerKind::Github => crate::runner::infer(
+                s.store.as_ref(),
+                &s.config,
+                &s.secrets,
+                key.network,
+                key.referendum,
+                Some(key.run),
+            )
+            .await
+            .map_err(|e| match e {
+                RunnerError::Infer(e) => local_error(e),
+                RunnerError::Github(_) => StageError::Transient(e.to_string()),
+                other => StageError::Permanent(other.to_string()),
+            })?,
+        };
         let rl = run_layout(key);
         let mut outputs: Vec<ObjectKey> = outcome
             .manifest

@@ -1,8 +1,10 @@
 //! Helpers for the job-graph tests: a fresh database per test (an SQLite file, or a new
 //! PostgreSQL database on 127.0.0.1:5432 dropped at the end), a Subsquare stand-in with
-//! referenda, the tiny model for every juror, and the configuration that ties them together —
+//! referenda, chopsticks running our governance devnet (`tests/devnet/`) for the vote, the tiny
+//! model for every juror, and the configuration that ties them together —
 //! as a [`Config`] for in-process engines and as environment variables for `cybergov` children.
 
+use super::chopsticks::Chopsticks;
 use super::subsquare_server::{SubsquareServer, fixture, spawn_subsquare};
 use cybergov::config::{Config, Secrets};
 use cybergov::network::Network;
@@ -143,8 +145,13 @@ timeout_secs = 20
 /// crash test waits for it.
 pub const TEST_DEAD_WORKER_SECS: u64 = 25;
 
-/// The referendum the tests vote on (`polkadot-1801-toolkit.json`, track 33, deciding).
-pub const REF: u32 = 1801;
+/// The referendum the tests vote on: the toolkit fixture served as devnet referendum #1 (ongoing
+/// on chain; tests/devnet/README.md lists the devnet's referenda).
+pub const REF: u32 = 1;
+
+/// Bob (`//Bob`, written with Polkadot's SS58 prefix 0 like every address of the fixtures): the
+/// devnet account Alice votes for through a Governance proxy.
+pub const DEVNET_REAL: &str = "14E5nqKAp3oAJcmzgZhUD2RcptBeUBScxKHgJKU4HPNcKVf3";
 
 /// One test's world.
 pub struct World {
@@ -156,6 +163,8 @@ pub struct World {
     pub db: TestDb,
     /// The tiny juror model.
     pub model: PathBuf,
+    /// The chain the vote stage votes on.
+    pub chain: Chopsticks,
 }
 
 impl World {
@@ -163,7 +172,8 @@ impl World {
     pub async fn new(backend: Backend) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let subsquare = spawn_subsquare().await;
-        subsquare.add_referendum(REF, fixture("polkadot-1801-toolkit.json"));
+        subsquare.add_referendum(REF, toolkit_as(REF));
+        let chain = Chopsticks::start().await;
         let db = TestDb::create(backend, dir.path()).await;
         let model = dir.path().join("tiny.gguf");
         super::tiny_gguf::write_tiny_llama(&model, 7);
@@ -173,6 +183,7 @@ impl World {
             subsquare,
             db,
             model,
+            chain,
         }
     }
 
@@ -193,6 +204,16 @@ impl World {
             "NETWORKS__POLKADOT__SUBSQUARE_API_URL",
             self.subsquare.url.clone(),
         );
+        set("NETWORKS__POLKADOT__RPC_URL", self.chain.ws_url.clone());
+        set("NETWORKS__POLKADOT__REAL_ACCOUNT", DEVNET_REAL.into());
+        set(
+            "NETWORKS__POLKADOT__ALLOWED_TRACKS",
+            "[33, 11, 2, 0]".into(),
+        );
+        set("NETWORKS__POLKADOT__VOTE__LEGACY_BACKEND", "true".into());
+        set("NETWORKS__POLKADOT__VOTE__PROXY_TYPE", "Governance".into());
+        set("NETWORKS__POLKADOT__VOTE__INCLUSION_TIMEOUT_S", "60".into());
+        set("PIPELINE__VOTE_MODE", "submit".into());
         set("NETWORKS__KUSAMA__ENABLED", "false".into());
         set("NETWORKS__PASEO__ENABLED", "false".into());
         for j in ["BALTHAZAR", "MELCHIOR", "CASPAR"] {
@@ -323,4 +344,12 @@ pub fn files_under(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     walk(root, root, &mut out);
     out
+}
+
+/// The toolkit fixture (`polkadot-1801-toolkit.json`) served as referendum `index`.
+pub fn toolkit_as(index: u32) -> Vec<u8> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&fixture("polkadot-1801-toolkit.json")).unwrap();
+    v["referendumIndex"] = index.into();
+    serde_json::to_vec(&v).unwrap()
 }

@@ -359,15 +359,6 @@ pub async fn spawn_sidecar(
         .route("/blocks/{n}", get(block))
         .route("/pallets/{pallet}/storage/{item}", get(storage))
         .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    SidecarServer {
-        url: format!("http://{addr}"),
-        state,
-    }
+    let url = super::serve_on_loopback(app).await;
+    SidecarServer { url, state }
 }
