@@ -15,6 +15,8 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const P: Network = Network::Polkadot;
+/// `//Alice` (SS58 prefix 42), the devnet proxy that signs the votes.
+const ALICE: &str = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
 
 /// Starts `cybergov serve` with `extra` variables; stderr is read on a thread, and the first
 /// line containing `FAULT-PAUSE` is sent back.
@@ -111,9 +113,15 @@ async fn crash_in(stage: &str) {
         let expected = if name == stage { 2 } else { 1 };
         assert_eq!(s.attempts, expected, "{name}: {s:?}");
     }
-    // Exactly one vote (the vote stage completed once; a dry run until the chain lands) and
-    // exactly one comment.
+    // Exactly one vote transaction: Alice (the proxy) signs nothing but votes, so her nonce on
+    // the devnet counts them. And exactly one comment.
     assert_eq!(stages["vote"].state, "completed");
+    assert_eq!(w.chain.nonce(ALICE).await, 1, "one vote transaction");
+    assert!(
+        w.store_path()
+            .join(format!("proposals/polkadot/{REF}/runs/1/receipt.json"))
+            .exists()
+    );
     assert_eq!(w.comment_posts(REF), 1, "one comment");
     // Nothing written before the kill was lost or rewritten.
     let after_files = files_under(&w.store_path());
@@ -205,6 +213,12 @@ async fn two_workers_on_postgres_share_a_backlog_without_running_a_stage_twice()
         }
         assert_eq!(w.comment_posts(r), 1, "one comment on {r}");
     }
+    // One vote transaction per referendum, though two workers shared the backlog.
+    assert_eq!(
+        w.chain.nonce(ALICE).await,
+        refs.len() as u64 + 1,
+        "one vote per referendum"
+    );
     terminate(&mut a);
     terminate(&mut b);
 }
