@@ -558,30 +558,18 @@ impl Ledger {
         outputs: &str,
         note: Option<&str>,
     ) -> Result<bool, LedgerError> {
-        let k = key_args(key);
-        let n = self
-            .db
-            .execute(
-                &format!(
-                    "UPDATE cybergov_stages SET state = $5, outputs = $6, note = $7, finished_at = $8, \
-                     lease_owner = NULL, lease_expires_at = NULL, error = NULL \
-                     WHERE {KEY_WHERE} AND state = $9 AND lease_owner = $10"
-                ),
-                &[
-                    k[0],
-                    k[1],
-                    k[2],
-                    k[3],
-                    Arg::T(StageState::Completed.as_str()),
-                    Arg::T(outputs),
-                    Arg::OptT(note),
-                    Arg::I(now_ms()),
-                    Arg::T(StageState::Running.as_str()),
-                    Arg::T(owner),
-                ],
-            )
-            .await?;
-        Ok(n == 1)
+        self.release(
+            key,
+            owner,
+            "state = $5, outputs = $6, note = $7, finished_at = $8, error = NULL",
+            &[
+                Arg::T(StageState::Completed.as_str()),
+                Arg::T(outputs),
+                Arg::OptT(note),
+                Arg::I(now_ms()),
+            ],
+        )
+        .await
     }
 
     /// Records a transient failure of `key`: due again at `due_at`.
@@ -592,29 +580,17 @@ impl Ledger {
         error: &str,
         due_at: i64,
     ) -> Result<bool, LedgerError> {
-        let k = key_args(key);
-        let n = self
-            .db
-            .execute(
-                &format!(
-                    "UPDATE cybergov_stages SET state = $5, error = $6, due_at = $7, \
-                     lease_owner = NULL, lease_expires_at = NULL \
-                     WHERE {KEY_WHERE} AND state = $8 AND lease_owner = $9"
-                ),
-                &[
-                    k[0],
-                    k[1],
-                    k[2],
-                    k[3],
-                    Arg::T(StageState::Retrying.as_str()),
-                    Arg::T(error),
-                    Arg::I(due_at),
-                    Arg::T(StageState::Running.as_str()),
-                    Arg::T(owner),
-                ],
-            )
-            .await?;
-        Ok(n == 1)
+        self.release(
+            key,
+            owner,
+            "state = $5, error = $6, due_at = $7",
+            &[
+                Arg::T(StageState::Retrying.as_str()),
+                Arg::T(error),
+                Arg::I(due_at),
+            ],
+        )
+        .await
     }
 
     /// Records a permanent failure of `key` and fails its run.
@@ -624,33 +600,45 @@ impl Ledger {
         owner: &str,
         error: &str,
     ) -> Result<bool, LedgerError> {
-        let k = key_args(key);
-        let now = now_ms();
-        let n = self
-            .db
-            .execute(
-                &format!(
-                    "UPDATE cybergov_stages SET state = $5, error = $6, finished_at = $7, \
-                     lease_owner = NULL, lease_expires_at = NULL \
-                     WHERE {KEY_WHERE} AND state = $8 AND lease_owner = $9"
-                ),
+        let released = self
+            .release(
+                key,
+                owner,
+                "state = $5, error = $6, finished_at = $7",
                 &[
-                    k[0],
-                    k[1],
-                    k[2],
-                    k[3],
                     Arg::T(StageState::Failed.as_str()),
                     Arg::T(error),
-                    Arg::I(now),
-                    Arg::T(StageState::Running.as_str()),
-                    Arg::T(owner),
+                    Arg::I(now_ms()),
                 ],
             )
             .await?;
-        if n == 1 {
+        if released {
             self.finish_run(key, RunState::Failed).await?;
         }
-        Ok(n == 1)
+        Ok(released)
+    }
+
+    /// Ends `owner`'s claim on running stage `key`, setting `set` (SQL assignments whose
+    /// placeholders start at `$5`, bound to `values`). False when `owner` no longer holds the
+    /// claim (it expired and another worker took the stage over), so the caller records nothing.
+    async fn release(
+        &self,
+        key: &StageKey,
+        owner: &str,
+        set: &str,
+        values: &[Arg<'_>],
+    ) -> Result<bool, LedgerError> {
+        let state_at = 5 + values.len();
+        let sql = format!(
+            "UPDATE cybergov_stages SET {set}, lease_owner = NULL, lease_expires_at = NULL \
+             WHERE {KEY_WHERE} AND state = ${state_at} AND lease_owner = ${}",
+            state_at + 1
+        );
+        let mut args: Vec<Arg<'_>> = key_args(key).into_iter().collect();
+        args.extend(values.iter().copied());
+        args.push(Arg::T(StageState::Running.as_str()));
+        args.push(Arg::T(owner));
+        Ok(self.db.execute(&sql, &args).await? == 1)
     }
 
     /// Marks `key`'s run `state` (only an active run changes).
