@@ -33,6 +33,20 @@ pub const S3_ACCESS_KEY: &str = "cybergov-test-access";
 pub const S3_SECRET_KEY: &str = "cybergov-test-secret";
 pub const S3_BUCKET: &str = "cybergov-artefacts";
 
+/// The provenance of the tests' hand-made runs: a local runner at a fixed commit and time.
+pub fn sample_provenance(finished_at: &str) -> Provenance {
+    Provenance {
+        repository: "https://github.com/cybergov/cybergov".into(),
+        commit: "0123456789abcdef0123456789abcdef01234567".into(),
+        cybergov_version: "0.1.0".into(),
+        runner: "local".into(),
+        runner_run_id: None,
+        runner_attempt: None,
+        started_at: "2026-11-22T10:00:00Z".into(),
+        finished_at: finished_at.into(),
+    }
+}
+
 /// Serves `app` on an ephemeral loopback port for as long as the runtime lives; returns its base
 /// URL (`http://127.0.0.1:<port>`). Every stand-in for an internet service starts here.
 pub async fn serve_on_loopback(app: axum::Router) -> String {
@@ -184,16 +198,7 @@ pub async fn write_sample_run_with_raw(
         network,
         referendum,
         run,
-        provenance: Provenance {
-            repository: "https://github.com/cybergov/cybergov".into(),
-            commit: "0123456789abcdef0123456789abcdef01234567".into(),
-            cybergov_version: "0.1.0".into(),
-            runner: "local".into(),
-            runner_run_id: None,
-            runner_attempt: None,
-            started_at: "2026-11-22T10:00:00Z".into(),
-            finished_at: "2026-11-22T10:03:07Z".into(),
-        },
+        provenance: sample_provenance("2026-11-22T10:03:07Z"),
         models,
         inputs,
         outputs,

@@ -3,7 +3,7 @@
 
 use cybergov::hash::Sha256Hash;
 use cybergov::magi::tally::{Agreement, Counts, JurorVote, VOTE_SCHEMA, VoteRecord};
-use cybergov::manifest::{ArtefactRef, Decision, Manifest, Provenance, SCHEMA_V1, VoteKind};
+use cybergov::manifest::{ArtefactRef, Decision, Manifest, SCHEMA_V1, VoteKind};
 use cybergov::network::Network;
 use cybergov::store::ObjectStore;
 use cybergov::store::layout::{Artefact, ReferendumLayout};
@@ -61,16 +61,7 @@ pub async fn write_vote_run(
         network,
         referendum,
         run,
-        provenance: Provenance {
-            repository: "https://github.com/cybergov/cybergov".into(),
-            commit: "0123456789abcdef0123456789abcdef01234567".into(),
-            cybergov_version: "0.1.0".into(),
-            runner: "local".into(),
-            runner_run_id: None,
-            runner_attempt: None,
-            started_at: "2026-11-22T10:00:00Z".into(),
-            finished_at: "2026-11-22T10:01:00Z".into(),
-        },
+        provenance: super::sample_provenance("2026-11-22T10:01:00Z"),
         models: Vec::new(),
         inputs: vec![ArtefactRef::describe(
             "content.md",
