@@ -40,8 +40,11 @@ use cybergov::manifest::Decoding;
 use cybergov::network::Network;
 use cybergov::proposal::Proposal;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
+
+#[path = "support/peer.rs"]
+mod peer;
+use peer::{Peer, PeerChoice};
 
 /// The demo's sample referendum, in Subsquare's shape: the juror input.
 const SAMPLE_REFERENDUM: &[u8] = include_bytes!("../src/commands/demo/sample-referendum.json");
@@ -213,13 +216,13 @@ async fn measure_ours(
     ))
 }
 
-fn peer_available(python: &str) -> bool {
-    Command::new(python)
-        .args(["-c", "import llama_cpp"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
+/// llama.cpp through llama-cpp-python.
+const LLAMA_CPP: Peer<'static> = Peer {
+    name: "llama.cpp",
+    script: "bench-llamacpp.py",
+    module: "llama_cpp",
+    install: "pip install llama-cpp-python==0.3.36",
+};
 
 fn run_peer(
     args: &Args,
@@ -228,33 +231,21 @@ fn run_peer(
     tokens: u32,
     threads: usize,
 ) -> Result<PeerReport> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench-llamacpp.py");
-    let out = Command::new(&args.python)
-        .arg(&script)
-        .arg("--model")
-        .arg(model)
-        .arg("--prompt-file")
-        .arg(prompt_file)
-        .args(["--threads", &threads.to_string()])
-        .args(["--tokens", &tokens.to_string()])
-        .args(["--n-ctx", &args.n_ctx.to_string()])
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} failed ({}): {}",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .context("the peer printed no JSON")?;
-    serde_json::from_str(line).with_context(|| format!("peer JSON: {line}"))
+    LLAMA_CPP.run(
+        &args.python,
+        &[
+            "--model".into(),
+            model.display().to_string(),
+            "--prompt-file".into(),
+            prompt_file.display().to_string(),
+            "--threads".into(),
+            threads.to_string(),
+            "--tokens".into(),
+            tokens.to_string(),
+            "--n-ctx".into(),
+            args.n_ctx.to_string(),
+        ],
+    )
 }
 
 /// Where two generated texts first differ (in chars), or `None` if one is a prefix of the other.
@@ -280,24 +271,13 @@ async fn run(args: Args, threads: usize) -> Result<()> {
     let prompt_file = dir.join("prompt.txt");
     std::fs::write(&prompt_file, &prompt)?;
 
-    let peer = if args.no_peer {
-        println!("llama.cpp peer: skipped (--no-peer)");
-        false
-    } else if peer_available(&args.python) {
-        true
-    } else if args.peer {
-        bail!(
-            "--peer: `{} -c \"import llama_cpp\"` fails; `pip install llama-cpp-python==0.3.36` builds it",
-            args.python
-        );
-    } else {
-        println!(
-            "llama.cpp peer: NOT AVAILABLE (`{} -c \"import llama_cpp\"` fails; \
-             `pip install llama-cpp-python==0.3.36` builds it). Only cybergov's numbers follow.",
-            args.python
-        );
-        false
-    };
+    let peer = LLAMA_CPP.decide(
+        PeerChoice {
+            required: args.peer,
+            skipped: args.no_peer,
+        },
+        &args.python,
+    )?;
 
     let info = model.info();
     println!(

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench --bench orchestration -- [--referenda 100] [--backend sqlite|postgres|both]
 //!                                      [--postgres-url postgres://postgres@127.0.0.1:5432/test]
+//!                                      [--peer | --no-peer] [--python python3]
 //! ```
 //!
 //! The graph is `jobs/bench-pipeline.toml`: the six stages with no delays, each handler an
@@ -17,8 +18,15 @@
 //!   poll 50 ms), wall time until every run is completed, divided by N.
 //!
 //! RSS is this process's peak (`VmHWM`): service, engine and, for SQLite, the database. The
-//! PostgreSQL server's own memory is not included. The anchor is the issue's Prefect 3.4 run:
-//! six trivial tasks for one referendum in a median 0.69 s, ≈ 400 MB RSS client + server.
+//! PostgreSQL server's own memory is not included.
+//!
+//! The peer, side by side: `scripts/bench-prefect.py` runs the issue's anchor — Prefect 3.4, one
+//! flow of six trivial tasks per referendum, N referenda in a row, against the temporary local
+//! server an unconfigured client starts — in its own process after our backends, and reports
+//! its median, p90 and the peak RSS of client and server. The ratios are against that run. It
+//! needs `pip install "prefect==3.4.25" "fastapi==0.119.1"` (the FastAPI pip picks otherwise,
+//! 0.165, refuses Prefect 3.4's server); `--python` names the interpreter. Without it the ratios
+//! are against the issue's figures for this machine class: a median 0.69 s, ≈ 400 MB.
 //!
 //! A benchmark, not a test: `cargo test --all-targets` builds it and starts it without the
 //! `--bench` flag that `cargo bench` passes, and then it returns at once.
@@ -35,10 +43,33 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Prefect 3.4: median seconds per referendum (six trivial tasks) on this machine class.
-const PREFECT_MEDIAN_S: f64 = 0.69;
-/// Prefect 3.4: RSS across client and server, MB.
+#[path = "support/peer.rs"]
+mod peer;
+use peer::{Peer, PeerChoice};
+
+/// The issue's anchor, Prefect 3.4 on this machine class: median ms per referendum (six trivial
+/// tasks), used when the peer does not run.
+const PREFECT_MEDIAN_MS: f64 = 690.0;
+/// The same run's RSS across client and server, MB.
 const PREFECT_RSS_MB: f64 = 400.0;
+
+/// Prefect, run by `scripts/bench-prefect.py`.
+const PREFECT: Peer<'static> = Peer {
+    name: "Prefect",
+    script: "bench-prefect.py",
+    module: "prefect",
+    install: "pip install \"prefect==3.4.25\" \"fastapi==0.119.1\"",
+};
+
+/// What the Prefect script prints.
+#[derive(Debug, serde::Deserialize)]
+struct PrefectReport {
+    prefect: String,
+    median_ms: f64,
+    p90_ms: f64,
+    rss_mb: f64,
+    processes: u32,
+}
 
 #[derive(Parser, Debug)]
 #[command(about = "Orchestration overhead per referendum, SQLite and PostgreSQL")]
@@ -52,6 +83,15 @@ struct Args {
     /// PostgreSQL server (a fresh database is created in it and dropped).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     postgres_url: String,
+    /// Require the Prefect peer (fail if it cannot run).
+    #[arg(long, conflicts_with = "no_peer")]
+    peer: bool,
+    /// Skip the Prefect peer.
+    #[arg(long)]
+    no_peer: bool,
+    /// Python interpreter that has Prefect.
+    #[arg(long, default_value = "python3")]
+    python: String,
     /// Passed by `cargo bench`; without it the binary does nothing (see `main`).
     #[arg(long, hide = true)]
     bench: bool,
@@ -108,6 +148,7 @@ struct Measured {
     median_ms: f64,
     p90_ms: f64,
     service_ms_per_ref: f64,
+    rss_mb: f64,
 }
 
 async fn measure(url: &str, n: u32) -> Result<Measured> {
@@ -170,6 +211,7 @@ async fn measure(url: &str, n: u32) -> Result<Measured> {
         median_ms: percentile(&lat, 0.5),
         p90_ms: percentile(&lat, 0.9),
         service_ms_per_ref,
+        rss_mb: vm_hwm_mb(),
     })
 }
 
@@ -213,14 +255,18 @@ fn main() -> Result<()> {
         b @ ("sqlite" | "postgres") => vec![b],
         other => bail!("--backend {other:?}: expected sqlite, postgres or both"),
     };
+    let peer = PREFECT.decide(
+        PeerChoice {
+            required: args.peer,
+            skipped: args.no_peer,
+        },
+        &args.python,
+    )?;
     println!(
         "orchestration overhead: {} referenda × 6 instant stages (jobs/bench-pipeline.toml)",
         args.referenda
     );
-    println!(
-        "{:<9} {:>12} {:>10} {:>16} {:>14} {:>9}",
-        "backend", "median (ms)", "p90 (ms)", "service (ms/ref)", "vs Prefect", "RSS (MB)"
-    );
+    let mut rows = Vec::new();
     for b in backends {
         let m = rt.block_on(async {
             match b {
@@ -237,18 +283,51 @@ fn main() -> Result<()> {
                 }
             }
         })?;
+        rows.push((b, m));
+    }
+    // The peer runs after ours, in its own process, on the same machine and load.
+    let (peer_median, peer_rss, against) = if peer {
+        let p: PrefectReport = PREFECT.run(
+            &args.python,
+            &["--referenda".into(), args.referenda.to_string()],
+        )?;
         println!(
-            "{:<9} {:>12.2} {:>10.2} {:>16.2} {:>13.0}× {:>9.1}",
+            "peer: Prefect {} ({} processes: client and its temporary server), median {:.1} ms, \
+             p90 {:.1} ms, RSS {:.1} MB",
+            p.prefect, p.processes, p.median_ms, p.p90_ms, p.rss_mb
+        );
+        (p.median_ms, p.rss_mb, "Prefect, measured above")
+    } else {
+        (
+            PREFECT_MEDIAN_MS,
+            PREFECT_RSS_MB,
+            "the issue's Prefect 3.4 figures (peer not run)",
+        )
+    };
+    println!(
+        "{:<9} {:>12} {:>10} {:>16} {:>14} {:>9} {:>12}",
+        "backend",
+        "median (ms)",
+        "p90 (ms)",
+        "service (ms/ref)",
+        "vs Prefect",
+        "RSS (MB)",
+        "RSS vs Pref."
+    );
+    for (b, m) in &rows {
+        println!(
+            "{:<9} {:>12.2} {:>10.2} {:>16.2} {:>13.0}× {:>9.1} {:>11.1}×",
             b,
             m.median_ms,
             m.p90_ms,
             m.service_ms_per_ref,
-            PREFECT_MEDIAN_S * 1000.0 / m.median_ms,
-            vm_hwm_mb()
+            peer_median / m.median_ms,
+            m.rss_mb,
+            peer_rss / m.rss_mb
         );
     }
     println!(
-        "anchor: Prefect 3.4, median {PREFECT_MEDIAN_S} s per referendum, ≈{PREFECT_RSS_MB} MB RSS (client + server); goal ≥ 100× lower"
+        "ratios: how many times lower than {against}: median {peer_median:.1} ms, RSS {peer_rss:.1} MB; goal ≥ 100× lower per referendum"
     );
     Ok(())
 }

@@ -2,14 +2,15 @@
 //! the outcome, and hands off to the successors.
 //!
 //! Hand-off does not wait for a poll: a successor that is due at once runs next in the same
-//! task, after its ledger row is written (the durable record). Successors with a delay, and
-//! retries, go to the queue with a run-at time. Should the worker die in between, the
-//! [sweeper](Engine::sweep) of any live worker finds the expired claim or the overdue row and
-//! queues it again.
+//! task. Its ledger row (the durable record) is written already claimed by this worker, in the
+//! same transaction as its predecessor's completion, so a hand-off costs one commit. Successors
+//! with a delay, and retries, go to the queue with a run-at time. Should the worker die in
+//! between, the [sweeper](Engine::sweep) of any live worker finds the expired claim or the
+//! overdue row and queues it again.
 
 use super::graph::{ENTRY, Graph, GraphError};
 use super::handlers::{Registry, Services, StageError, hash_outputs};
-use super::ledger::{Claim, Ledger, LedgerError, RunState, StageKey, StageState, now_ms};
+use super::ledger::{Claim, Handoff, Ledger, LedgerError, NewRun, StageKey, StageState, now_ms};
 use super::queue::{Queue, QueueError};
 use crate::network::Network;
 use std::collections::VecDeque;
@@ -121,13 +122,16 @@ impl Engine {
         referendum: u32,
         only_if_idle: bool,
     ) -> Result<Option<StageKey>, EngineError> {
+        let now = now_ms();
         let Some(key) = self
-            .create_run(network, referendum, None, None, only_if_idle)
+            .create_run(network, referendum, None, None, only_if_idle, Some(now))
             .await?
         else {
             return Ok(None);
         };
-        self.schedule_now(&key).await?;
+        if let Mode::Queue(q) = &self.mode {
+            q.push(&key, now).await?;
+        }
         Ok(Some(key))
     }
 
@@ -142,7 +146,8 @@ impl Engine {
     }
 
     /// Creates the next run of a referendum (numbered after every run in the ledger and the
-    /// store) and returns its entry stage's key, unscheduled.
+    /// store) and returns its entry stage's key: scheduled, in the same transaction, when
+    /// `entry_due` gives its due time, else unscheduled.
     pub async fn create_run(
         &self,
         network: Network,
@@ -150,6 +155,7 @@ impl Engine {
         previous_run: Option<u32>,
         from_stage: Option<&str>,
         only_if_idle: bool,
+        entry_due: Option<i64>,
     ) -> Result<Option<StageKey>, EngineError> {
         // Runs the store already holds (e.g. made by `cybergov infer` by hand) are not reused.
         let layout = crate::store::layout::ReferendumLayout::new(network, referendum);
@@ -161,14 +167,15 @@ impl Engine {
             .map_or(1, |r| r + 1);
         let Some(run) = self
             .ledger
-            .create_run(
+            .create_run(&NewRun {
                 network,
                 referendum,
-                store_next,
+                min_run: store_next,
                 previous_run,
                 from_stage,
                 only_if_idle,
-            )
+                entry: entry_due.map(|due| (ENTRY, due)),
+            })
             .await?
         else {
             return Ok(None);
@@ -183,20 +190,25 @@ impl Engine {
 
     /// Processes a delivered job, and then every successor that is due at once.
     pub async fn process(&self, job: StageKey) -> Result<(), EngineError> {
-        let mut work = VecDeque::from([job]);
-        while let Some(key) = work.pop_front() {
+        // Each item: a stage, and the attempt number when this worker already holds its claim.
+        let mut work = VecDeque::from([(job, None)]);
+        while let Some((key, claimed)) = work.pop_front() {
             let Some(spec) = self.graph.stage(&key.stage).cloned() else {
                 tracing::error!(%key, "job for a stage the graph does not have; dropped");
                 continue;
             };
-            let attempt = match self.ledger.claim(&key, &self.owner, self.lease).await? {
+            let claim = match claimed {
+                Some(attempt) => Claim::Claimed { attempt },
+                None => self.ledger.claim(&key, &self.owner, self.lease).await?,
+            };
+            let attempt = match claim {
                 Claim::Claimed { attempt } => attempt,
                 Claim::NotDue { at } | Claim::Busy { until: at } => {
                     // In queue mode the queued job (or the sweeper) brings it back when due.
                     if matches!(self.mode, Mode::Foreground) {
                         let wait = u64::try_from(at - now_ms()).unwrap_or(0);
                         tokio::time::sleep(Duration::from_millis(wait + 10)).await;
-                        work.push_front(key);
+                        work.push_front((key, None));
                     }
                     continue;
                 }
@@ -237,35 +249,51 @@ impl Engine {
             }
             match result {
                 Ok((done, hashes)) => {
-                    // Successors are written before this stage is marked complete: a crash in
-                    // between re-runs this (idempotent) stage, never loses a successor.
                     let now = now_ms();
-                    for next in &spec.next {
-                        let next_spec = self.graph.stage(next).expect("graph checked");
-                        let delay = if self.ignore_delays {
-                            0
-                        } else {
-                            i64::try_from(next_spec.delay().as_millis()).unwrap_or(i64::MAX / 4)
-                        };
-                        let next_key = key.with_stage(next);
-                        self.ledger.schedule(&next_key, now + delay).await?;
-                        let direct = delay == 0 && !self.stopping.load(Ordering::SeqCst);
-                        match &self.mode {
-                            Mode::Queue(q) if !direct => q.push(&next_key, now + delay).await?,
-                            _ => work.push_back(next_key),
-                        }
-                    }
-                    if !self
+                    let stopping = self.stopping.load(Ordering::SeqCst);
+                    let next: Vec<Handoff> = spec
+                        .next
+                        .iter()
+                        .map(|next| {
+                            let delay = if self.ignore_delays {
+                                0
+                            } else {
+                                let spec = self.graph.stage(next).expect("graph checked");
+                                i64::try_from(spec.delay().as_millis()).unwrap_or(i64::MAX / 4)
+                            };
+                            Handoff {
+                                key: key.with_stage(next),
+                                due_at: now + delay,
+                                claim: delay == 0 && !stopping,
+                            }
+                        })
+                        .collect();
+                    let Some(claimed) = self
                         .ledger
-                        .complete(&key, &self.owner, &hashes, done.note.as_deref())
+                        .complete(
+                            &key,
+                            &self.owner,
+                            &hashes,
+                            done.note.as_deref(),
+                            &next,
+                            self.lease,
+                        )
                         .await?
-                    {
+                    else {
                         tracing::warn!(%key, "claim lost before completion was recorded");
                         continue;
-                    }
+                    };
                     tracing::info!(%key, "stage completed");
+                    for (h, claimed) in next.into_iter().zip(claimed) {
+                        match &self.mode {
+                            // A crash before this push leaves the row overdue: the sweeper
+                            // queues it.
+                            Mode::Queue(q) if !h.claim => q.push(&h.key, h.due_at).await?,
+                            _ => work.push_back((h.key, claimed.then_some(1))),
+                        }
+                    }
                     if spec.next.is_empty() {
-                        self.finish_run_if_done(&key).await?;
+                        self.ledger.complete_run_if_done(&key).await?;
                     }
                 }
                 Err(StageError::Transient(e)) if attempt < spec.attempts => {
@@ -275,7 +303,7 @@ impl Engine {
                     if self.ledger.retry_later(&key, &self.owner, &e, due).await? {
                         match &self.mode {
                             Mode::Queue(q) => q.push(&key, due).await?,
-                            Mode::Foreground => work.push_front(key),
+                            Mode::Foreground => work.push_front((key, None)),
                         }
                     }
                 }
@@ -290,25 +318,6 @@ impl Engine {
                     self.ledger.fail(&key, &self.owner, &text).await?;
                 }
             }
-        }
-        Ok(())
-    }
-
-    async fn finish_run_if_done(&self, key: &StageKey) -> Result<(), EngineError> {
-        let rows = self
-            .ledger
-            .stages(Some(key.network), Some(key.referendum), Some(key.run))
-            .await?;
-        let mut all_done = true;
-        for r in &rows {
-            match r.state()? {
-                StageState::Completed | StageState::Skipped => {}
-                StageState::Failed => return Ok(()),
-                _ => all_done = false,
-            }
-        }
-        if all_done {
-            self.ledger.finish_run(key, RunState::Completed).await?;
         }
         Ok(())
     }

@@ -65,6 +65,29 @@ macro_rules! bind_all {
     }};
 }
 
+/// Runs `sql` with `args` on `executor` (a pool or a transaction of either database) and
+/// returns the number of rows it changed.
+macro_rules! execute {
+    ($executor:expr, $sql:expr, $args:expr) => {
+        bind_all!(sqlx::query(sqlx::AssertSqlSafe($sql.to_owned())), $args)
+            .execute($executor)
+            .await?
+            .rows_affected()
+    };
+}
+
+/// Runs `sql` with `args` on `executor` and returns every row, decoded.
+macro_rules! fetch_all {
+    ($executor:expr, $sql:expr, $args:expr) => {
+        bind_all!(
+            sqlx::query_as::<_, T>(sqlx::AssertSqlSafe($sql.to_owned())),
+            $args
+        )
+        .fetch_all($executor)
+        .await?
+    };
+}
+
 impl Db {
     /// Connects to `url` (`sqlite:…` or `postgres://…`).
     pub async fn connect(url: &str) -> Result<Self, LedgerError> {
@@ -104,14 +127,8 @@ impl Db {
 
     async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64, LedgerError> {
         Ok(match self {
-            Self::Sqlite(p) => bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), args)
-                .execute(p)
-                .await?
-                .rows_affected(),
-            Self::Postgres(p) => bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), args)
-                .execute(p)
-                .await?
-                .rows_affected(),
+            Self::Sqlite(p) => execute!(p, sql, args),
+            Self::Postgres(p) => execute!(p, sql, args),
         })
     }
 
@@ -120,23 +137,41 @@ impl Db {
         T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
     {
         Ok(match self {
-            Self::Sqlite(p) => {
-                bind_all!(
-                    sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql.to_owned())),
-                    args
-                )
-                .fetch_all(p)
-                .await?
-            }
-            Self::Postgres(p) => {
-                bind_all!(
-                    sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql.to_owned())),
-                    args
-                )
-                .fetch_all(p)
-                .await?
-            }
+            Self::Sqlite(p) => fetch_all!(p, sql, args),
+            Self::Postgres(p) => fetch_all!(p, sql, args),
         })
+    }
+
+    /// Starts a transaction: what it writes becomes visible, and durable, at one commit, which
+    /// on PostgreSQL is one WAL flush instead of one per statement.
+    async fn begin(&self) -> Result<Tx, LedgerError> {
+        Ok(match self {
+            Self::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Self::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+}
+
+/// An open transaction of a [`Db`]; dropped without [`Tx::commit`], it rolls back.
+enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, LedgerError> {
+        Ok(match self {
+            Self::Sqlite(t) => execute!(&mut **t, sql, args),
+            Self::Postgres(t) => execute!(&mut **t, sql, args),
+        })
+    }
+
+    async fn commit(self) -> Result<(), LedgerError> {
+        match self {
+            Self::Sqlite(t) => t.commit().await?,
+            Self::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
     }
 }
 
@@ -396,19 +431,19 @@ impl Ledger {
         &self.db
     }
 
-    /// Creates the next run of a referendum and returns its number. With `only_if_idle`,
-    /// nothing is created (`None`) when the referendum has any run — what dispatch wants (a
-    /// failed run is left to an operator's rerun); a rerun passes `false`. `min_run` lets the caller skip run numbers the
-    /// store already holds.
-    pub async fn create_run(
-        &self,
-        network: Network,
-        referendum: u32,
-        min_run: u32,
-        previous_run: Option<u32>,
-        from_stage: Option<&str>,
-        only_if_idle: bool,
-    ) -> Result<Option<u32>, LedgerError> {
+    /// Creates the next run of a referendum and returns its number, or `None` when
+    /// [`NewRun::only_if_idle`] finds a run. With [`NewRun::entry`], that stage's row is written
+    /// in the same transaction, scheduled: a run is never left without a stage to run.
+    pub async fn create_run(&self, new: &NewRun<'_>) -> Result<Option<u32>, LedgerError> {
+        let NewRun {
+            network,
+            referendum,
+            min_run,
+            previous_run,
+            from_stage,
+            only_if_idle,
+            entry,
+        } = *new;
         // Two dispatchers racing for the same run number: one insert wins, the other retries
         // and then sees the winner's run.
         for _ in 0..5 {
@@ -422,8 +457,10 @@ impl Ledger {
                 .max()
                 .unwrap_or(1)
                 .max(i64::from(min_run));
-            let inserted = self
-                .db
+            let run = u32::try_from(next)
+                .map_err(|_| LedgerError::Invalid(format!("run number {next}")))?;
+            let mut tx = self.db.begin().await?;
+            let inserted = tx
                 .execute(
                     "INSERT INTO cybergov_runs (network, referendum, run, state, previous_run, from_stage, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
@@ -439,9 +476,17 @@ impl Ledger {
                 )
                 .await?;
             if inserted == 1 {
-                return Ok(Some(u32::try_from(next).map_err(|_| {
-                    LedgerError::Invalid(format!("run number {next}"))
-                })?));
+                if let Some((stage, due_at)) = entry {
+                    let key = StageKey {
+                        network,
+                        referendum,
+                        run,
+                        stage: stage.to_owned(),
+                    };
+                    insert_stage(&mut tx, &key, due_at, None, Duration::ZERO).await?;
+                }
+                tx.commit().await?;
+                return Ok(Some(run));
             }
         }
         Err(LedgerError::Invalid(format!(
@@ -452,24 +497,7 @@ impl Ledger {
     /// Records `key` as scheduled, due at `due_at` (ms). A stage that already has a row keeps
     /// it (scheduling twice is harmless). Returns whether a row was written.
     pub async fn schedule(&self, key: &StageKey, due_at: i64) -> Result<bool, LedgerError> {
-        let k = key_args(key);
-        let n = self
-            .db
-            .execute(
-                "INSERT INTO cybergov_stages (network, referendum, run, stage, state, due_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                &[
-                    k[0],
-                    k[1],
-                    k[2],
-                    k[3],
-                    Arg::T(StageState::Scheduled.as_str()),
-                    Arg::I(due_at),
-                    Arg::I(now_ms()),
-                ],
-            )
-            .await?;
-        Ok(n == 1)
+        insert_stage(&mut &self.db, key, due_at, None, Duration::ZERO).await
     }
 
     /// Records `key` as skipped (its outputs reused), with `note`.
@@ -549,16 +577,26 @@ impl Ledger {
         })
     }
 
-    /// Marks `key`, claimed by `owner`, completed with `outputs` (JSON) and `note`. Returns
-    /// false when the claim was lost meanwhile (then nothing is written).
+    /// Marks `key`, claimed by `owner`, completed with `outputs` (JSON) and `note`, and writes
+    /// the rows of its successors `next`, in one transaction: a crash leaves either both or
+    /// neither, so a successor is never lost and the completion costs one commit.
+    ///
+    /// Returns `None` when the claim was lost meanwhile (then nothing is written: the worker that
+    /// took the stage over writes them). Otherwise, for each of `next`, whether its row was
+    /// written already claimed by `owner` for `lease` (attempt 1, see [`Handoff::claim`]); false
+    /// when it was not asked for or the row already existed.
     pub async fn complete(
         &self,
         key: &StageKey,
         owner: &str,
         outputs: &str,
         note: Option<&str>,
-    ) -> Result<bool, LedgerError> {
-        self.release(
+        next: &[Handoff],
+        lease: Duration,
+    ) -> Result<Option<Vec<bool>>, LedgerError> {
+        let mut tx = self.db.begin().await?;
+        let released = release(
+            &mut tx,
             key,
             owner,
             "state = $5, outputs = $6, note = $7, finished_at = $8, error = NULL",
@@ -569,7 +607,18 @@ impl Ledger {
                 Arg::I(now_ms()),
             ],
         )
-        .await
+        .await?;
+        if !released {
+            return Ok(None);
+        }
+        let mut claimed = Vec::with_capacity(next.len());
+        for h in next {
+            let owner = h.claim.then_some(owner);
+            let written = insert_stage(&mut tx, &h.key, h.due_at, owner, lease).await?;
+            claimed.push(written && h.claim);
+        }
+        tx.commit().await?;
+        Ok(Some(claimed))
     }
 
     /// Records a transient failure of `key`: due again at `due_at`.
@@ -580,7 +629,9 @@ impl Ledger {
         error: &str,
         due_at: i64,
     ) -> Result<bool, LedgerError> {
-        self.release(
+        let mut tx = self.db.begin().await?;
+        let released = release(
+            &mut tx,
             key,
             owner,
             "state = $5, error = $6, due_at = $7",
@@ -590,74 +641,65 @@ impl Ledger {
                 Arg::I(due_at),
             ],
         )
-        .await
+        .await?;
+        tx.commit().await?;
+        Ok(released)
     }
 
-    /// Records a permanent failure of `key` and fails its run.
+    /// Records a permanent failure of `key` and fails its run, in one transaction.
     pub async fn fail(
         &self,
         key: &StageKey,
         owner: &str,
         error: &str,
     ) -> Result<bool, LedgerError> {
-        let released = self
-            .release(
-                key,
-                owner,
-                "state = $5, error = $6, finished_at = $7",
-                &[
-                    Arg::T(StageState::Failed.as_str()),
-                    Arg::T(error),
-                    Arg::I(now_ms()),
-                ],
+        let mut tx = self.db.begin().await?;
+        let released = release(
+            &mut tx,
+            key,
+            owner,
+            "state = $5, error = $6, finished_at = $7",
+            &[
+                Arg::T(StageState::Failed.as_str()),
+                Arg::T(error),
+                Arg::I(now_ms()),
+            ],
+        )
+        .await?;
+        if released {
+            tx.execute(
+                &format!("{FINISH_RUN} AND state = $6"),
+                &finish_run_args(key, RunState::Failed),
             )
             .await?;
-        if released {
-            self.finish_run(key, RunState::Failed).await?;
         }
+        tx.commit().await?;
         Ok(released)
     }
 
-    /// Ends `owner`'s claim on running stage `key`, setting `set` (SQL assignments whose
-    /// placeholders start at `$5`, bound to `values`). False when `owner` no longer holds the
-    /// claim (it expired and another worker took the stage over), so the caller records nothing.
-    async fn release(
-        &self,
-        key: &StageKey,
-        owner: &str,
-        set: &str,
-        values: &[Arg<'_>],
-    ) -> Result<bool, LedgerError> {
-        let state_at = 5 + values.len();
-        let sql = format!(
-            "UPDATE cybergov_stages SET {set}, lease_owner = NULL, lease_expires_at = NULL \
-             WHERE {KEY_WHERE} AND state = ${state_at} AND lease_owner = ${}",
-            state_at + 1
-        );
-        let mut args: Vec<Arg<'_>> = key_args(key).into_iter().collect();
-        args.extend(values.iter().copied());
-        args.push(Arg::T(StageState::Running.as_str()));
-        args.push(Arg::T(owner));
-        Ok(self.db.execute(&sql, &args).await? == 1)
-    }
-
-    /// Marks `key`'s run `state` (only an active run changes).
-    pub async fn finish_run(&self, key: &StageKey, state: RunState) -> Result<(), LedgerError> {
-        self.db
+    /// Marks `key`'s run completed if every stage of it is completed or skipped; one statement,
+    /// run after the last stage's completion has committed (so that of two branches finishing
+    /// at once, the later sees both).
+    pub async fn complete_run_if_done(&self, key: &StageKey) -> Result<bool, LedgerError> {
+        let n = self
+            .db
             .execute(
-                "UPDATE cybergov_runs SET state = $4, finished_at = $5 \
-                 WHERE network = $1 AND referendum = $2 AND run = $3 AND state = $6",
+                &format!(
+                    "{FINISH_RUN} AND state = $6 AND NOT EXISTS (SELECT 1 FROM cybergov_stages s \
+                     WHERE s.network = $1 AND s.referendum = $2 AND s.run = $3 \
+                     AND s.state NOT IN ($7, $8))"
+                ),
                 &[
-                    Arg::T(key.network.as_str()),
-                    Arg::I(i64::from(key.referendum)),
-                    Arg::I(i64::from(key.run)),
-                    Arg::T(state.as_str()),
-                    Arg::I(now_ms()),
-                    Arg::T(RunState::Active.as_str()),
-                ],
+                    finish_run_args(key, RunState::Completed).as_slice(),
+                    &[
+                        Arg::T(StageState::Completed.as_str()),
+                        Arg::T(StageState::Skipped.as_str()),
+                    ],
+                ]
+                .concat(),
             )
             .await?;
-        Ok(())
+        Ok(n == 1)
     }
 
     /// Hands a stage whose claim expired (its worker is taken to be dead) back to the queue:
@@ -787,4 +829,141 @@ impl Ledger {
             )
             .await
     }
+}
+
+/// A run to create ([`Ledger::create_run`]).
+#[derive(Clone, Copy, Debug)]
+pub struct NewRun<'a> {
+    /// The network.
+    pub network: Network,
+    /// The referendum.
+    pub referendum: u32,
+    /// The lowest run number to use: the caller skips run numbers the store already holds.
+    pub min_run: u32,
+    /// The run this one re-does (a rerun).
+    pub previous_run: Option<u32>,
+    /// The stage a rerun starts from.
+    pub from_stage: Option<&'a str>,
+    /// Create nothing when the referendum has any run, what dispatch wants (a failed run is
+    /// left to an operator's rerun); a rerun passes `false`.
+    pub only_if_idle: bool,
+    /// This stage's row, due at this time (Unix ms), written with the run.
+    pub entry: Option<(&'a str, i64)>,
+}
+
+/// A successor's row, written with its predecessor's completion ([`Ledger::complete`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handoff {
+    /// The successor.
+    pub key: StageKey,
+    /// When it is due (ms).
+    pub due_at: i64,
+    /// Write it already claimed by the completing worker, which runs it next in the same task:
+    /// that saves the claim's own commit. Should the worker die first, the claim expires and a
+    /// sweeper hands the stage on like any other.
+    pub claim: bool,
+}
+
+/// Where a statement runs: on the pool (a commit of its own) or in an open transaction.
+trait Statements {
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, LedgerError>;
+}
+
+impl Statements for &Db {
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, LedgerError> {
+        Db::execute(self, sql, args).await
+    }
+}
+
+impl Statements for Tx {
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, LedgerError> {
+        Tx::execute(self, sql, args).await
+    }
+}
+
+/// Writes `key`'s row due at `due_at`: scheduled, or with `owner` already running it as attempt
+/// 1 with a claim for `lease`. A row that exists is kept. Returns whether the row was written.
+async fn insert_stage(
+    on: &mut impl Statements,
+    key: &StageKey,
+    due_at: i64,
+    owner: Option<&str>,
+    lease: Duration,
+) -> Result<bool, LedgerError> {
+    let k = key_args(key);
+    let now = now_ms();
+    let (state, attempts, started_at, expires_at) = match owner {
+        None => (StageState::Scheduled, 0, None, None),
+        Some(_) => {
+            let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+            (
+                StageState::Running,
+                1,
+                Some(now),
+                Some(now.saturating_add(lease_ms)),
+            )
+        }
+    };
+    let n = on
+        .execute(
+            "INSERT INTO cybergov_stages (network, referendum, run, stage, state, attempts, due_at, \
+             created_at, started_at, lease_owner, lease_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+            &[
+                k[0],
+                k[1],
+                k[2],
+                k[3],
+                Arg::T(state.as_str()),
+                Arg::I(attempts),
+                Arg::I(due_at),
+                Arg::I(now),
+                Arg::OptI(started_at),
+                Arg::OptT(owner),
+                Arg::OptI(expires_at),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Ends `owner`'s claim on running stage `key`, setting `set` (SQL assignments whose
+/// placeholders start at `$5`, bound to `values`). False when `owner` no longer holds the claim
+/// (it expired and another worker took the stage over), so the caller records nothing.
+async fn release(
+    tx: &mut Tx,
+    key: &StageKey,
+    owner: &str,
+    set: &str,
+    values: &[Arg<'_>],
+) -> Result<bool, LedgerError> {
+    let state_at = 5 + values.len();
+    let sql = format!(
+        "UPDATE cybergov_stages SET {set}, lease_owner = NULL, lease_expires_at = NULL \
+         WHERE {KEY_WHERE} AND state = ${state_at} AND lease_owner = ${}",
+        state_at + 1
+    );
+    let mut args: Vec<Arg<'_>> = key_args(key).into_iter().collect();
+    args.extend(values.iter().copied());
+    args.push(Arg::T(StageState::Running.as_str()));
+    args.push(Arg::T(owner));
+    Ok(tx.execute(&sql, &args).await? == 1)
+}
+
+/// Sets a run's state and end time (placeholders `$1`–`$5`, [`finish_run_args`]); the caller
+/// adds its conditions.
+const FINISH_RUN: &str = "UPDATE cybergov_runs SET state = $4, finished_at = $5 \
+     WHERE network = $1 AND referendum = $2 AND run = $3";
+
+/// The arguments of [`FINISH_RUN`] for `key`'s run, then `$6` = the active state: only an
+/// active run is finished.
+fn finish_run_args(key: &StageKey, state: RunState) -> [Arg<'_>; 6] {
+    [
+        Arg::T(key.network.as_str()),
+        Arg::I(i64::from(key.referendum)),
+        Arg::I(i64::from(key.run)),
+        Arg::T(state.as_str()),
+        Arg::I(now_ms()),
+        Arg::T(RunState::Active.as_str()),
+    ]
 }

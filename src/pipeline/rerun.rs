@@ -86,7 +86,7 @@ pub async fn start_rerun(
         _ => from_at,
     };
     let entry = engine
-        .create_run(network, referendum, Some(previous), Some(from), false)
+        .create_run(network, referendum, Some(previous), Some(from), false, None)
         .await?
         .ok_or_else(|| EngineError::from(LedgerError::Invalid("no run created".into())))?;
     let new_run = layout.run(entry.run);
