@@ -32,12 +32,10 @@
 //! `--bench` flag that `cargo bench` passes, and then it returns at once.
 
 use anyhow::{Context, Result, bail};
-use async_trait::async_trait;
 use clap::Parser;
 use cybergov::config::{Config, Secrets};
 use cybergov::network::Network;
-use cybergov::pipeline::handlers::{Registry, Services, StageDone, StageError, StageHandler};
-use cybergov::pipeline::ledger::StageKey;
+use cybergov::pipeline::handlers::Registry;
 use cybergov::pipeline::service::{Parts, serve};
 use std::path::Path;
 use std::sync::Arc;
@@ -97,23 +95,8 @@ struct Args {
     bench: bool,
 }
 
-/// A stage body that does nothing.
-#[derive(Debug)]
-struct Instant0;
-
-#[async_trait]
-impl StageHandler for Instant0 {
-    async fn run(&self, _: &Services, _: &StageKey) -> Result<StageDone, StageError> {
-        Ok(StageDone::default())
-    }
-}
-
 fn registry() -> Registry {
-    let mut r = Registry::new();
-    for s in ["dispatch", "scrape", "augment", "infer", "vote", "comment"] {
-        r.register(s, Arc::new(Instant0));
-    }
-    r
+    Registry::noop(["dispatch", "scrape", "augment", "infer", "vote", "comment"])
 }
 
 fn config(url: &str, dir: &Path) -> Config {

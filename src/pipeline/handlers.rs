@@ -119,6 +119,16 @@ impl Registry {
         r
     }
 
+    /// Every stage of `stages` doing nothing ([`Noop`]): the orchestration alone, for the
+    /// benchmark and the service's tests.
+    pub fn noop<'a>(stages: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut r = Self::new();
+        for stage in stages {
+            r.register(stage, Arc::new(Noop));
+        }
+        r
+    }
+
     /// Adds (or replaces) the handler of `stage`.
     pub fn register(&mut self, stage: &str, handler: Arc<dyn StageHandler>) {
         self.handlers.insert(stage.to_owned(), handler);
@@ -132,6 +142,17 @@ impl Registry {
     /// Every stage name with a handler.
     pub fn names(&self) -> impl Iterator<Item = &str> + Clone {
         self.handlers.keys().map(String::as_str)
+    }
+}
+
+/// A stage body that does nothing and succeeds at once.
+#[derive(Debug)]
+pub struct Noop;
+
+#[async_trait]
+impl StageHandler for Noop {
+    async fn run(&self, _: &Services, _: &StageKey) -> Result<StageDone, StageError> {
+        Ok(StageDone::default())
     }
 }
 

@@ -8,7 +8,7 @@
 use super::dispatch::dispatch;
 use super::engine::{Engine, Mode};
 use super::ledger::StageKey;
-use super::queue::Queue;
+use super::queue::{EveryInterval, Queue};
 use apalis::prelude::{BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
 use apalis_cron::{CronScheduler, Tick};
 use std::future::Future;
@@ -111,7 +111,7 @@ pub async fn serve(
             let result = match *queue {
                 Queue::Sqlite(s) => {
                     WorkerBuilder::new(name.as_str())
-                        .backend(s.poll_with_interval(poll))
+                        .backend(s.poll_with_strategy(EveryInterval::new(poll)))
                         .data(eng)
                         .concurrency(concurrency)
                         .build(handle_stage)
@@ -120,7 +120,7 @@ pub async fn serve(
                 }
                 Queue::Postgres(s) => {
                     WorkerBuilder::new(name.as_str())
-                        .backend(s.poll_with_interval(poll))
+                        .backend(s.poll_with_strategy(EveryInterval::new(poll)))
                         .data(eng)
                         .concurrency(concurrency)
                         .build(handle_stage)
