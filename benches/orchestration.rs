@@ -148,11 +148,10 @@ async fn measure(url: &str, n: u32) -> Result<Measured> {
     let mut lat = Vec::new();
     for i in 0..n {
         let t = Instant::now();
-        let key = engine
-            .start_run(Network::Polkadot, 10_000 + i, true)
+        engine
+            .run_new(Network::Polkadot, 10_000 + i, true)
             .await?
             .context("run created")?;
-        engine.process(key).await?;
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let runs = engine.ledger.runs(Some(Network::Polkadot), None).await?;

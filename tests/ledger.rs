@@ -8,7 +8,9 @@ mod common;
 
 use common::pipeline::{Backend, TestDb};
 use cybergov::network::Network;
-use cybergov::pipeline::ledger::{Claim, Db, Handoff, Ledger, NewRun, StageKey, StageRow, now_ms};
+use cybergov::pipeline::ledger::{
+    Claim, Completion, Db, Entry, Handoff, Ledger, NewRun, StageKey, StageRow, now_ms,
+};
 use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(600);
@@ -29,7 +31,11 @@ async fn ledger_with_run(backend: Backend) -> (Ledger, StageKey, TestDb, tempfil
             previous_run: None,
             from_stage: None,
             only_if_idle: true,
-            entry: Some(("dispatch", now_ms())),
+            entry: Some(Entry {
+                stage: "dispatch",
+                due_at: now_ms(),
+                claimed_by: None,
+            }),
         })
         .await
         .unwrap()
@@ -86,7 +92,13 @@ async fn completion_writes_successors_claimed_or_scheduled(backend: Backend) {
         .complete(&entry, "w1", "{}", Some("done"), &next, LEASE)
         .await
         .unwrap();
-    assert_eq!(claimed, Some(vec![true, false]));
+    assert_eq!(
+        claimed,
+        Some(Completion {
+            claimed: vec![true, false],
+            run_completed: false
+        })
+    );
 
     let done = row(&ledger, &entry).await.unwrap();
     assert_eq!(done.state, "completed");
@@ -112,7 +124,11 @@ async fn completion_writes_successors_claimed_or_scheduled(backend: Backend) {
             .complete(&next[0].key, "w1", "{}", None, &[], LEASE)
             .await
             .unwrap(),
-        Some(vec![])
+        Some(Completion {
+            claimed: vec![],
+            run_completed: false
+        }),
+        "augment is still to run"
     );
 }
 
@@ -152,7 +168,11 @@ async fn an_existing_successor_row_is_kept(backend: Backend) {
         )
         .await
         .unwrap();
-    assert_eq!(claimed, Some(vec![false]), "the row was there: not claimed");
+    assert_eq!(
+        claimed.map(|c| c.claimed),
+        Some(vec![false]),
+        "the row was there: not claimed"
+    );
     let kept = row(&ledger, &scrape).await.unwrap();
     assert_eq!(kept.state, "scheduled");
     assert_eq!(kept.due_at, later);
@@ -193,15 +213,120 @@ async fn a_run_completes_only_when_every_stage_has(backend: Backend) {
     assert_eq!(run_state(&ledger, &entry).await, "active");
 
     ledger.claim(&next[0].key, "w1", LEASE).await.unwrap();
-    ledger
+    let last = ledger
         .complete(&next[0].key, "w1", "{}", None, &[], LEASE)
         .await
+        .unwrap()
         .unwrap();
-    assert!(ledger.complete_run_if_done(&next[0].key).await.unwrap());
+    assert!(last.run_completed, "the last stage completes the run");
     assert_eq!(run_state(&ledger, &entry).await, "completed");
     assert!(
         !ledger.complete_run_if_done(&next[0].key).await.unwrap(),
         "a finished run is not finished again"
+    );
+}
+
+async fn a_branch_ending_first_leaves_the_run_to_the_other(backend: Backend) {
+    let (ledger, entry, _db, _dir) = ledger_with_run(backend).await;
+    ledger.claim(&entry, "w1", LEASE).await.unwrap();
+    let next = [
+        handoff(&entry, "left", true),
+        handoff(&entry, "right", true),
+    ];
+    ledger
+        .complete(&entry, "w1", "{}", None, &next, LEASE)
+        .await
+        .unwrap();
+    let left = ledger
+        .complete(&next[0].key, "w1", "{}", None, &[], LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!left.run_completed, "the right branch is still running");
+    assert_eq!(run_state(&ledger, &entry).await, "active");
+    let right = ledger
+        .complete(&next[1].key, "w1", "{}", None, &[], LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(right.run_completed);
+    assert_eq!(run_state(&ledger, &entry).await, "completed");
+}
+
+async fn runs_are_numbered_after_the_last_one(backend: Backend) {
+    let (ledger, entry, _db, _dir) = ledger_with_run(backend).await;
+    let new = |min_run, only_if_idle| NewRun {
+        network: entry.network,
+        referendum: entry.referendum,
+        min_run,
+        previous_run: None,
+        from_stage: None,
+        only_if_idle,
+        entry: None,
+    };
+    assert_eq!(
+        ledger.create_run(&new(1, true)).await.unwrap(),
+        None,
+        "dispatch does not start a second run"
+    );
+    assert_eq!(ledger.create_run(&new(1, false)).await.unwrap(), Some(2));
+    assert_eq!(
+        ledger.create_run(&new(5, false)).await.unwrap(),
+        Some(5),
+        "run numbers the store already holds are skipped"
+    );
+    assert_eq!(ledger.create_run(&new(1, false)).await.unwrap(), Some(6));
+
+    // Creators racing for the same referendum each get a run of their own.
+    let racing = (0..4).map(|_| {
+        let ledger = ledger.clone();
+        let new = new(1, false);
+        tokio::spawn(async move { ledger.create_run(&new).await })
+    });
+    let mut got: Vec<u32> = futures::future::join_all(racing)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap().expect("a run"))
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, vec![7, 8, 9, 10]);
+}
+
+async fn an_entry_can_be_written_claimed(backend: Backend) {
+    let (ledger, entry, _db, _dir) = ledger_with_run(backend).await;
+    let run = ledger
+        .create_run(&NewRun {
+            network: entry.network,
+            referendum: entry.referendum,
+            min_run: 1,
+            previous_run: None,
+            from_stage: None,
+            only_if_idle: false,
+            entry: Some(Entry {
+                stage: "dispatch",
+                due_at: now_ms(),
+                claimed_by: Some(("w1", LEASE)),
+            }),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let key = StageKey { run, ..entry };
+    let claimed = row(&ledger, &key).await.unwrap();
+    assert_eq!(claimed.state, "running");
+    assert_eq!(claimed.attempts, 1);
+    assert_eq!(claimed.lease_owner.as_deref(), Some("w1"));
+    assert!(matches!(
+        ledger.claim(&key, "w2", LEASE).await.unwrap(),
+        Claim::Busy { .. }
+    ));
+    assert!(
+        ledger
+            .complete(&key, "w1", "{}", None, &[], LEASE)
+            .await
+            .unwrap()
+            .unwrap()
+            .run_completed
     );
 }
 
@@ -234,5 +359,8 @@ on_both!(
     an_existing_successor_row_is_kept,
     a_dead_workers_handoff_is_swept_and_run_again,
     a_run_completes_only_when_every_stage_has,
+    a_branch_ending_first_leaves_the_run_to_the_other,
+    runs_are_numbered_after_the_last_one,
+    an_entry_can_be_written_claimed,
     a_failure_fails_the_run,
 );

@@ -19,51 +19,41 @@ pub async fn run(config: &Config, secrets: &Secrets, target: &Target) -> anyhow:
     engine.ignore_delays = true;
     let (network, id) = (target.network, target.id);
     let runs = engine.ledger.runs(Some(network), Some(id)).await?;
-    let resume = runs
-        .last()
-        .filter(|r| r.state == RunState::Active.as_str())
-        .map(|r| u32::try_from(r.run).unwrap_or(0));
-    let pending: Vec<StageKey> = match resume {
-        Some(run) => {
-            println!("{network} #{id}: resuming run {run}");
-            let mut keys = Vec::new();
-            for row in engine
-                .ledger
-                .stages(Some(network), Some(id), Some(run))
-                .await?
-            {
-                if !row.state()?.is_final() {
-                    keys.push(row.key()?);
-                }
-            }
-            keys
-        }
-        None => {
-            if let Some(done) = runs
-                .last()
-                .filter(|r| r.state == RunState::Completed.as_str())
-            {
-                println!(
-                    "{network} #{id}: run {} already completed; `cybergov rerun` starts a new one",
-                    done.run
-                );
-                return finish(&engine, network, id, u32::try_from(done.run)?).await;
-            }
-            let key = engine
-                .start_run(network, id, false)
-                .await?
-                .context("no run created")?;
-            println!("{network} #{id}: run {}", key.run);
-            vec![key]
-        }
+    let Some(last) = runs.last() else {
+        return run_new(&engine, target).await;
     };
-    let run = pending
-        .first()
-        .map(|k| k.run)
-        .or(resume)
-        .context("nothing to run")?;
+    let run = u32::try_from(last.run)?;
+    if last.state == RunState::Completed.as_str() {
+        println!("{network} #{id}: run {run} already completed; `cybergov rerun` starts a new one");
+        return finish(&engine, network, id, run).await;
+    }
+    if last.state != RunState::Active.as_str() {
+        return run_new(&engine, target).await;
+    }
+    println!("{network} #{id}: resuming run {run}");
+    let mut pending = Vec::new();
+    for row in engine
+        .ledger
+        .stages(Some(network), Some(id), Some(run))
+        .await?
+    {
+        if !row.state()?.is_final() {
+            pending.push(row.key()?);
+        }
+    }
     process_all(&engine, pending).await?;
     finish(&engine, network, id, run).await
+}
+
+/// Starts the referendum's next run and takes it through every stage here.
+async fn run_new(engine: &Engine, target: &Target) -> anyhow::Result<ExitCode> {
+    let (network, id) = (target.network, target.id);
+    let key = engine
+        .run_new(network, id, false)
+        .await?
+        .context("no run created")?;
+    println!("{network} #{id}: run {}", key.run);
+    finish(engine, network, id, key.run).await
 }
 
 /// Processes `keys` in the foreground.

@@ -10,7 +10,9 @@
 
 use super::graph::{ENTRY, Graph, GraphError};
 use super::handlers::{Registry, Services, StageError, hash_outputs};
-use super::ledger::{Claim, Handoff, Ledger, LedgerError, NewRun, StageKey, StageState, now_ms};
+use super::ledger::{
+    Claim, Entry, Handoff, Ledger, LedgerError, NewRun, StageKey, StageState, now_ms,
+};
 use super::queue::{Queue, QueueError};
 use crate::network::Network;
 use std::collections::VecDeque;
@@ -123,8 +125,13 @@ impl Engine {
         only_if_idle: bool,
     ) -> Result<Option<StageKey>, EngineError> {
         let now = now_ms();
+        let entry = Entry {
+            stage: ENTRY,
+            due_at: now,
+            claimed_by: None,
+        };
         let Some(key) = self
-            .create_run(network, referendum, None, None, only_if_idle, Some(now))
+            .create_run(network, referendum, None, None, only_if_idle, Some(entry))
             .await?
         else {
             return Ok(None);
@@ -132,6 +139,32 @@ impl Engine {
         if let Mode::Queue(q) = &self.mode {
             q.push(&key, now).await?;
         }
+        Ok(Some(key))
+    }
+
+    /// Creates the next run of a referendum and runs it here and now, through every stage that
+    /// is due at once (`cybergov run`). The entry stage is written already claimed by this
+    /// worker, so starting costs no claim of its own. Returns the run, or `None` when
+    /// `only_if_idle` found one.
+    pub async fn run_new(
+        &self,
+        network: Network,
+        referendum: u32,
+        only_if_idle: bool,
+    ) -> Result<Option<StageKey>, EngineError> {
+        let entry = Entry {
+            stage: ENTRY,
+            due_at: now_ms(),
+            claimed_by: Some((&self.owner, self.lease)),
+        };
+        let Some(key) = self
+            .create_run(network, referendum, None, None, only_if_idle, Some(entry))
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.work_through(VecDeque::from([(key.clone(), Some(1))]))
+            .await?;
         Ok(Some(key))
     }
 
@@ -146,8 +179,8 @@ impl Engine {
     }
 
     /// Creates the next run of a referendum (numbered after every run in the ledger and the
-    /// store) and returns its entry stage's key: scheduled, in the same transaction, when
-    /// `entry_due` gives its due time, else unscheduled.
+    /// store) and returns its entry stage's key: written with the run when `entry` is given,
+    /// else left for the caller to write.
     pub async fn create_run(
         &self,
         network: Network,
@@ -155,7 +188,7 @@ impl Engine {
         previous_run: Option<u32>,
         from_stage: Option<&str>,
         only_if_idle: bool,
-        entry_due: Option<i64>,
+        entry: Option<Entry<'_>>,
     ) -> Result<Option<StageKey>, EngineError> {
         // Runs the store already holds (e.g. made by `cybergov infer` by hand) are not reused.
         let layout = crate::store::layout::ReferendumLayout::new(network, referendum);
@@ -174,7 +207,7 @@ impl Engine {
                 previous_run,
                 from_stage,
                 only_if_idle,
-                entry: entry_due.map(|due| (ENTRY, due)),
+                entry,
             })
             .await?
         else {
@@ -190,8 +223,15 @@ impl Engine {
 
     /// Processes a delivered job, and then every successor that is due at once.
     pub async fn process(&self, job: StageKey) -> Result<(), EngineError> {
-        // Each item: a stage, and the attempt number when this worker already holds its claim.
-        let mut work = VecDeque::from([(job, None)]);
+        self.work_through(VecDeque::from([(job, None)])).await
+    }
+
+    /// Runs the stages of `work` and then their successors that are due at once. Each item: a
+    /// stage, and the attempt number when this worker already holds its claim.
+    async fn work_through(
+        &self,
+        mut work: VecDeque<(StageKey, Option<u32>)>,
+    ) -> Result<(), EngineError> {
         while let Some((key, claimed)) = work.pop_front() {
             let Some(spec) = self.graph.stage(&key.stage).cloned() else {
                 tracing::error!(%key, "job for a stage the graph does not have; dropped");
@@ -268,7 +308,7 @@ impl Engine {
                             }
                         })
                         .collect();
-                    let Some(claimed) = self
+                    let Some(completion) = self
                         .ledger
                         .complete(
                             &key,
@@ -284,16 +324,16 @@ impl Engine {
                         continue;
                     };
                     tracing::info!(%key, "stage completed");
-                    for (h, claimed) in next.into_iter().zip(claimed) {
+                    if completion.run_completed {
+                        tracing::info!(%key, "run completed");
+                    }
+                    for (h, claimed) in next.into_iter().zip(completion.claimed) {
                         match &self.mode {
                             // A crash before this push leaves the row overdue: the sweeper
                             // queues it.
                             Mode::Queue(q) if !h.claim => q.push(&h.key, h.due_at).await?,
                             _ => work.push_back((h.key, claimed.then_some(1))),
                         }
-                    }
-                    if spec.next.is_empty() {
-                        self.ledger.complete_run_if_done(&key).await?;
                     }
                 }
                 Err(StageError::Transient(e)) if attempt < spec.attempts => {

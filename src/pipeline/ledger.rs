@@ -166,6 +166,16 @@ impl Tx {
         })
     }
 
+    async fn fetch<T>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>, LedgerError>
+    where
+        T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+    {
+        Ok(match self {
+            Self::Sqlite(t) => fetch_all!(&mut **t, sql, args),
+            Self::Postgres(t) => fetch_all!(&mut **t, sql, args),
+        })
+    }
+
     async fn commit(self) -> Result<(), LedgerError> {
         match self {
             Self::Sqlite(t) => t.commit().await?,
@@ -433,71 +443,76 @@ impl Ledger {
 
     /// Creates the next run of a referendum and returns its number, or `None` when
     /// [`NewRun::only_if_idle`] finds a run. With [`NewRun::entry`], that stage's row is written
-    /// in the same transaction, scheduled: a run is never left without a stage to run.
+    /// with it, in one commit: a run is never left without a stage to run.
+    ///
+    /// The run number is chosen by the INSERT itself (one more than the last), so creating a run
+    /// costs one statement on PostgreSQL (the entry row rides along in a data-modifying CTE) and
+    /// one transaction on SQLite, which has no such CTEs.
     pub async fn create_run(&self, new: &NewRun<'_>) -> Result<Option<u32>, LedgerError> {
-        let NewRun {
-            network,
-            referendum,
-            min_run,
-            previous_run,
-            from_stage,
-            only_if_idle,
-            entry,
-        } = *new;
-        // Two dispatchers racing for the same run number: one insert wins, the other retries
-        // and then sees the winner's run.
-        for _ in 0..5 {
-            let runs = self.runs(Some(network), Some(referendum)).await?;
-            if only_if_idle && !runs.is_empty() {
-                return Ok(None);
-            }
-            let next = runs
-                .iter()
-                .map(|r| r.run + 1)
-                .max()
-                .unwrap_or(1)
-                .max(i64::from(min_run));
-            let run = u32::try_from(next)
-                .map_err(|_| LedgerError::Invalid(format!("run number {next}")))?;
-            let mut tx = self.db.begin().await?;
-            let inserted = tx
-                .execute(
-                    "INSERT INTO cybergov_runs (network, referendum, run, state, previous_run, from_stage, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                    &[
-                        Arg::T(network.as_str()),
-                        Arg::I(i64::from(referendum)),
-                        Arg::I(next),
-                        Arg::T(RunState::Active.as_str()),
-                        Arg::OptI(previous_run.map(i64::from)),
-                        Arg::OptT(from_stage),
-                        Arg::I(now_ms()),
-                    ],
-                )
-                .await?;
-            if inserted == 1 {
-                if let Some((stage, due_at)) = entry {
-                    let key = StageKey {
-                        network,
-                        referendum,
-                        run,
-                        stage: stage.to_owned(),
-                    };
-                    insert_stage(&mut tx, &key, due_at, None, Duration::ZERO).await?;
+        #[derive(sqlx::FromRow)]
+        struct RunNo {
+            run: i64,
+        }
+        let run_args = [
+            Arg::T(new.network.as_str()),
+            Arg::I(i64::from(new.referendum)),
+            Arg::I(i64::from(new.min_run)),
+            Arg::T(RunState::Active.as_str()),
+            Arg::OptI(new.previous_run.map(i64::from)),
+            Arg::OptT(new.from_stage),
+            Arg::I(now_ms()),
+            Arg::I(i64::from(new.only_if_idle)),
+        ];
+        // Two creators racing for the same run number: one insert wins, the other's conflicts
+        // and inserts nothing; it tries again and then numbers after the winner's run.
+        for _ in 0..16 {
+            let created: Vec<RunNo> = match (&self.db, new.entry) {
+                (Db::Postgres(_), Some(entry)) => {
+                    let sql = format!(
+                        "WITH new_run AS ({INSERT_RUN}), entry AS (\
+                         INSERT INTO cybergov_stages (network, referendum, run, stage, {NEW_STAGE_COLUMNS}) \
+                         SELECT $1, $2, run, {} FROM new_run ON CONFLICT DO NOTHING) \
+                         SELECT run FROM new_run",
+                        placeholders(run_args.len() + 1, 1 + NEW_STAGE_ARGS)
+                    );
+                    let mut args = run_args.to_vec();
+                    args.push(Arg::T(entry.stage));
+                    args.extend(new_stage_args(entry.due_at, entry.claimed_by));
+                    self.db.fetch(&sql, &args).await?
                 }
-                tx.commit().await?;
-                return Ok(Some(run));
+                (_, entry) => {
+                    let mut tx = self.db.begin().await?;
+                    let created: Vec<RunNo> = tx.fetch(INSERT_RUN, &run_args).await?;
+                    if let (Some(c), Some(entry)) = (created.first(), entry) {
+                        let key = StageKey {
+                            network: new.network,
+                            referendum: new.referendum,
+                            run: run_number(c.run)?,
+                            stage: entry.stage.to_owned(),
+                        };
+                        insert_stage(&mut tx, &key, entry.due_at, entry.claimed_by).await?;
+                    }
+                    tx.commit().await?;
+                    created
+                }
+            };
+            match created.first() {
+                Some(c) => return Ok(Some(run_number(c.run)?)),
+                // Whether it had a run or another creator just made one: it is not idle.
+                None if new.only_if_idle => return Ok(None),
+                None => continue,
             }
         }
         Err(LedgerError::Invalid(format!(
-            "could not allocate a run number for {network} #{referendum}"
+            "could not allocate a run number for {} #{}",
+            new.network, new.referendum
         )))
     }
 
     /// Records `key` as scheduled, due at `due_at` (ms). A stage that already has a row keeps
     /// it (scheduling twice is harmless). Returns whether a row was written.
     pub async fn schedule(&self, key: &StageKey, due_at: i64) -> Result<bool, LedgerError> {
-        insert_stage(&mut &self.db, key, due_at, None, Duration::ZERO).await
+        insert_stage(&mut &self.db, key, due_at, None).await
     }
 
     /// Records `key` as skipped (its outputs reused), with `note`.
@@ -578,13 +593,15 @@ impl Ledger {
     }
 
     /// Marks `key`, claimed by `owner`, completed with `outputs` (JSON) and `note`, and writes
-    /// the rows of its successors `next`, in one transaction: a crash leaves either both or
-    /// neither, so a successor is never lost and the completion costs one commit.
+    /// the rows of its successors `next`, in one commit: a crash leaves either both or neither,
+    /// so a successor is never lost. When `key` has no successors and was the run's last
+    /// unfinished stage, the run is completed too.
+    ///
+    /// On PostgreSQL this is one statement (data-modifying CTEs), so one round trip and one WAL
+    /// flush; on SQLite, one transaction.
     ///
     /// Returns `None` when the claim was lost meanwhile (then nothing is written: the worker that
-    /// took the stage over writes them). Otherwise, for each of `next`, whether its row was
-    /// written already claimed by `owner` for `lease` (attempt 1, see [`Handoff::claim`]); false
-    /// when it was not asked for or the row already existed.
+    /// took the stage over writes it).
     pub async fn complete(
         &self,
         key: &StageKey,
@@ -593,10 +610,9 @@ impl Ledger {
         note: Option<&str>,
         next: &[Handoff],
         lease: Duration,
-    ) -> Result<Option<Vec<bool>>, LedgerError> {
-        let mut tx = self.db.begin().await?;
-        let released = release(
-            &mut tx,
+    ) -> Result<Option<Completion>, LedgerError> {
+        let now = now_ms();
+        let (release_sql, release_args) = release_statement(
             key,
             owner,
             "state = $5, outputs = $6, note = $7, finished_at = $8, error = NULL",
@@ -604,21 +620,46 @@ impl Ledger {
                 Arg::T(StageState::Completed.as_str()),
                 Arg::T(outputs),
                 Arg::OptT(note),
-                Arg::I(now_ms()),
+                Arg::I(now),
             ],
-        )
-        .await?;
-        if !released {
+        );
+        let completion = match &self.db {
+            Db::Postgres(pool) => {
+                complete_in_one_statement(pool, (&release_sql, release_args), next, owner, lease)
+                    .await?
+            }
+            Db::Sqlite(_) => {
+                let mut tx = self.db.begin().await?;
+                if tx.execute(&release_sql, &release_args).await? != 1 {
+                    return Ok(None);
+                }
+                let mut claimed = Vec::with_capacity(next.len());
+                for h in next {
+                    let by = h.claim.then_some((owner, lease));
+                    claimed.push(insert_stage(&mut tx, &h.key, h.due_at, by).await? && h.claim);
+                }
+                // Inside the transaction, which sees its own completion.
+                let run_completed = next.is_empty()
+                    && tx
+                        .execute(&finish_if_done_sql(4, false), &finish_if_done_args(key))
+                        .await?
+                        == 1;
+                tx.commit().await?;
+                Some(Completion {
+                    claimed,
+                    run_completed,
+                })
+            }
+        };
+        let Some(mut completion) = completion else {
             return Ok(None);
+        };
+        if next.is_empty() && !completion.run_completed {
+            // Of two branches ending at once, each statement may have seen the other still
+            // running; asked again after the commit, the later of the two sees both finished.
+            completion.run_completed = self.complete_run_if_done(key).await?;
         }
-        let mut claimed = Vec::with_capacity(next.len());
-        for h in next {
-            let owner = h.claim.then_some(owner);
-            let written = insert_stage(&mut tx, &h.key, h.due_at, owner, lease).await?;
-            claimed.push(written && h.claim);
-        }
-        tx.commit().await?;
-        Ok(Some(claimed))
+        Ok(Some(completion))
     }
 
     /// Records a transient failure of `key`: due again at `due_at`.
@@ -629,9 +670,8 @@ impl Ledger {
         error: &str,
         due_at: i64,
     ) -> Result<bool, LedgerError> {
-        let mut tx = self.db.begin().await?;
-        let released = release(
-            &mut tx,
+        release(
+            &mut &self.db,
             key,
             owner,
             "state = $5, error = $6, due_at = $7",
@@ -641,9 +681,7 @@ impl Ledger {
                 Arg::I(due_at),
             ],
         )
-        .await?;
-        tx.commit().await?;
-        Ok(released)
+        .await
     }
 
     /// Records a permanent failure of `key` and fails its run, in one transaction.
@@ -677,27 +715,13 @@ impl Ledger {
         Ok(released)
     }
 
-    /// Marks `key`'s run completed if every stage of it is completed or skipped; one statement,
-    /// run after the last stage's completion has committed (so that of two branches finishing
-    /// at once, the later sees both).
+    /// Marks `key`'s run completed if every stage of it is completed or skipped (one
+    /// statement). [`Ledger::complete`] does this itself; it is public for what finishes a run
+    /// by other means.
     pub async fn complete_run_if_done(&self, key: &StageKey) -> Result<bool, LedgerError> {
         let n = self
             .db
-            .execute(
-                &format!(
-                    "{FINISH_RUN} AND state = $6 AND NOT EXISTS (SELECT 1 FROM cybergov_stages s \
-                     WHERE s.network = $1 AND s.referendum = $2 AND s.run = $3 \
-                     AND s.state NOT IN ($7, $8))"
-                ),
-                &[
-                    finish_run_args(key, RunState::Completed).as_slice(),
-                    &[
-                        Arg::T(StageState::Completed.as_str()),
-                        Arg::T(StageState::Skipped.as_str()),
-                    ],
-                ]
-                .concat(),
-            )
+            .execute(&finish_if_done_sql(4, false), &finish_if_done_args(key))
             .await?;
         Ok(n == 1)
     }
@@ -847,8 +871,20 @@ pub struct NewRun<'a> {
     /// Create nothing when the referendum has any run, what dispatch wants (a failed run is
     /// left to an operator's rerun); a rerun passes `false`.
     pub only_if_idle: bool,
-    /// This stage's row, due at this time (Unix ms), written with the run.
-    pub entry: Option<(&'a str, i64)>,
+    /// The entry stage's row, written with the run.
+    pub entry: Option<Entry<'a>>,
+}
+
+/// The first stage of a new run ([`NewRun::entry`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Entry<'a> {
+    /// The stage.
+    pub stage: &'a str,
+    /// When it is due (Unix ms).
+    pub due_at: i64,
+    /// Write it already claimed by this worker for this lease (attempt 1): the caller runs it
+    /// at once (`cybergov run`), which saves the claim's own commit.
+    pub claimed_by: Option<(&'a str, Duration)>,
 }
 
 /// A successor's row, written with its predecessor's completion ([`Ledger::complete`]).
@@ -862,6 +898,16 @@ pub struct Handoff {
     /// that saves the claim's own commit. Should the worker die first, the claim expires and a
     /// sweeper hands the stage on like any other.
     pub claim: bool,
+}
+
+/// What [`Ledger::complete`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// For each successor asked for, whether its row was written already claimed by the
+    /// completing worker (false when not asked for or when the row already existed).
+    pub claimed: Vec<bool>,
+    /// Whether the run completed with this stage.
+    pub run_completed: bool,
 }
 
 /// Where a statement runs: on the pool (a commit of its own) or in an open transaction.
@@ -881,73 +927,223 @@ impl Statements for Tx {
     }
 }
 
-/// Writes `key`'s row due at `due_at`: scheduled, or with `owner` already running it as attempt
-/// 1 with a claim for `lease`. A row that exists is kept. Returns whether the row was written.
+/// `$first, $first+1, …`: `n` placeholders.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A run number from the database.
+fn run_number(run: i64) -> Result<u32, LedgerError> {
+    u32::try_from(run).map_err(|_| LedgerError::Invalid(format!("run number {run}")))
+}
+
+/// Inserts the next run of `$1` (network) #`$2` (referendum): one after its last run, or `$3`
+/// if that is higher; state `$4`, previous run `$5`, from stage `$6`, created at `$7`. With
+/// `$8` = 1, only if it has no run at all. Inserts nothing on a conflict (a concurrent creator
+/// took the number). Returns the run.
+const INSERT_RUN: &str = "INSERT INTO cybergov_runs \
+     (network, referendum, run, state, previous_run, from_stage, created_at) \
+     SELECT $1, $2, CASE WHEN COALESCE(last, 0) + 1 < $3 THEN $3 ELSE COALESCE(last, 0) + 1 END, \
+     $4, $5, $6, $7 \
+     FROM (SELECT MAX(run) AS last, COUNT(*) AS n FROM cybergov_runs \
+     WHERE network = $1 AND referendum = $2) AS prev \
+     WHERE $8 = 0 OR n = 0 \
+     ON CONFLICT DO NOTHING RETURNING run";
+
+/// The columns of a new stage row after its key ([`new_stage_args`] gives their values).
+const NEW_STAGE_COLUMNS: &str =
+    "state, attempts, due_at, created_at, started_at, lease_owner, lease_expires_at";
+
+/// How many [`NEW_STAGE_COLUMNS`] there are.
+const NEW_STAGE_ARGS: usize = 7;
+
+/// The values of [`NEW_STAGE_COLUMNS`] for a stage due at `due_at`: scheduled, or already
+/// running as attempt 1 with a claim by `claimed_by`'s owner for its lease.
+fn new_stage_args(due_at: i64, claimed_by: Option<(&str, Duration)>) -> [Arg<'_>; NEW_STAGE_ARGS] {
+    let now = now_ms();
+    match claimed_by {
+        None => [
+            Arg::T(StageState::Scheduled.as_str()),
+            Arg::I(0),
+            Arg::I(due_at),
+            Arg::I(now),
+            Arg::OptI(None),
+            Arg::OptT(None),
+            Arg::OptI(None),
+        ],
+        Some((owner, lease)) => {
+            let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+            [
+                Arg::T(StageState::Running.as_str()),
+                Arg::I(1),
+                Arg::I(due_at),
+                Arg::I(now),
+                Arg::OptI(Some(now)),
+                Arg::OptT(Some(owner)),
+                Arg::OptI(Some(now.saturating_add(lease_ms))),
+            ]
+        }
+    }
+}
+
+/// Writes `key`'s row due at `due_at` ([`new_stage_args`]). A row that exists is kept.
+/// Returns whether the row was written.
 async fn insert_stage(
     on: &mut impl Statements,
     key: &StageKey,
     due_at: i64,
-    owner: Option<&str>,
-    lease: Duration,
+    claimed_by: Option<(&str, Duration)>,
 ) -> Result<bool, LedgerError> {
-    let k = key_args(key);
-    let now = now_ms();
-    let (state, attempts, started_at, expires_at) = match owner {
-        None => (StageState::Scheduled, 0, None, None),
-        Some(_) => {
-            let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
-            (
-                StageState::Running,
-                1,
-                Some(now),
-                Some(now.saturating_add(lease_ms)),
-            )
-        }
-    };
-    let n = on
-        .execute(
-            "INSERT INTO cybergov_stages (network, referendum, run, stage, state, attempts, due_at, \
-             created_at, started_at, lease_owner, lease_expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
-            &[
-                k[0],
-                k[1],
-                k[2],
-                k[3],
-                Arg::T(state.as_str()),
-                Arg::I(attempts),
-                Arg::I(due_at),
-                Arg::I(now),
-                Arg::OptI(started_at),
-                Arg::OptT(owner),
-                Arg::OptI(expires_at),
-            ],
-        )
-        .await?;
-    Ok(n == 1)
+    let sql = format!(
+        "INSERT INTO cybergov_stages (network, referendum, run, stage, {NEW_STAGE_COLUMNS}) \
+         VALUES ({}) ON CONFLICT DO NOTHING",
+        placeholders(1, 4 + NEW_STAGE_ARGS)
+    );
+    let mut args = key_args(key).to_vec();
+    args.extend(new_stage_args(due_at, claimed_by));
+    Ok(on.execute(&sql, &args).await? == 1)
 }
 
-/// Ends `owner`'s claim on running stage `key`, setting `set` (SQL assignments whose
-/// placeholders start at `$5`, bound to `values`). False when `owner` no longer holds the claim
-/// (it expired and another worker took the stage over), so the caller records nothing.
-async fn release(
-    tx: &mut Tx,
-    key: &StageKey,
-    owner: &str,
+/// The statement that ends `owner`'s claim on running stage `key`, setting `set` (SQL
+/// assignments whose placeholders start at `$5`, bound to `values`), and its arguments. It
+/// changes nothing when `owner` no longer holds the claim (it expired and another worker took
+/// the stage over), so the caller records nothing.
+fn release_statement<'a>(
+    key: &'a StageKey,
+    owner: &'a str,
     set: &str,
-    values: &[Arg<'_>],
-) -> Result<bool, LedgerError> {
+    values: &[Arg<'a>],
+) -> (String, Vec<Arg<'a>>) {
     let state_at = 5 + values.len();
     let sql = format!(
         "UPDATE cybergov_stages SET {set}, lease_owner = NULL, lease_expires_at = NULL \
          WHERE {KEY_WHERE} AND state = ${state_at} AND lease_owner = ${}",
         state_at + 1
     );
-    let mut args: Vec<Arg<'_>> = key_args(key).into_iter().collect();
+    let mut args = key_args(key).to_vec();
     args.extend(values.iter().copied());
     args.push(Arg::T(StageState::Running.as_str()));
     args.push(Arg::T(owner));
-    Ok(tx.execute(&sql, &args).await? == 1)
+    (sql, args)
+}
+
+/// Runs [`release_statement`]; whether the claim was still `owner`'s.
+async fn release(
+    on: &mut impl Statements,
+    key: &StageKey,
+    owner: &str,
+    set: &str,
+    values: &[Arg<'_>],
+) -> Result<bool, LedgerError> {
+    let (sql, args) = release_statement(key, owner, set, values);
+    Ok(on.execute(&sql, &args).await? == 1)
+}
+
+/// [`Ledger::complete`] on PostgreSQL: the release, the successors' rows and the run's
+/// completion as data-modifying CTEs of one statement. All of them see the snapshot from before
+/// the statement, hence the run check leaves out the stage being completed.
+async fn complete_in_one_statement(
+    pool: &PgPool,
+    (release_sql, release_args): (&str, Vec<Arg<'_>>),
+    next: &[Handoff],
+    owner: &str,
+    lease: Duration,
+) -> Result<Option<Completion>, LedgerError> {
+    #[derive(sqlx::FromRow)]
+    struct Done {
+        released: i64,
+        written: Vec<String>,
+        finished: i64,
+    }
+    let mut args = release_args;
+    let mut sql = format!("WITH done AS ({release_sql} RETURNING 1)");
+    if next.is_empty() {
+        let first = args.len() + 1;
+        sql.push_str(&format!(
+            ", finished AS ({} AND EXISTS (SELECT 1 FROM done) RETURNING 1) \
+             SELECT (SELECT COUNT(*) FROM done) AS released, ARRAY[]::TEXT[] AS written, \
+             (SELECT COUNT(*) FROM finished) AS finished",
+            finish_if_done_sql(first, true)
+        ));
+        args.extend(finish_if_done_values());
+    } else {
+        let mut rows = Vec::with_capacity(next.len());
+        for h in next {
+            rows.push(format!(
+                "({})",
+                placeholders(args.len() + 1, 1 + NEW_STAGE_ARGS)
+            ));
+            args.push(Arg::T(&h.key.stage));
+            args.extend(new_stage_args(h.due_at, h.claim.then_some((owner, lease))));
+        }
+        sql.push_str(&format!(
+            ", written AS (INSERT INTO cybergov_stages \
+             (network, referendum, run, stage, {NEW_STAGE_COLUMNS}) \
+             SELECT $1, $2, $3, v.* FROM (VALUES {}) AS v WHERE EXISTS (SELECT 1 FROM done) \
+             ON CONFLICT DO NOTHING RETURNING stage) \
+             SELECT (SELECT COUNT(*) FROM done) AS released, \
+             ARRAY(SELECT stage FROM written) AS written, 0::BIGINT AS finished",
+            rows.join(", ")
+        ));
+    }
+    let done: Done = bind_all!(sqlx::query_as::<_, Done>(sqlx::AssertSqlSafe(sql)), &args)
+        .fetch_one(pool)
+        .await?;
+    if done.released != 1 {
+        return Ok(None);
+    }
+    Ok(Some(Completion {
+        claimed: next
+            .iter()
+            .map(|h| h.claim && done.written.contains(&h.key.stage))
+            .collect(),
+        run_completed: done.finished == 1,
+    }))
+}
+
+/// Completes the run of `$1` (network) #`$2` (referendum) run `$3` if it is active and every
+/// stage of it (but `$4`, the one being completed, when `but_this_stage`) is completed or
+/// skipped. Its other placeholders start at `$first` ([`finish_if_done_values`]).
+fn finish_if_done_sql(first: usize, but_this_stage: bool) -> String {
+    let p = |i: usize| format!("${}", first + i);
+    format!(
+        "UPDATE cybergov_runs SET state = {}, finished_at = {} \
+         WHERE network = $1 AND referendum = $2 AND run = $3 AND state = {} \
+         AND NOT EXISTS (SELECT 1 FROM cybergov_stages s \
+         WHERE s.network = $1 AND s.referendum = $2 AND s.run = $3{} \
+         AND s.state NOT IN ({}, {}))",
+        p(0),
+        p(1),
+        p(2),
+        if but_this_stage {
+            " AND s.stage <> $4"
+        } else {
+            ""
+        },
+        p(3),
+        p(4)
+    )
+}
+
+/// The values of [`finish_if_done_sql`]'s own placeholders.
+fn finish_if_done_values() -> [Arg<'static>; 5] {
+    [
+        Arg::T(RunState::Completed.as_str()),
+        Arg::I(now_ms()),
+        Arg::T(RunState::Active.as_str()),
+        Arg::T(StageState::Completed.as_str()),
+        Arg::T(StageState::Skipped.as_str()),
+    ]
+}
+
+/// The arguments of `finish_if_done_sql(4, false)` for `key`'s run.
+fn finish_if_done_args(key: &StageKey) -> Vec<Arg<'_>> {
+    let mut args = key_args(key)[..3].to_vec();
+    args.extend(finish_if_done_values());
+    args
 }
 
 /// Sets a run's state and end time (placeholders `$1`–`$5`, [`finish_run_args`]); the caller
