@@ -44,7 +44,7 @@ use std::time::Instant;
 
 #[path = "support/peer.rs"]
 mod peer;
-use peer::{Peer, PeerChoice};
+use peer::{Peer, PeerArgs};
 
 /// The demo's sample referendum, in Subsquare's shape: the juror input.
 const SAMPLE_REFERENDUM: &[u8] = include_bytes!("../src/commands/demo/sample-referendum.json");
@@ -67,15 +67,8 @@ struct Args {
     /// Measured rounds (ours then the peer's, alternating); medians are reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Require the llama.cpp peer (fail if it cannot run).
-    #[arg(long, conflicts_with = "no_peer")]
-    peer: bool,
-    /// Skip the llama.cpp peer.
-    #[arg(long)]
-    no_peer: bool,
-    /// Python interpreter that has llama_cpp.
-    #[arg(long, default_value = "python3")]
-    python: String,
+    #[command(flatten)]
+    peer: PeerArgs,
     /// llama.cpp context size.
     #[arg(long, default_value_t = 4096)]
     n_ctx: u32,
@@ -232,7 +225,7 @@ fn run_peer(
     threads: usize,
 ) -> Result<PeerReport> {
     LLAMA_CPP.run(
-        &args.python,
+        &args.peer.python,
         &[
             "--model".into(),
             model.display().to_string(),
@@ -271,13 +264,7 @@ async fn run(args: Args, threads: usize) -> Result<()> {
     let prompt_file = dir.join("prompt.txt");
     std::fs::write(&prompt_file, &prompt)?;
 
-    let peer = LLAMA_CPP.decide(
-        PeerChoice {
-            required: args.peer,
-            skipped: args.no_peer,
-        },
-        &args.python,
-    )?;
+    let peer = LLAMA_CPP.decide(&args.peer)?;
 
     let info = model.info();
     println!(

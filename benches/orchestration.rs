@@ -11,9 +11,9 @@
 //! completion: the same engine code `cybergov serve` runs), the queue push of each new run, and
 //! the hand-off between stages. Two measurements per backend:
 //!
-//! - **per referendum**: for each of N referenda in turn, create the run and process it through
-//!   the six stages (`Engine::start_run` + `Engine::process`, as a worker does once the entry
-//!   job is delivered); median and p90 of those N latencies;
+//! - **per referendum**: for each of N referenda in turn, create the run and take it through
+//!   the six stages (`Engine::run_new`, what `cybergov run` does); median and p90 of those N
+//!   latencies;
 //! - **service**: N runs queued at once, drained by the apalis worker of `serve` (concurrency 2,
 //!   poll 50 ms), wall time until every run is completed, divided by N.
 //!
@@ -36,14 +36,14 @@ use clap::Parser;
 use cybergov::config::{Config, Secrets};
 use cybergov::network::Network;
 use cybergov::pipeline::handlers::Registry;
-use cybergov::pipeline::service::{Parts, serve};
+use cybergov::pipeline::service::{Parts, spawn};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[path = "support/peer.rs"]
 mod peer;
-use peer::{Peer, PeerChoice};
+use peer::{Peer, PeerArgs};
 
 /// The anchor, Prefect 3.4 on this machine class: median ms per referendum (six trivial
 /// tasks), used when the peer does not run.
@@ -81,15 +81,8 @@ struct Args {
     /// PostgreSQL server (a fresh database is created in it and dropped).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     postgres_url: String,
-    /// Require the Prefect peer (fail if it cannot run).
-    #[arg(long, conflicts_with = "no_peer")]
-    peer: bool,
-    /// Skip the Prefect peer.
-    #[arg(long)]
-    no_peer: bool,
-    /// Python interpreter that has Prefect.
-    #[arg(long, default_value = "python3")]
-    python: String,
+    #[command(flatten)]
+    peer: PeerArgs,
     /// Passed by `cargo bench`; without it the binary does nothing (see `main`).
     #[arg(long, hide = true)]
     bench: bool,
@@ -165,17 +158,13 @@ async fn measure(url: &str, n: u32) -> Result<Measured> {
     for i in 0..n {
         engine.start_run(Network::Kusama, 20_000 + i, true).await?;
     }
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let service = tokio::spawn(serve(
+    let service = spawn(
         engine.clone(),
         Parts {
             dispatch: false,
             workers: true,
         },
-        async move {
-            let _ = rx.await;
-        },
-    ));
+    );
     loop {
         let runs = engine.ledger.runs(Some(Network::Kusama), None).await?;
         if runs.iter().filter(|r| r.state == "completed").count() == n as usize {
@@ -187,8 +176,7 @@ async fn measure(url: &str, n: u32) -> Result<Measured> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let service_ms_per_ref = t.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
-    let _ = tx.send(());
-    service.await??;
+    service.stop().await?;
     Ok(Measured {
         median_ms: percentile(&lat, 0.5),
         p90_ms: percentile(&lat, 0.9),
@@ -237,13 +225,7 @@ fn main() -> Result<()> {
         b @ ("sqlite" | "postgres") => vec![b],
         other => bail!("--backend {other:?}: expected sqlite, postgres or both"),
     };
-    let peer = PREFECT.decide(
-        PeerChoice {
-            required: args.peer,
-            skipped: args.no_peer,
-        },
-        &args.python,
-    )?;
+    let peer = PREFECT.decide(&args.peer)?;
     println!(
         "orchestration overhead: {} referenda × 6 instant stages (jobs/bench-pipeline.toml)",
         args.referenda
@@ -270,7 +252,7 @@ fn main() -> Result<()> {
     // The peer runs after ours, in its own process, on the same machine and load.
     let (peer_median, peer_rss, against) = if peer {
         let p: PrefectReport = PREFECT.run(
-            &args.python,
+            &args.peer.python,
             &["--referenda".into(), args.referenda.to_string()],
         )?;
         println!(

@@ -11,7 +11,7 @@ use cybergov::config::{Config, Secrets};
 use cybergov::network::Network;
 use cybergov::pipeline::engine::Engine;
 use cybergov::pipeline::handlers::Registry;
-use cybergov::pipeline::service::{Parts, serve};
+use cybergov::pipeline::service::{Parts, spawn};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,17 +46,13 @@ async fn idle_worker_picks_up_later_jobs(backend: Backend) {
             .unwrap(),
     );
 
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let service = tokio::spawn(serve(
+    let service = spawn(
         engine.clone(),
         Parts {
             dispatch: false,
             workers: true,
         },
-        async move {
-            let _ = rx.await;
-        },
-    ));
+    );
     // Several rounds: whether an idle worker is woken again or not, without a poller that
     // re-arms itself, depends on what else woke it last; one round may pass by luck.
     let mut failure = None;
@@ -68,8 +64,7 @@ async fn idle_worker_picks_up_later_jobs(backend: Backend) {
             break;
         }
     }
-    let _ = tx.send(());
-    service.await.unwrap().unwrap();
+    service.stop().await.unwrap();
     if let Some(e) = failure {
         panic!("{e}");
     }

@@ -6,13 +6,18 @@ use anyhow::{Context, Result, bail};
 use std::path::Path;
 use std::process::Command;
 
-/// How a benchmark was asked to treat its peer (`--peer`, `--no-peer`, neither).
-#[derive(Clone, Copy, Debug)]
-pub struct PeerChoice {
-    /// `--peer`: fail when it cannot run.
-    pub required: bool,
-    /// `--no-peer`: do not run it.
-    pub skipped: bool,
+/// How a benchmark was asked to treat its peer: its command-line options (`#[command(flatten)]`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct PeerArgs {
+    /// Require the peer (fail if it cannot run).
+    #[arg(long, conflicts_with = "no_peer")]
+    pub peer: bool,
+    /// Skip the peer.
+    #[arg(long)]
+    pub no_peer: bool,
+    /// Python interpreter that has the peer installed.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
 }
 
 /// What the peer needs: a Python module, and how to get it.
@@ -30,9 +35,10 @@ pub struct Peer<'a> {
 
 impl Peer<'_> {
     /// Whether the peer runs this time, saying so when it does not; an error when it is
-    /// `required` and `python` cannot import its module.
-    pub fn decide(&self, choice: PeerChoice, python: &str) -> Result<bool> {
-        if choice.skipped {
+    /// required (`--peer`) and the interpreter cannot import its module.
+    pub fn decide(&self, choice: &PeerArgs) -> Result<bool> {
+        let python = &choice.python;
+        if choice.no_peer {
             println!("{} peer: skipped (--no-peer)", self.name);
             return Ok(false);
         }
@@ -48,7 +54,7 @@ impl Peer<'_> {
             "`{python} -c \"import {}\"` fails; `{}` installs it",
             self.module, self.install
         );
-        if choice.required {
+        if choice.peer {
             bail!("--peer: {why}");
         }
         println!(

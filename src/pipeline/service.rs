@@ -180,3 +180,33 @@ pub async fn serve(
     }
     first_error.map_or(Ok(()), Err)
 }
+
+/// A service running in the background of this process ([`spawn`]).
+#[derive(Debug)]
+pub struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), ServiceError>>,
+}
+
+impl Running {
+    /// Shuts the service down gracefully (as SIGTERM does `cybergov serve`) and waits for it.
+    pub async fn stop(self) -> Result<(), ServiceError> {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or_else(|e| {
+            Err(ServiceError::Worker {
+                name: "service".into(),
+                message: e.to_string(),
+            })
+        })
+    }
+}
+
+/// Starts [`serve`] on a task of its own, for a program that embeds the service (a benchmark,
+/// a test) and stops it when it is done.
+pub fn spawn(engine: Arc<Engine>, parts: Parts) -> Running {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(serve(engine, parts, async move {
+        let _ = stopped.await;
+    }));
+    Running { stop, task }
+}
