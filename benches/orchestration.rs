@@ -194,8 +194,15 @@ async fn postgres_db(admin: &str) -> Result<(String, String)> {
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut c)
         .await?;
-    let base = admin.rsplit_once('/').context("url has a database")?.0;
-    Ok((format!("{base}/{name}"), name))
+    // Keep the URL's parameters (e.g. `?options=-c%20synchronous_commit%3Doff`).
+    let (url, params) = admin.split_once('?').map_or((admin, ""), |(u, p)| (u, p));
+    let base = url.rsplit_once('/').context("url has a database")?.0;
+    let params = if params.is_empty() {
+        String::new()
+    } else {
+        format!("?{params}")
+    };
+    Ok((format!("{base}/{name}{params}"), name))
 }
 
 async fn drop_postgres_db(admin: &str, name: &str) -> Result<()> {
