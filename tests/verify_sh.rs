@@ -8,13 +8,11 @@
 
 mod common;
 
+use common::tamper::out;
+
 use common::http_store::spawn_http_store;
 use common::sidecar_blocks::spawn_sidecar_blocks;
-use common::voted_run::{
-    NETWORK, REFERENDUM, VotedRun, make_voted_run, other_vote, set_remark, set_vote,
-};
-use cybergov::hash::Sha256Hash;
-use cybergov::store::layout::Artefact;
+use common::voted_run::{NETWORK, REFERENDUM, VotedRun, make_voted_run};
 use std::path::Path;
 use std::process::Output;
 
@@ -57,22 +55,12 @@ async fn verify_sh(run: &VotedRun, block: serde_json::Value, extra: &[&str]) -> 
         .unwrap()
 }
 
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// [`verify_sh`] with no extra arguments: the verifier of the shared tampering cases.
+async fn plain(run: &VotedRun, block: serde_json::Value) -> Output {
+    verify_sh(run, block, &[]).await
 }
 
-fn assert_fails_naming(o: &Output, check: &str) {
-    let text = out(o);
-    assert_eq!(o.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains(&format!("FAIL {check}: ")),
-        "no FAIL {check} in:\n{text}"
-    );
-}
+tamper_tests!(plain);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_voted_run_passes_every_check() {
@@ -107,66 +95,6 @@ async fn a_good_voted_run_passes_every_check() {
     // Giving the run explicitly verifies the same run.
     let o = verify_sh(&run, run.block.clone(), &["--run", "1"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_changed_artefact_byte_fails_that_artefact() {
-    let run = make_voted_run().await;
-    let f = run.file(&Artefact::Juror("caspar".into()));
-    let mut bytes = std::fs::read(&f).unwrap();
-    bytes[10] ^= 0x01;
-    std::fs::write(&f, bytes).unwrap();
-    let o = verify_sh(&run, run.block.clone(), &[]).await;
-    assert_fails_naming(&o, "artefact jurors/caspar.json");
-    assert!(out(&o).contains("PASS artefact content.md"), "{}", out(&o));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_changed_manifest_fails_the_manifest_hash() {
-    let run = make_voted_run().await;
-    let f = run.file(&Artefact::Manifest);
-    let text = std::fs::read_to_string(&f).unwrap();
-    let changed = text.replacen("\"started_at\":\"20", "\"started_at\":\"21", 1);
-    assert_ne!(changed, text);
-    std::fs::write(&f, changed).unwrap();
-    let o = verify_sh(&run, run.block.clone(), &[]).await;
-    assert_fails_naming(&o, "manifest hash");
-    assert_fails_naming(&o, "remark");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_artefact_fails_naming_it() {
-    let run = make_voted_run().await;
-    std::fs::remove_file(run.file(&Artefact::Content)).unwrap();
-    let o = verify_sh(&run, run.block.clone(), &[]).await;
-    assert_fails_naming(&o, "artefact content.md");
-    assert!(out(&o).contains("is missing"), "{}", out(&o));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_remark_with_another_hash_fails_the_remark() {
-    let run = make_voted_run().await;
-    let mut block = run.block.clone();
-    let other = Sha256Hash::of(b"another manifest");
-    set_remark(
-        &mut block,
-        &cybergov::chain::remark_text(NETWORK, REFERENDUM, 1, &other),
-    );
-    let o = verify_sh(&run, block, &[]).await;
-    assert_fails_naming(&o, "remark");
-    assert!(out(&o).contains(&other.to_hex()), "{}", out(&o));
-    assert!(out(&o).contains("PASS vote on chain"), "{}", out(&o));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chain_vote_that_differs_from_vote_json_fails_the_vote() {
-    let run = make_voted_run().await;
-    let mut block = run.block.clone();
-    set_vote(&mut block, other_vote(&run.vote));
-    let o = verify_sh(&run, block, &[]).await;
-    assert_fails_naming(&o, "vote on chain");
-    assert!(out(&o).contains("vote.json asks for"), "{}", out(&o));
-    assert!(out(&o).contains("PASS remark"), "{}", out(&o));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

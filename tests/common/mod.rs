@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod sidecar_blocks;
 pub mod sidecar_server;
 pub mod subsquare_server;
+pub mod tamper;
 pub mod tiny_gguf;
 pub mod vote_run;
 pub mod voted_run;

@@ -1,0 +1,126 @@
+//! The tampering every verifier must catch, shared by `cybergov verify` (tests/verify.rs) and
+//! `scripts/verify.sh` (tests/verify_sh.rs) so that the two are held to the same cases and the
+//! same check names. Each case takes the verifier under test — serve this run with this block as
+//! the chain, verify it, return the process output — and [`tamper_tests!`] declares them all as
+//! tests of the calling crate.
+
+use super::voted_run::{
+    NETWORK, REFERENDUM, VotedRun, make_voted_run, other_vote, set_remark, set_vote,
+};
+use cybergov::hash::Sha256Hash;
+use cybergov::store::layout::Artefact;
+use std::process::Output;
+
+/// Standard output and error, together.
+pub fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The verifier exited 1 and printed `FAIL <check>: …`.
+pub fn assert_fails_naming(o: &Output, check: &str) {
+    let text = out(o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("FAIL {check}: ")),
+        "no FAIL {check} in:\n{text}"
+    );
+}
+
+/// One flipped bit in a juror file fails that artefact, and only that one.
+pub async fn one_changed_artefact_byte_fails_that_artefact(
+    verify: impl AsyncFn(&VotedRun, serde_json::Value) -> Output,
+) {
+    let run = make_voted_run().await;
+    let f = run.file(&Artefact::Juror("caspar".into()));
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[10] ^= 0x01;
+    std::fs::write(&f, bytes).unwrap();
+    let o = verify(&run, run.block.clone()).await;
+    assert_fails_naming(&o, "artefact jurors/caspar.json");
+    assert!(out(&o).contains("PASS artefact content.md"), "{}", out(&o));
+}
+
+/// A manifest edited into other canonical JSON fails its hash, and the chain's remark.
+pub async fn a_changed_manifest_fails_the_manifest_hash(
+    verify: impl AsyncFn(&VotedRun, serde_json::Value) -> Output,
+) {
+    let run = make_voted_run().await;
+    let f = run.file(&Artefact::Manifest);
+    let text = std::fs::read_to_string(&f).unwrap();
+    // Still canonical JSON, one digit of the start time changed.
+    let changed = text.replacen("\"started_at\":\"20", "\"started_at\":\"21", 1);
+    assert_ne!(changed, text);
+    std::fs::write(&f, changed).unwrap();
+    let o = verify(&run, run.block.clone()).await;
+    assert_fails_naming(&o, "manifest hash");
+    // The chain still commits to the original: the remark and receipt disagree too.
+    assert_fails_naming(&o, "remark");
+}
+
+/// A deleted artefact fails naming it.
+pub async fn a_missing_artefact_fails_naming_it(
+    verify: impl AsyncFn(&VotedRun, serde_json::Value) -> Output,
+) {
+    let run = make_voted_run().await;
+    std::fs::remove_file(run.file(&Artefact::Content)).unwrap();
+    let o = verify(&run, run.block.clone()).await;
+    assert_fails_naming(&o, "artefact content.md");
+    assert!(out(&o).contains("is missing"), "{}", out(&o));
+}
+
+/// A remark on chain committing to another manifest fails the remark, not the vote.
+pub async fn a_remark_with_another_hash_fails_the_remark(
+    verify: impl AsyncFn(&VotedRun, serde_json::Value) -> Output,
+) {
+    let run = make_voted_run().await;
+    let mut block = run.block.clone();
+    let other = Sha256Hash::of(b"another manifest");
+    set_remark(
+        &mut block,
+        &cybergov::chain::remark_text(NETWORK, REFERENDUM, 1, &other),
+    );
+    let o = verify(&run, block).await;
+    assert_fails_naming(&o, "remark");
+    assert!(out(&o).contains(&other.to_hex()), "{}", out(&o));
+    assert!(out(&o).contains("PASS vote on chain"), "{}", out(&o));
+}
+
+/// A vote on chain other than `vote.json`'s fails the vote, not the remark.
+pub async fn a_chain_vote_that_differs_from_vote_json_fails_the_vote(
+    verify: impl AsyncFn(&VotedRun, serde_json::Value) -> Output,
+) {
+    let run = make_voted_run().await;
+    let mut block = run.block.clone();
+    set_vote(&mut block, other_vote(&run.vote));
+    let o = verify(&run, block).await;
+    assert_fails_naming(&o, "vote on chain");
+    assert!(out(&o).contains("vote.json asks for"), "{}", out(&o));
+    assert!(out(&o).contains("PASS remark"), "{}", out(&o));
+}
+
+/// Declares every case of this module as a test of the calling crate, verifying with `$verify`
+/// (an `async fn(&VotedRun, serde_json::Value) -> Output`).
+#[macro_export]
+macro_rules! tamper_tests {
+    ($verify:path) => {
+        $crate::tamper_tests!(@each $verify;
+            one_changed_artefact_byte_fails_that_artefact,
+            a_changed_manifest_fails_the_manifest_hash,
+            a_missing_artefact_fails_naming_it,
+            a_remark_with_another_hash_fails_the_remark,
+            a_chain_vote_that_differs_from_vote_json_fails_the_vote
+        );
+    };
+    (@each $verify:path; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::common::tamper::$case($verify).await
+            }
+        )*
+    };
+}
