@@ -63,38 +63,11 @@ async fn plain(run: &VotedRun, block: serde_json::Value) -> Output {
 tamper_tests!(plain);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_good_voted_run_passes_every_check() {
+async fn giving_the_run_verifies_that_run() {
     let run = make_voted_run().await;
-    let o = verify_sh(&run, run.block.clone(), &[]).await;
-    let text = out(&o);
-    assert_eq!(o.status.code(), Some(0), "{text}");
-    for check in [
-        "manifest hash",
-        "manifest format",
-        "manifest location",
-        "artefact content.md",
-        "artefact jurors/balthazar.json",
-        "artefact jurors/melchior.json",
-        "artefact jurors/caspar.json",
-        "artefact vote.json",
-        "receipt",
-        "extrinsic",
-        "remark",
-        "vote on chain",
-    ] {
-        assert!(
-            text.contains(&format!("PASS {check}: ")),
-            "no PASS {check} in:\n{text}"
-        );
-    }
-    assert!(!text.contains("FAIL"), "{text}");
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout).lines().last(),
-        Some("PASS")
-    );
-    // Giving the run explicitly verifies the same run.
     let o = verify_sh(&run, run.block.clone(), &["--run", "1"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(out(&o).contains("PASS vote on chain"), "{}", out(&o));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,4 @@
-//! The tampering every verifier must catch, shared by `cybergov verify` (tests/verify.rs) and
+//! The good run every verifier must pass and the tampering it must catch, shared by `cybergov verify` (tests/verify.rs) and
 //! `scripts/verify.sh` (tests/verify_sh.rs) so that the two are held to the same cases and the
 //! same check names. Each case takes the verifier under test — serve this run with this block as
 //! the chain, verify it, return the process output — and [`tamper_tests!`] declares them all as
@@ -27,6 +27,41 @@ pub fn assert_fails_naming(o: &Output, check: &str) {
     assert!(
         text.contains(&format!("FAIL {check}: ")),
         "no FAIL {check} in:\n{text}"
+    );
+}
+
+/// The untouched run passes every check, the verdict PASS last.
+pub async fn a_good_voted_run_passes_every_check(
+    verify: impl AsyncFn(&VotedRun, serde_json::Value) -> Output,
+) {
+    let run = make_voted_run().await;
+    let o = verify(&run, run.block.clone()).await;
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    for check in [
+        "manifest hash",
+        "manifest format",
+        "manifest location",
+        "artefact content.md",
+        "artefact jurors/balthazar.json",
+        "artefact jurors/melchior.json",
+        "artefact jurors/caspar.json",
+        "artefact vote.json",
+        "receipt",
+        "extrinsic",
+        "remark",
+        "vote on chain",
+    ] {
+        assert!(
+            text.contains(&format!("PASS {check}: ")),
+            "no PASS {check} in:\n{text}"
+        );
+    }
+    assert!(!text.contains("FAIL"), "{text}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim_end().lines().last(),
+        Some("PASS"),
+        "{text}"
     );
 }
 
@@ -108,6 +143,7 @@ pub async fn a_chain_vote_that_differs_from_vote_json_fails_the_vote(
 macro_rules! tamper_tests {
     ($verify:path) => {
         $crate::tamper_tests!(@each $verify;
+            a_good_voted_run_passes_every_check,
             one_changed_artefact_byte_fails_that_artefact,
             a_changed_manifest_fails_the_manifest_hash,
             a_missing_artefact_fails_naming_it,
