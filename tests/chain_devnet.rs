@@ -98,6 +98,26 @@ impl Env {
         .await
     }
 
+    /// [`Env::vote`], submitting, with test hooks (another inner call, a crash after sending).
+    async fn vote_with(
+        &self,
+        referendum: u32,
+        run: u32,
+        hooks: &StageHooks,
+    ) -> Result<VoteOutcome, VoteError> {
+        vote_stage_with(
+            &self.config,
+            &Self::secrets("//Alice"),
+            &self.store,
+            NET,
+            referendum,
+            run,
+            VoteMode::Submit,
+            hooks,
+        )
+        .await
+    }
+
     async fn transport(&self) -> RpcTransport {
         RpcTransport::connect(&self.chain.ws_url, true)
             .await
@@ -393,18 +413,7 @@ async fn refusals_and_failed_votes_are_reported_not_recorded() {
         inner_call: Some(transfer),
         stop_after_submit: false,
     };
-    let err = vote_stage_with(
-        &env.config,
-        &Env::secrets("//Alice"),
-        &env.store,
-        NET,
-        1,
-        1,
-        VoteMode::Submit,
-        &hooks,
-    )
-    .await
-    .unwrap_err();
+    let err = env.vote_with(1, 1, &hooks).await.unwrap_err();
     let VoteError::Failed { failure, .. } = &err else {
         panic!("failed vote expected, got {err}")
     };
@@ -412,18 +421,7 @@ async fn refusals_and_failed_votes_are_reported_not_recorded() {
     assert!(env.receipt_file(1, 1).await.is_none());
     // A retry finds the same failed extrinsic and sends nothing more.
     let nonce = env.alice_nonce().await;
-    let again = vote_stage_with(
-        &env.config,
-        &Env::secrets("//Alice"),
-        &env.store,
-        NET,
-        1,
-        1,
-        VoteMode::Submit,
-        &hooks,
-    )
-    .await
-    .unwrap_err();
+    let again = env.vote_with(1, 1, &hooks).await.unwrap_err();
     assert!(
         matches!(
             again,
@@ -457,18 +455,7 @@ async fn a_crash_after_sending_is_recovered_and_a_rerun_replaces_the_vote() {
         inner_call: None,
         stop_after_submit: true,
     };
-    let err = vote_stage_with(
-        &env.config,
-        &Env::secrets("//Alice"),
-        &env.store,
-        NET,
-        4,
-        1,
-        VoteMode::Submit,
-        &hooks,
-    )
-    .await
-    .unwrap_err();
+    let err = env.vote_with(4, 1, &hooks).await.unwrap_err();
     assert!(matches!(err, VoteError::Interrupted { .. }), "{err}");
     assert!(err.is_transient());
     assert!(env.receipt_file(4, 1).await.is_none());
