@@ -706,8 +706,8 @@ impl Ledger {
         .await?;
         if released {
             tx.execute(
-                &format!("{FINISH_RUN} AND state = $6"),
-                &finish_run_args(key, RunState::Failed),
+                &end_run_sql(4, ""),
+                &run_args(key, &end_run_values(RunState::Failed)),
             )
             .await?;
         }
@@ -1104,62 +1104,63 @@ async fn complete_in_one_statement(
     }))
 }
 
-/// Completes the run of `$1` (network) #`$2` (referendum) run `$3` if it is active and every
-/// stage of it (but `$4`, the one being completed, when `but_this_stage`) is completed or
-/// skipped. Its other placeholders start at `$first` ([`finish_if_done_values`]).
-fn finish_if_done_sql(first: usize, but_this_stage: bool) -> String {
-    let p = |i: usize| format!("${}", first + i);
+/// Ends the run of `$1` (network) #`$2` (referendum) run `$3` in state `$first` at time
+/// `$first+1`, if it is still active (`$first+2`) and `condition` holds ([`end_run_values`]).
+fn end_run_sql(first: usize, condition: &str) -> String {
     format!(
-        "UPDATE cybergov_runs SET state = {}, finished_at = {} \
-         WHERE network = $1 AND referendum = $2 AND run = $3 AND state = {} \
-         AND NOT EXISTS (SELECT 1 FROM cybergov_stages s \
-         WHERE s.network = $1 AND s.referendum = $2 AND s.run = $3{} \
-         AND s.state NOT IN ({}, {}))",
-        p(0),
-        p(1),
-        p(2),
-        if but_this_stage {
-            " AND s.stage <> $4"
-        } else {
-            ""
-        },
-        p(3),
-        p(4)
+        "UPDATE cybergov_runs SET state = ${first}, finished_at = ${} \
+         WHERE network = $1 AND referendum = $2 AND run = $3 AND state = ${}{condition}",
+        first + 1,
+        first + 2
     )
 }
 
-/// The values of [`finish_if_done_sql`]'s own placeholders.
-fn finish_if_done_values() -> [Arg<'static>; 5] {
+/// The values of [`end_run_sql`]'s own placeholders, ending it in `state`.
+fn end_run_values(state: RunState) -> [Arg<'static>; 3] {
     [
-        Arg::T(RunState::Completed.as_str()),
-        Arg::I(now_ms()),
-        Arg::T(RunState::Active.as_str()),
-        Arg::T(StageState::Completed.as_str()),
-        Arg::T(StageState::Skipped.as_str()),
-    ]
-}
-
-/// The arguments of `finish_if_done_sql(4, false)` for `key`'s run.
-fn finish_if_done_args(key: &StageKey) -> Vec<Arg<'_>> {
-    let mut args = key_args(key)[..3].to_vec();
-    args.extend(finish_if_done_values());
-    args
-}
-
-/// Sets a run's state and end time (placeholders `$1`–`$5`, [`finish_run_args`]); the caller
-/// adds its conditions.
-const FINISH_RUN: &str = "UPDATE cybergov_runs SET state = $4, finished_at = $5 \
-     WHERE network = $1 AND referendum = $2 AND run = $3";
-
-/// The arguments of [`FINISH_RUN`] for `key`'s run, then `$6` = the active state: only an
-/// active run is finished.
-fn finish_run_args(key: &StageKey, state: RunState) -> [Arg<'_>; 6] {
-    [
-        Arg::T(key.network.as_str()),
-        Arg::I(i64::from(key.referendum)),
-        Arg::I(i64::from(key.run)),
         Arg::T(state.as_str()),
         Arg::I(now_ms()),
         Arg::T(RunState::Active.as_str()),
     ]
+}
+
+/// Completes the run of `$1`–`$3` ([`end_run_sql`]) if every stage of it (but `$4`, the one
+/// being completed, when `but_this_stage`) is completed or skipped. Its own placeholders start
+/// at `$first` ([`finish_if_done_values`]).
+fn finish_if_done_sql(first: usize, but_this_stage: bool) -> String {
+    end_run_sql(
+        first,
+        &format!(
+            " AND NOT EXISTS (SELECT 1 FROM cybergov_stages s \
+             WHERE s.network = $1 AND s.referendum = $2 AND s.run = $3{} \
+             AND s.state NOT IN (${}, ${}))",
+            if but_this_stage {
+                " AND s.stage <> $4"
+            } else {
+                ""
+            },
+            first + 3,
+            first + 4
+        ),
+    )
+}
+
+/// The values of [`finish_if_done_sql`]'s own placeholders.
+fn finish_if_done_values() -> Vec<Arg<'static>> {
+    let mut values = end_run_values(RunState::Completed).to_vec();
+    values.push(Arg::T(StageState::Completed.as_str()));
+    values.push(Arg::T(StageState::Skipped.as_str()));
+    values
+}
+
+/// `key`'s run (`$1`–`$3`), then `values`: the arguments of a statement on the run.
+fn run_args<'a>(key: &'a StageKey, values: &[Arg<'a>]) -> Vec<Arg<'a>> {
+    let mut args = key_args(key)[..3].to_vec();
+    args.extend_from_slice(values);
+    args
+}
+
+/// The arguments of `finish_if_done_sql(4, false)` for `key`'s run.
+fn finish_if_done_args(key: &StageKey) -> Vec<Arg<'_>> {
+    run_args(key, &finish_if_done_values())
 }
