@@ -86,23 +86,16 @@ impl Env {
         run: u32,
         mode: VoteMode,
     ) -> Result<VoteOutcome, VoteError> {
-        vote_stage(
-            &self.config,
-            &Self::secrets("//Alice"),
-            &self.store,
-            NET,
-            referendum,
-            run,
-            mode,
-        )
-        .await
+        self.vote_with(referendum, run, mode, &StageHooks::default())
+            .await
     }
 
-    /// [`Env::vote`], submitting, with test hooks (another inner call, a crash after sending).
+    /// [`Env::vote`] with test hooks (another inner call, a crash after sending).
     async fn vote_with(
         &self,
         referendum: u32,
         run: u32,
+        mode: VoteMode,
         hooks: &StageHooks,
     ) -> Result<VoteOutcome, VoteError> {
         vote_stage_with(
@@ -112,7 +105,7 @@ impl Env {
             NET,
             referendum,
             run,
-            VoteMode::Submit,
+            mode,
             hooks,
         )
         .await
@@ -413,7 +406,10 @@ async fn refusals_and_failed_votes_are_reported_not_recorded() {
         inner_call: Some(transfer),
         stop_after_submit: false,
     };
-    let err = env.vote_with(1, 1, &hooks).await.unwrap_err();
+    let err = env
+        .vote_with(1, 1, VoteMode::Submit, &hooks)
+        .await
+        .unwrap_err();
     let VoteError::Failed { failure, .. } = &err else {
         panic!("failed vote expected, got {err}")
     };
@@ -421,7 +417,10 @@ async fn refusals_and_failed_votes_are_reported_not_recorded() {
     assert!(env.receipt_file(1, 1).await.is_none());
     // A retry finds the same failed extrinsic and sends nothing more.
     let nonce = env.alice_nonce().await;
-    let again = env.vote_with(1, 1, &hooks).await.unwrap_err();
+    let again = env
+        .vote_with(1, 1, VoteMode::Submit, &hooks)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             again,
@@ -455,7 +454,10 @@ async fn a_crash_after_sending_is_recovered_and_a_rerun_replaces_the_vote() {
         inner_call: None,
         stop_after_submit: true,
     };
-    let err = env.vote_with(4, 1, &hooks).await.unwrap_err();
+    let err = env
+        .vote_with(4, 1, VoteMode::Submit, &hooks)
+        .await
+        .unwrap_err();
     assert!(matches!(err, VoteError::Interrupted { .. }), "{err}");
     assert!(err.is_transient());
     assert!(env.receipt_file(4, 1).await.is_none());
