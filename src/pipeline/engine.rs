@@ -124,20 +124,14 @@ impl Engine {
         referendum: u32,
         only_if_idle: bool,
     ) -> Result<Option<StageKey>, EngineError> {
-        let now = now_ms();
-        let entry = Entry {
-            stage: ENTRY,
-            due_at: now,
-            claimed_by: None,
-        };
         let Some(key) = self
-            .create_run(network, referendum, None, None, only_if_idle, Some(entry))
+            .create_with_entry(network, referendum, only_if_idle, false)
             .await?
         else {
             return Ok(None);
         };
         if let Mode::Queue(q) = &self.mode {
-            q.push(&key, now).await?;
+            q.push(&key, now_ms()).await?;
         }
         Ok(Some(key))
     }
@@ -152,13 +146,8 @@ impl Engine {
         referendum: u32,
         only_if_idle: bool,
     ) -> Result<Option<StageKey>, EngineError> {
-        let entry = Entry {
-            stage: ENTRY,
-            due_at: now_ms(),
-            claimed_by: Some((&self.owner, self.lease)),
-        };
         let Some(key) = self
-            .create_run(network, referendum, None, None, only_if_idle, Some(entry))
+            .create_with_entry(network, referendum, only_if_idle, true)
             .await?
         else {
             return Ok(None);
@@ -166,6 +155,24 @@ impl Engine {
         self.work_through(VecDeque::from([(key.clone(), Some(1))]))
             .await?;
         Ok(Some(key))
+    }
+
+    /// Creates the next run with its entry stage due now: scheduled, or already claimed by this
+    /// worker when `claim`.
+    async fn create_with_entry(
+        &self,
+        network: Network,
+        referendum: u32,
+        only_if_idle: bool,
+        claim: bool,
+    ) -> Result<Option<StageKey>, EngineError> {
+        let entry = Entry {
+            stage: ENTRY,
+            due_at: now_ms(),
+            claimed_by: claim.then_some((self.owner.as_str(), self.lease)),
+        };
+        self.create_run(network, referendum, None, None, only_if_idle, Some(entry))
+            .await
     }
 
     /// Schedules `key` due now (and queues it in queue mode).
