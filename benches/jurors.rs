@@ -28,8 +28,6 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use cybergov::augment::questions::Questions;
-use cybergov::augment::{AugmentConfig, augment};
 use cybergov::magi::candle::{CandleModel, LoadOptions};
 use cybergov::magi::juror::{deliberate, rationale_messages};
 use cybergov::magi::model::{ChatMessage, FinishReason, GenerateParams, LanguageModel};
@@ -39,6 +37,8 @@ use cybergov::magi::settings::MagiConfig;
 use cybergov::manifest::Decoding;
 use cybergov::network::Network;
 use cybergov::proposal::Proposal;
+use cybergov::stages::augment::questions::Questions;
+use cybergov::stages::augment::{AugmentConfig, augment};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

@@ -33,10 +33,12 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use cybergov::config::{Config, Secrets};
+use cybergov::config::Config;
 use cybergov::network::Network;
-use cybergov::pipeline::handlers::Registry;
+use cybergov::pipeline::handler::Registry;
 use cybergov::pipeline::service::{Parts, spawn};
+use cybergov::secret::Secrets;
+use cybergov::wiring::Stages;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -134,7 +136,8 @@ async fn measure(url: &str, n: u32) -> Result<Measured> {
         Arc::new(cybergov::store::FsStore::new(&config.store.path)?);
     let secrets = Secrets::default();
     let engine = Arc::new(
-        cybergov::pipeline::open_engine(&config, &secrets, store, registry(), true).await?,
+        cybergov::wiring::open_engine(&config, &secrets, store, Stages::Custom(registry()), true)
+            .await?,
     );
 
     // Per referendum, one after the other.
@@ -161,7 +164,7 @@ async fn measure(url: &str, n: u32) -> Result<Measured> {
     let service = spawn(
         engine.clone(),
         Parts {
-            dispatch: false,
+            tick: None,
             workers: true,
         },
     );

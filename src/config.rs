@@ -7,29 +7,23 @@
 //! Secrets are *not* configuration: they never appear in [`Config`] (which is printable and may
 //! be logged) and the file may not contain them. See [`Secrets`].
 
+use crate::env::{
+    BUILD_COMMIT_VAR, CONFIG_PATH_VAR, ENV_PREFIX, FAULT_PAUSE_VAR, GITHUB_TOKEN_VAR,
+    OPENAI_API_KEY_VAR, PROXY_SEED_VAR, S3_ACCESS_KEY_ID_VAR, S3_SECRET_ACCESS_KEY_VAR,
+    SECRET_VARS,
+};
 use crate::network::{Network, NetworkSpec};
-use crate::secret::{self, Secret, SecretError};
+use crate::secret::SecretError;
+use crate::stages::provenance::ProvenanceConfig;
+use crate::store::settings::{S3Config, StoreBackend, StoreConfig};
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The environment variable naming the config file.
-pub const CONFIG_PATH_VAR: &str = "CYBERGOV_CONFIG";
 /// The config file read from the working folder when no path is given.
 pub const DEFAULT_CONFIG_FILE: &str = "cybergov.toml";
-/// Prefix of every configuration variable.
-pub const ENV_PREFIX: &str = "CYBERGOV_";
-
-/// Secret variables: each may also be given as `NAME_FILE`, a path to a file holding it.
-pub const SECRET_VARS: [&str; 5] = [
-    "CYBERGOV_PROXY_SEED",
-    "CYBERGOV_GITHUB_TOKEN",
-    "CYBERGOV_S3_ACCESS_KEY_ID",
-    "CYBERGOV_S3_SECRET_ACCESS_KEY",
-    "CYBERGOV_OPENAI_API_KEY",
-];
 
 /// The whole configuration. Printable: it holds no secrets.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -53,49 +47,11 @@ pub struct Config {
     /// The Subsquare client: User-Agent, timeouts, retries, paging.
     pub subsquare: crate::subsquare::SubsquareConfig,
     /// Augmentation: context budget, long-proposal flag, abstain policy.
-    pub augment: crate::augment::AugmentConfig,
+    pub augment: crate::stages::augment::AugmentConfig,
     /// The job graph and its workers: graph file, concurrency, dead-worker timeout, dispatch.
     pub pipeline: crate::pipeline::settings::PipelineConfig,
     /// Where the infer stage runs the jurors: in-process or on GitHub Actions.
-    pub runner: crate::runner::settings::RunnerSettings,
-}
-
-/// Artefact store settings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    /// `fs` (a local folder, the default) or `s3`.
-    pub backend: StoreBackend,
-    /// Folder of the `fs` backend.
-    pub path: PathBuf,
-    /// Settings of the `s3` backend.
-    pub s3: S3Config,
-}
-
-/// Which store backend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreBackend {
-    /// A local folder.
-    Fs,
-    /// An S3 bucket.
-    S3,
-}
-
-/// S3 settings (credentials are secrets: `CYBERGOV_S3_ACCESS_KEY_ID`, `CYBERGOV_S3_SECRET_ACCESS_KEY`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct S3Config {
-    /// Endpoint URL for S3-compatible servers; unset for AWS.
-    pub endpoint: Option<String>,
-    /// Region.
-    pub region: String,
-    /// Bucket (required with `backend = "s3"`).
-    pub bucket: Option<String>,
-    /// Key prefix inside the bucket.
-    pub prefix: String,
-    /// Path-style addressing.
-    pub path_style: bool,
+    pub runner: crate::stages::infer::runner::settings::RunnerSettings,
 }
 
 /// Database settings.
@@ -104,16 +60,6 @@ pub struct S3Config {
 pub struct DatabaseConfig {
     /// `sqlite://path?mode=rwc` (embedded default) or `postgres://…`.
     pub url: String,
-}
-
-/// Provenance settings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProvenanceConfig {
-    /// Repository URL of the code that runs.
-    pub repository: String,
-    /// Git commit of the code that runs; unset: the commit cybergov was built from.
-    pub commit: Option<String>,
 }
 
 /// Logging settings.
@@ -168,9 +114,9 @@ impl Default for Config {
             },
             magi: crate::magi::settings::MagiConfig::default(),
             subsquare: crate::subsquare::SubsquareConfig::default(),
-            augment: crate::augment::AugmentConfig::default(),
+            augment: crate::stages::augment::AugmentConfig::default(),
             pipeline: crate::pipeline::settings::PipelineConfig::default(),
-            runner: crate::runner::settings::RunnerSettings::default(),
+            runner: crate::stages::infer::runner::settings::RunnerSettings::default(),
         }
     }
 }
@@ -262,9 +208,18 @@ impl Config {
     /// Loads configuration the way the binary does: file from `path`, else `$CYBERGOV_CONFIG`,
     /// else `./cybergov.toml` if it exists; then the process environment.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let vars: BTreeMap<String, String> = std::env::vars()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-            .collect();
+        // `vars_os`: a variable that is not UTF-8 (anyone's, not only ours) must not crash every
+        // command, as `std::env::vars` would. Ours must be UTF-8, and one that is not is named.
+        let mut vars = BTreeMap::new();
+        for (name, value) in std::env::vars_os() {
+            let Some(name) = name.to_str().filter(|n| n.starts_with(ENV_PREFIX)) else {
+                continue;
+            };
+            let value = value
+                .into_string()
+                .map_err(|_| ConfigError::invalid(name, format!("{name} is not valid UTF-8")))?;
+            vars.insert(name.to_owned(), value);
+        }
         let path = path
             .map(Path::to_path_buf)
             .or_else(|| vars.get(CONFIG_PATH_VAR).map(PathBuf::from));
@@ -299,6 +254,22 @@ impl Config {
 
     /// Checks rules serde cannot express; errors name the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        check_ranges(
+            &serde_json::to_value(self).expect("config always serializes"),
+            "",
+        )?;
+        for (network, spec) in &self.networks {
+            let m = spec.vote.mortality_blocks;
+            if m > crate::chain::tx::MAX_MORTALITY_BLOCKS {
+                return Err(ConfigError::invalid(
+                    format!("networks.{network}.vote.mortality_blocks"),
+                    format!(
+                        "{m} blocks: at most {} (a longer era is quantised and its signature would not verify)",
+                        crate::chain::tx::MAX_MORTALITY_BLOCKS
+                    ),
+                ));
+            }
+        }
         if self.store.backend == StoreBackend::S3 && self.store.s3.bucket.is_none() {
             return Err(ConfigError::invalid(
                 "store.s3.bucket",
@@ -412,9 +383,30 @@ impl Config {
             .expect("defaults define every network and config cannot remove one")
     }
 
+    /// The infer stage's settings.
+    pub fn infer_settings(&self) -> crate::stages::infer::InferSettings {
+        crate::stages::infer::InferSettings {
+            tally: self.magi.tally.clone(),
+            provenance: self.provenance.clone(),
+        }
+    }
+
+    /// The augment stage's settings for `network`.
+    pub fn augment_settings(&self, network: Network) -> crate::stages::augment::AugmentSettings {
+        crate::stages::augment::AugmentSettings {
+            spec: self.network(network).clone(),
+            augment: self.augment.clone(),
+            // Validated when the configuration was loaded.
+            repeat_penalty: self.magi.repeat_penalty.parse().unwrap_or(1.0),
+            repeat_last_n: self.magi.repeat_last_n as usize,
+        }
+    }
+
     /// The configuration as TOML, for `cybergov config`.
+    /// URL credentials (a PostgreSQL password in `database.url`, an API key in `rpc_url`) are
+    /// redacted: the output is for people and logs.
     pub fn to_toml(&self) -> String {
-        toml_string(self)
+        crate::secret::redact_urls(&toml_string(self))
     }
 }
 
@@ -428,7 +420,8 @@ fn toml_string(c: &Config) -> String {
 fn is_config_var(var: &str) -> bool {
     var.starts_with(ENV_PREFIX)
         && var != CONFIG_PATH_VAR
-        && var != crate::pipeline::engine::FAULT_PAUSE_VAR
+        && var != FAULT_PAUSE_VAR
+        && var != BUILD_COMMIT_VAR
         && !SECRET_VARS
             .iter()
             .any(|s| var == *s || var.strip_suffix("_FILE") == Some(s))
@@ -490,6 +483,60 @@ impl figment::Provider for EnvProvider {
     }
 }
 
+/// The longest duration any setting may name: ten years. Longer ones are typos, and they would
+/// overflow a deadline (`Instant + Duration`) where a timeout is computed.
+const MAX_DURATION_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// Every number must fit TOML's integers (i64: `cybergov config` prints them), and every
+/// duration (`*_secs`, `*_s`, `*_ms`) must be at most [`MAX_DURATION_SECS`].
+fn check_ranges(v: &serde_json::Value, key: &str) -> Result<(), ConfigError> {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let dotted = if key.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{key}.{k}")
+                };
+                check_ranges(v, &dotted)?;
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                check_ranges(v, &format!("{key}[{i}]"))?;
+            }
+        }
+        serde_json::Value::Number(n) => {
+            let Some(n) = n.as_u64() else {
+                return Ok(());
+            };
+            if i64::try_from(n).is_err() {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{n} is above the largest value allowed ({})", i64::MAX),
+                ));
+            }
+            let limit = if key.ends_with("_ms") {
+                Some(MAX_DURATION_SECS * 1000)
+            } else if key.ends_with("_secs") || key.ends_with("_s") {
+                Some(MAX_DURATION_SECS)
+            } else {
+                None
+            };
+            if let Some(limit) = limit
+                && n > limit
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{n} is longer than ten years ({limit}); it would overflow a deadline"),
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 fn check_url(key: &str, url: &str, schemes: &[&str]) -> Result<(), ConfigError> {
     let ok = url.split_once("://").is_some_and(|(scheme, rest)| {
         schemes.contains(&scheme) && !rest.is_empty() && !rest.contains(char::is_whitespace)
@@ -499,21 +546,25 @@ fn check_url(key: &str, url: &str, schemes: &[&str]) -> Result<(), ConfigError> 
     } else {
         Err(ConfigError::invalid(
             key,
-            format!("{url:?} is not a URL with scheme {}", schemes.join(" or ")),
+            format!(
+                "{:?} is not a URL with scheme {}",
+                crate::secret::redact_urls(url),
+                schemes.join(" or ")
+            ),
         ))
     }
 }
 
 /// Keys a config file may not contain, with the variable to use instead.
 const SECRET_KEYS: [(&str, &str); 8] = [
-    ("proxy_seed", "CYBERGOV_PROXY_SEED"),
-    ("seed", "CYBERGOV_PROXY_SEED"),
-    ("mnemonic", "CYBERGOV_PROXY_SEED"),
-    ("github_token", "CYBERGOV_GITHUB_TOKEN"),
-    ("token", "CYBERGOV_GITHUB_TOKEN"),
-    ("access_key_id", "CYBERGOV_S3_ACCESS_KEY_ID"),
-    ("secret_access_key", "CYBERGOV_S3_SECRET_ACCESS_KEY"),
-    ("api_key", "CYBERGOV_OPENAI_API_KEY"),
+    ("proxy_seed", PROXY_SEED_VAR),
+    ("seed", PROXY_SEED_VAR),
+    ("mnemonic", PROXY_SEED_VAR),
+    ("github_token", GITHUB_TOKEN_VAR),
+    ("token", GITHUB_TOKEN_VAR),
+    ("access_key_id", S3_ACCESS_KEY_ID_VAR),
+    ("secret_access_key", S3_SECRET_ACCESS_KEY_VAR),
+    ("api_key", OPENAI_API_KEY_VAR),
 ];
 
 fn reject_secrets_in_file(path: &Path, text: &str) -> Result<(), ConfigError> {
@@ -544,40 +595,5 @@ fn reject_secrets_in_file(path: &Path, text: &str) -> Result<(), ConfigError> {
             var: var.to_owned(),
         }),
         None => Ok(()),
-    }
-}
-
-/// The secrets, read from the environment (or `*_FILE` files). Absent ones are `None`; the
-/// capability that needs one reports its absence when it runs.
-#[derive(Clone, Debug, Default)]
-pub struct Secrets {
-    /// The proxy account's seed phrase or secret URI.
-    pub proxy_seed: Option<Secret>,
-    /// GitHub token for dispatching inference workflows.
-    pub github_token: Option<Secret>,
-    /// S3 access key id.
-    pub s3_access_key_id: Option<Secret>,
-    /// S3 secret access key.
-    pub s3_secret_access_key: Option<Secret>,
-    /// API key of an OpenAI-compatible juror backend.
-    pub openai_api_key: Option<Secret>,
-}
-
-impl Secrets {
-    /// Reads every secret from the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// Reads every secret through `lookup`.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| secret::from_lookup(name, &lookup);
-        Ok(Self {
-            proxy_seed: get(SECRET_VARS[0])?,
-            github_token: get(SECRET_VARS[1])?,
-            s3_access_key_id: get(SECRET_VARS[2])?,
-            s3_secret_access_key: get(SECRET_VARS[3])?,
-            openai_api_key: get(SECRET_VARS[4])?,
-        })
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod log;
+pub mod settings;
 
 pub use client::{GithubClient, GithubError, WorkflowRun};
 

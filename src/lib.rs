@@ -6,39 +6,28 @@
 //! check that the vote was cast on exactly these inputs — and, because the jurors are local,
 //! open-weight and greedy, re-run them and get the same bytes.
 //!
-//! Module map (one concern each):
-//! - [`config`], [`secret`]: configuration from file + environment; secrets kept apart.
-//! - [`network`], [`account`]: networks as data; accounts as raw keys rendered per network.
-//! - [`store`]: the append-only artefact store (local folder or S3) and its key layout.
-//! - [`manifest`]: the manifest, its canonical bytes, and verification against a store.
-//! - [`magi`]: the jurors, the model interface they and augmentation share, and the tally.
-//! - [`subsquare`], [`proposal`]: referenda in from Subsquare (with retries), parsed strictly.
-//! - [`augment`]: cleaned, fitted, quoted juror input (`content.md`) and its record.
-//! - [`comment`]: the SIMA-signed rationale comment, posted once.
-//! - [`pipeline`]: the job graph — ledger, apalis workers, dispatch, the service.
-//! - [`chain`]: the vote on chain: proxied ConvictionVoting vote + manifest remark, receipts.
-//! - [`hash`]: SHA-256 as the project spells it.
-//! - [`runner`], [`github`]: where the infer stage runs (in-process or GitHub Actions).
-//! - [`verify`]: public verification over HTTP, the chain check via Sidecar, re-execution.
-//! - [`cli`], [`commands`]: the command line and what each command does.
+//! The modules form layers that only look down; `docs/ARCHITECTURE.md` draws them and says
+//! where to change what, and `tests/it/layering.rs` keeps them so.
 
 pub mod account;
-pub mod augment;
 pub mod chain;
 pub mod cli;
 pub mod commands;
-pub mod comment;
 pub mod config;
+pub mod env;
 pub mod github;
 pub mod hash;
+pub mod http;
 pub mod magi;
 pub mod manifest;
 pub mod network;
 pub mod pipeline;
 pub mod proposal;
-pub mod runner;
+pub mod records;
+pub mod retry;
 pub mod secret;
 pub mod stages;
 pub mod store;
 pub mod subsquare;
 pub mod verify;
+pub mod wiring;

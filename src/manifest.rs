@@ -160,16 +160,11 @@ pub async fn previous_manifest(
     layout: crate::store::layout::ReferendumLayout,
     run: u32,
 ) -> Result<Option<(u32, Sha256Hash)>, crate::store::StoreError> {
-    use crate::store::StoreError;
     use crate::store::layout::Artefact;
     for earlier in (1..run).rev() {
-        match store
-            .get(&layout.run(earlier).key(&Artefact::Manifest))
-            .await
-        {
-            Ok(bytes) => return Ok(Some((earlier, Sha256Hash::of(&bytes)))),
-            Err(StoreError::NotFound(_)) => continue,
-            Err(e) => return Err(e),
+        let key = layout.run(earlier).key(&Artefact::Manifest);
+        if let Some(bytes) = store.get_optional(&key).await? {
+            return Ok(Some((earlier, Sha256Hash::of(&bytes))));
         }
     }
     Ok(None)

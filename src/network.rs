@@ -37,7 +37,7 @@ impl Network {
 
     /// Built-in defaults for this network.
     pub fn default_spec(self) -> NetworkSpec {
-        // Tracks where a treasury-minded delegate votes (DESIGN.md §5): wish_for_change,
+        // Tracks where a treasury-minded delegate votes (docs/DESIGN.md §5): wish_for_change,
         // treasurer, the tippers and the spenders.
         let treasury_tracks = vec![2, 11, 30, 31, 32, 33, 34];
         match self {
@@ -155,7 +155,7 @@ pub struct VoteSettings {
     /// whichever proxy relationship admits the call.
     pub proxy_type: Option<String>,
     /// `rpc` (JSON-RPC through `rpc_url`) or `sidecar` (REST through `sidecar_url`).
-    pub transport: crate::chain::receipt::TransportKind,
+    pub transport: TransportKind,
     /// Use subxt's legacy JSON-RPC methods instead of the `chainHead` ones (chopsticks and older
     /// nodes need it).
     pub legacy_backend: bool,
@@ -200,6 +200,16 @@ impl NetworkSpec {
     /// Parses an address given for this network (hex, its own SS58 prefix, or generic 42).
     pub fn parse_address(&self, s: &str) -> Result<AccountId, AccountError> {
         AccountId::parse_for(s, self.ss58_prefix)
+    }
+
+    /// `real_account` (the account the proxy votes for), parsed; `None` when it is not set.
+    /// The error names the key: `networks.<network>.real_account: …`.
+    pub fn real_account_id(&self, network: Network) -> Result<Option<AccountId>, String> {
+        self.real_account
+            .as_deref()
+            .map(|r| self.parse_address(r))
+            .transpose()
+            .map_err(|e| format!("networks.{network}.real_account: {e}"))
     }
 
     /// Formats `planck` as a decimal token amount, e.g. `12.5 DOT`, exactly (no float).
@@ -257,5 +267,25 @@ mod tests {
         );
         assert_eq!(format_units(1, 6), "0.000001");
         assert_eq!(format_units(u128::MAX, 10).len(), 40);
+    }
+}
+
+/// Which transport carries a network's votes (and, in `receipt.json`, carried one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// JSON-RPC through subxt.
+    #[default]
+    Rpc,
+    /// Substrate API Sidecar (REST).
+    Sidecar,
+}
+
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TransportKind::Rpc => "rpc",
+            TransportKind::Sidecar => "sidecar",
+        })
     }
 }

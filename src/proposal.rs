@@ -5,6 +5,8 @@
 //! the time). Every error names the JSON field, so an operator can open `raw_subsquare.json` and
 //! see exactly what was wrong. Nothing here panics on any input.
 
+pub mod spends;
+
 use crate::account::AccountId;
 use crate::network::{Network, NetworkSpec};
 use serde::{Deserialize, Serialize};
@@ -27,7 +29,7 @@ pub struct Spend {
     pub symbol: String,
     /// Amount in the asset's smallest unit (planck for native tokens).
     pub amount: u128,
-    /// Decimals of the asset, when known (see [`crate::augment::spends`]).
+    /// Decimals of the asset, when known (see [`spends`]).
     pub decimals: Option<u8>,
     /// Beneficiary as given (an address, usually), if any.
     pub beneficiary: Option<String>,
@@ -210,7 +212,7 @@ impl Proposal {
             track,
             state: string_at(&root, "state.name")?,
             proposed_height: integer_at(&root, "indexer.blockHeight")?,
-            spends: crate::augment::spends::parse_spends(&root, spec)?,
+            spends: spends::parse_spends(&root, spec)?,
         })
     }
 }

@@ -37,10 +37,29 @@ impl fmt::Display for Secret {
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        // Best effort: overwrite the buffer so the secret does not linger in freed memory.
-        // SAFETY: zero bytes are valid UTF-8.
-        unsafe { self.0.as_bytes_mut() }.fill(0);
+        // Overwrite the buffer so the secret does not linger in freed memory. `zeroize` writes
+        // through volatile stores, which the optimiser may not remove as a plain `fill(0)` on
+        // memory about to be freed can be.
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
+}
+
+/// `text` with the credentials of every URL in it replaced by `[redacted]`: the password of
+/// `scheme://user:password@host`, and the value of query parameters that carry keys or tokens
+/// (`?api_key=…`, `&token=…`). For what is printed, logged or stored that may hold a URL from
+/// configuration (`database.url`, `rpc_url`, `sidecar_url`) or an error quoting one.
+pub fn redact_urls(text: &str) -> String {
+    use std::sync::LazyLock;
+    static USERINFO: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"(://[^/\s:@]*):[^@\s/]+@").expect("valid pattern"));
+    static QUERY: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?i)([?&](?:api[_-]?key|key|token|access[_-]?token|auth|password|secret)=)[^&\s\x22']+",
+        )
+        .expect("valid pattern")
+    });
+    let text = USERINFO.replace_all(text, "$1:[redacted]@");
+    QUERY.replace_all(&text, "${1}[redacted]").into_owned()
 }
 
 /// Why a secret could not be read.
@@ -139,5 +158,40 @@ mod tests {
         assert!(from_lookup("X", |_| None).unwrap().is_none());
         let err = from_lookup("X", |k| (k == "X").then(|| " ".into())).unwrap_err();
         assert!(matches!(err, SecretError::Empty { .. }));
+    }
+}
+
+/// The secrets, read from the environment (or `*_FILE` files). Absent ones are `None`; the
+/// capability that needs one reports its absence when it runs.
+#[derive(Clone, Debug, Default)]
+pub struct Secrets {
+    /// The proxy account's seed phrase or secret URI.
+    pub proxy_seed: Option<Secret>,
+    /// GitHub token for dispatching inference workflows.
+    pub github_token: Option<Secret>,
+    /// S3 access key id.
+    pub s3_access_key_id: Option<Secret>,
+    /// S3 secret access key.
+    pub s3_secret_access_key: Option<Secret>,
+    /// API key of an OpenAI-compatible juror backend.
+    pub openai_api_key: Option<Secret>,
+}
+
+impl Secrets {
+    /// Reads every secret from the process environment.
+    pub fn from_env() -> Result<Self, SecretError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads every secret through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SecretError> {
+        let get = |name: &str| from_lookup(name, &lookup);
+        Ok(Self {
+            proxy_seed: get(crate::env::SECRET_VARS[0])?,
+            github_token: get(crate::env::SECRET_VARS[1])?,
+            s3_access_key_id: get(crate::env::SECRET_VARS[2])?,
+            s3_secret_access_key: get(crate::env::SECRET_VARS[3])?,
+            openai_api_key: get(crate::env::SECRET_VARS[4])?,
+        })
     }
 }

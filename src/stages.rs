@@ -3,6 +3,9 @@
 //! graph schedules them; the CLI can call each one by hand.
 
 pub mod augment;
+pub mod comment;
+pub mod dispatch;
 pub mod infer;
 pub mod provenance;
+pub mod scrape;
 pub mod vote;

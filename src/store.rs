@@ -11,13 +11,16 @@
 pub mod fs;
 pub mod layout;
 pub mod s3;
+pub mod settings;
 
+use crate::retry::Transient;
 use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;
 
 pub use fs::FsStore;
-pub use s3::{S3Settings, S3Store};
+pub use s3::{S3Connection, S3Store};
+use settings::{StoreBackend, StoreConfig};
 
 /// A validated object key: `/`-separated segments of `[A-Za-z0-9._-]`, none empty, none starting
 /// with a dot (so `..` cannot escape a folder and the fs backend's `.tmp-*` files never collide).
@@ -89,7 +92,7 @@ pub enum StoreError {
         existing: crate::hash::Sha256Hash,
     },
     /// Local file system failure.
-    #[error("file store cannot access {path}")]
+    #[error("file store cannot access {path}: {source}")]
     Io {
         /// The path involved.
         path: std::path::PathBuf,
@@ -125,6 +128,16 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// Reads the object at `key`; [`StoreError::NotFound`] when there is none.
     async fn get(&self, key: &ObjectKey) -> Result<Vec<u8>, StoreError>;
 
+    /// Reads the object at `key`, `None` when there is none: the one place that turns
+    /// "not found" into an answer rather than an error.
+    async fn get_optional(&self, key: &ObjectKey) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.get(key).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether an object exists at `key`.
     async fn exists(&self, key: &ObjectKey) -> Result<bool, StoreError>;
 
@@ -140,10 +153,9 @@ pub type SharedStore = Arc<dyn ObjectStore>;
 
 /// Opens the store the configuration names. S3 credentials come from `secrets`.
 pub fn open(
-    config: &crate::config::StoreConfig,
-    secrets: &crate::config::Secrets,
+    config: &StoreConfig,
+    secrets: &crate::secret::Secrets,
 ) -> Result<SharedStore, StoreError> {
-    use crate::config::StoreBackend;
     match config.backend {
         StoreBackend::Fs => Ok(Arc::new(FsStore::new(&config.path)?)),
         StoreBackend::S3 => {
@@ -152,7 +164,7 @@ pub fn open(
                     "store.backend = \"s3\" needs {var} (or {var}_FILE) in the environment"
                 ))
             };
-            let settings = S3Settings {
+            let settings = S3Connection {
                 endpoint: config.s3.endpoint.clone(),
                 region: config.s3.region.clone(),
                 bucket: config
@@ -165,11 +177,11 @@ pub fn open(
                 access_key_id: secrets
                     .s3_access_key_id
                     .clone()
-                    .ok_or_else(|| missing("CYBERGOV_S3_ACCESS_KEY_ID"))?,
+                    .ok_or_else(|| missing(crate::env::S3_ACCESS_KEY_ID_VAR))?,
                 secret_access_key: secrets
                     .s3_secret_access_key
                     .clone()
-                    .ok_or_else(|| missing("CYBERGOV_S3_SECRET_ACCESS_KEY"))?,
+                    .ok_or_else(|| missing(crate::env::S3_SECRET_ACCESS_KEY_VAR))?,
             };
             Ok(Arc::new(S3Store::new(&settings)))
         }
@@ -189,6 +201,16 @@ pub(crate) fn same_or_conflict(
             key: key.clone(),
             existing: crate::hash::Sha256Hash::of(existing),
         })
+    }
+}
+
+impl Transient for StoreError {
+    fn is_transient(&self) -> bool {
+        // An immutable artefact with other bytes, or a key we refuse: retrying cannot fix it.
+        !matches!(
+            self,
+            StoreError::Conflict { .. } | StoreError::InvalidKey(_)
+        )
     }
 }
 

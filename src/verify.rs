@@ -83,15 +83,15 @@ pub async fn verify(
     else {
         return Verification { report, notes };
     };
-    let rl = ReferendumLayout::new(network, referendum).run(run);
+    let run_layout = ReferendumLayout::new(network, referendum).run(run);
 
-    match store.get(&rl.key(&Artefact::Receipt)).await {
+    match store.get(&run_layout.key(&Artefact::Receipt)).await {
         Err(StoreError::NotFound(k)) => notes.push(format!(
             "{k} is missing: run {run} has not been voted, so the chain was not checked"
         )),
         Err(e) => report.checks.push(check(false, "receipt", e.to_string())),
         Ok(receipt_bytes) => {
-            let vote_bytes = store.get(&rl.key(&Artefact::Vote)).await;
+            let vote_bytes = store.get(&run_layout.key(&Artefact::Vote)).await;
             let expected = chain::Expected {
                 network,
                 referendum,

@@ -1,4 +1,4 @@
-//! The vote call (DESIGN.md §5), built as dynamic values against the chain's metadata:
+//! The vote call (docs/DESIGN.md §5), built as dynamic values against the chain's metadata:
 //!
 //! ```text
 //! Utility.batch_all([

@@ -9,6 +9,7 @@ use super::call::AccountVote;
 use super::outcome::EventRecord;
 use crate::hash::Sha256Hash;
 use crate::network::Network;
+use crate::network::TransportKind;
 use crate::store::layout::{Artefact, RunLayout};
 use crate::store::{ObjectStore, StoreError};
 use serde::{Deserialize, Serialize};
@@ -17,26 +18,6 @@ use serde::{Deserialize, Serialize};
 pub const RECEIPT_SCHEMA: &str = "cybergov.receipt/v1";
 /// `schema` of submission-<n>.json.
 pub const SUBMISSION_SCHEMA: &str = "cybergov.submission/v1";
-
-/// Which transport carried the vote.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TransportKind {
-    /// JSON-RPC through subxt.
-    #[default]
-    Rpc,
-    /// Substrate API Sidecar (REST).
-    Sidecar,
-}
-
-impl std::fmt::Display for TransportKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            TransportKind::Rpc => "rpc",
-            TransportKind::Sidecar => "sidecar",
-        })
-    }
-}
 
 /// `receipt.json`: the vote extrinsic as included, with its events.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,18 +80,15 @@ async fn read_json<T: for<'de> Deserialize<'de>>(
     artefact: &Artefact,
 ) -> Result<Option<T>, ReceiptError> {
     let key = run.key(artefact);
-    match store.get(&key).await {
-        Ok(bytes) => {
-            serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| ReceiptError::Malformed {
-                    key: key.to_string(),
-                    message: e.to_string(),
-                })
-        }
-        Err(StoreError::NotFound(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    let Some(bytes) = store.get_optional(&key).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| ReceiptError::Malformed {
+            key: key.to_string(),
+            message: e.to_string(),
+        })
 }
 
 fn pretty<T: Serialize>(v: &T) -> Vec<u8> {

@@ -63,7 +63,7 @@ fn unexpected(what: &str, body: &Json) -> TransportError {
 impl SidecarTransport {
     /// A client for the Sidecar at `base` (e.g. `https://sidecar.example.org`).
     pub fn new(base: &str, ss58_prefix: u16) -> Result<Self, TransportError> {
-        let http = reqwest::Client::builder()
+        let http = crate::http::client_builder()
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("cybergov/", env!("CARGO_PKG_VERSION")))
             .build()

@@ -89,8 +89,13 @@ fn offline(material: &TxMaterial) -> OfflineClient<SubstrateConfig> {
 
 /// Mortality periods are powers of two between 4 and 65536 blocks.
 pub fn era_period(blocks: u64) -> u64 {
-    blocks.clamp(4, 65_536).next_power_of_two()
+    blocks.clamp(4, MAX_MORTALITY_BLOCKS).next_power_of_two()
 }
+
+/// The longest era we sign. Above 4,096 blocks the era's phase is quantised (to a multiple of
+/// `period / 4096`), so its birth block is no longer the block we sign against, and the signature
+/// would not verify. Configuration refuses longer periods (`networks.<n>.vote.mortality_blocks`).
+pub const MAX_MORTALITY_BLOCKS: u64 = 4096;
 
 /// How `real` must be encoded on this runtime: tried as `MultiAddress::Id` first (every current
 /// runtime), then as a bare account.

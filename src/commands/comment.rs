@@ -1,8 +1,9 @@
 //! `cybergov comment --network N --id ID [--run R]`: post a run's rationale comment.
 
 use crate::cli::RunTarget;
-use crate::comment::{CommentJob, CommentOutcome, comment_run};
-use crate::config::{Config, Secrets};
+use crate::config::Config;
+use crate::secret::Secrets;
+use crate::stages::comment::{CommentJob, CommentOutcome, comment_run};
 use crate::store::layout::ReferendumLayout;
 use crate::subsquare::{SubsquareClient, sima};
 use anyhow::{Context, bail};
@@ -29,16 +30,8 @@ pub async fn run(
             ),
         },
     };
-    let seed = secrets.proxy_seed.as_ref().context(
-        "posting a comment needs the proxy's key: set CYBERGOV_PROXY_SEED (or CYBERGOV_PROXY_SEED_FILE)",
-    )?;
-    let proxy = sima::keypair(seed)?;
-    let real = spec
-        .real_account
-        .as_deref()
-        .map(|r| spec.parse_address(r))
-        .transpose()
-        .with_context(|| format!("networks.{network}.real_account"))?;
+    let proxy = sima::proxy_keypair(secrets.proxy_seed.as_ref())?;
+    let real = spec.real_account_id(network).map_err(anyhow::Error::msg)?;
     let client = SubsquareClient::new(network, spec, &config.subsquare)?;
     let timestamp_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default();
     let job = CommentJob {

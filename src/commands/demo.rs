@@ -16,10 +16,12 @@
 mod devnet;
 
 use crate::cli::Target;
-use crate::config::{Config, Secrets, StoreBackend};
+use crate::config::Config;
 use crate::network::Network;
-use crate::pipeline::settings::VoteModeSetting;
+use crate::pipeline::settings::VoteMode;
 use crate::secret::Secret;
+use crate::secret::Secrets;
+use crate::store::settings::StoreBackend;
 use anyhow::Context;
 use std::path::Path;
 use std::process::ExitCode;
@@ -74,7 +76,7 @@ pub async fn run(dir: &Path, base: &Config) -> anyhow::Result<ExitCode> {
             spec.real_account = Some(DEVNET_REAL.into());
             spec.vote.legacy_backend = true;
             spec.vote.proxy_type = Some("Governance".into());
-            config.pipeline.vote_mode = VoteModeSetting::Submit;
+            config.pipeline.vote_mode = VoteMode::Submit;
         }
         None => {
             println!(

@@ -1,9 +1,9 @@
 //! `cybergov dispatch [--network N]`: find ongoing referenda without a run and queue them, once.
 
-use crate::config::{Config, Secrets};
+use crate::config::Config;
 use crate::network::Network;
-use crate::pipeline::dispatch::dispatch;
-use crate::pipeline::handlers::Registry;
+use crate::secret::Secrets;
+use crate::wiring::Stages;
 use anyhow::Context;
 use std::process::ExitCode;
 
@@ -14,13 +14,16 @@ pub async fn run(
     network: Option<Network>,
 ) -> anyhow::Result<ExitCode> {
     let store = super::open_store(config, secrets)?;
-    let engine = crate::pipeline::open_engine(config, secrets, store, Registry::builtin(), true)
+    let engine = crate::wiring::open_engine(config, secrets, store, Stages::Builtin, true)
         .await
         .context("opening the job graph")?;
     let networks = network.map(|n| vec![n]);
-    let report = dispatch(&engine, networks.as_deref()).await?;
+    let report = crate::wiring::dispatch_once(config, &engine, networks.as_deref()).await?;
     for key in &report.started {
         println!("queued {} #{} run {}", key.network, key.referendum, key.run);
+    }
+    for (n, e) in &report.failed {
+        eprintln!("not dispatched on {n}: {e}");
     }
     for (n, r) in &report.already {
         println!("skipped {n} #{r}: it already has a run");

@@ -1,8 +1,9 @@
 //! `cybergov infer`: the three jurors and the tally for one referendum.
 
 use crate::cli::RunTarget;
-use crate::config::{Config, Secrets};
+use crate::config::Config;
 use crate::magi::jury::Jury;
+use crate::secret::Secrets;
 use crate::stages::infer::infer;
 use anyhow::Context;
 use std::process::ExitCode;
@@ -16,7 +17,15 @@ pub async fn run(
     let store = super::open_store(config, secrets)?;
     let jury = Jury::from_config(&config.magi, secrets, true).context("assembling the jury")?;
     let t = &target.target;
-    let outcome = infer(store.as_ref(), config, &jury, t.network, t.id, target.run).await?;
+    let outcome = infer(
+        store.as_ref(),
+        &config.infer_settings(),
+        &jury,
+        t.network,
+        t.id,
+        target.run,
+    )
+    .await?;
     print_outcome(&outcome, &store.location());
     Ok(ExitCode::SUCCESS)
 }

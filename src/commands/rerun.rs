@@ -1,9 +1,10 @@
 //! `cybergov rerun --network N --id ID [--from STAGE]`: run + 1, in the foreground.
 
 use crate::cli::{StageName, Target};
-use crate::config::{Config, Secrets};
-use crate::pipeline::handlers::Registry;
+use crate::config::Config;
 use crate::pipeline::rerun::start_rerun;
+use crate::secret::Secrets;
+use crate::wiring::Stages;
 use anyhow::Context;
 use clap::ValueEnum;
 use std::process::ExitCode;
@@ -16,10 +17,9 @@ pub async fn run(
     from: Option<StageName>,
 ) -> anyhow::Result<ExitCode> {
     let store = super::open_store(config, secrets)?;
-    let mut engine =
-        crate::pipeline::open_engine(config, secrets, store, Registry::builtin(), false)
-            .await
-            .context("opening the job graph")?;
+    let mut engine = crate::wiring::open_engine(config, secrets, store, Stages::Builtin, false)
+        .await
+        .context("opening the job graph")?;
     engine.ignore_delays = true;
     let from = from.and_then(|f| f.to_possible_value().map(|v| v.get_name().to_owned()));
     let (network, id) = (target.network, target.id);
@@ -37,5 +37,5 @@ pub async fn run(
     );
     let run = rerun.start.run;
     super::run::process_all(&engine, vec![rerun.start]).await?;
-    super::run::finish(&engine, network, id, run).await
+    super::run::finish(config, &engine, network, id, run).await
 }

@@ -1,34 +1,34 @@
 //! `cybergov run --network N --id ID`: one referendum through every stage, in the foreground.
 
 use crate::cli::Target;
-use crate::config::{Config, Secrets};
+use crate::config::Config;
 use crate::manifest::verify::verify_run;
 use crate::pipeline::engine::Engine;
-use crate::pipeline::handlers::Registry;
 use crate::pipeline::ledger::{RunState, StageKey, StageState};
+use crate::secret::Secrets;
+use crate::wiring::Stages;
 use anyhow::Context;
 use std::process::ExitCode;
 
 /// Runs (or resumes) the referendum's run and prints its status and verification.
 pub async fn run(config: &Config, secrets: &Secrets, target: &Target) -> anyhow::Result<ExitCode> {
     let store = super::open_store(config, secrets)?;
-    let mut engine =
-        crate::pipeline::open_engine(config, secrets, store, Registry::builtin(), false)
-            .await
-            .context("opening the job graph")?;
+    let mut engine = crate::wiring::open_engine(config, secrets, store, Stages::Builtin, false)
+        .await
+        .context("opening the job graph")?;
     engine.ignore_delays = true;
     let (network, id) = (target.network, target.id);
     let runs = engine.ledger.runs(Some(network), Some(id)).await?;
     let Some(last) = runs.last() else {
-        return run_new(&engine, target).await;
+        return run_new(config, &engine, target).await;
     };
     let run = u32::try_from(last.run)?;
     if last.state == RunState::Completed.as_str() {
         println!("{network} #{id}: run {run} already completed; `cybergov rerun` starts a new one");
-        return finish(&engine, network, id, run).await;
+        return finish(config, &engine, network, id, run).await;
     }
     if last.state != RunState::Active.as_str() {
-        return run_new(&engine, target).await;
+        return run_new(config, &engine, target).await;
     }
     println!("{network} #{id}: resuming run {run}");
     let mut pending = Vec::new();
@@ -42,18 +42,18 @@ pub async fn run(config: &Config, secrets: &Secrets, target: &Target) -> anyhow:
         }
     }
     process_all(&engine, pending).await?;
-    finish(&engine, network, id, run).await
+    finish(config, &engine, network, id, run).await
 }
 
 /// Starts the referendum's next run and takes it through every stage here.
-async fn run_new(engine: &Engine, target: &Target) -> anyhow::Result<ExitCode> {
+async fn run_new(config: &Config, engine: &Engine, target: &Target) -> anyhow::Result<ExitCode> {
     let (network, id) = (target.network, target.id);
     let key = engine
         .run_new(network, id, false)
         .await?
         .context("no run created")?;
     println!("{network} #{id}: run {}", key.run);
-    finish(engine, network, id, key.run).await
+    finish(config, engine, network, id, key.run).await
 }
 
 /// Processes `keys` in the foreground.
@@ -66,12 +66,20 @@ pub async fn process_all(engine: &Engine, keys: Vec<StageKey>) -> anyhow::Result
 
 /// Prints the run's status, verifies it when it completed; the exit code says whether it did.
 pub async fn finish(
+    config: &Config,
     engine: &Engine,
     network: crate::network::Network,
     id: u32,
     run: u32,
 ) -> anyhow::Result<ExitCode> {
-    super::status::print(engine, Some(network), Some(id)).await?;
+    super::status::print_status(
+        config,
+        &engine.ledger,
+        engine.store.as_ref(),
+        Some(network),
+        Some(id),
+    )
+    .await?;
     let stages = engine
         .ledger
         .stages(Some(network), Some(id), Some(run))
@@ -83,7 +91,7 @@ pub async fn finish(
         eprintln!("error: run {run} of {network} #{id} failed (see the error above)");
         return Ok(ExitCode::FAILURE);
     }
-    let report = verify_run(engine.services.store.as_ref(), network, id, Some(run)).await;
+    let report = verify_run(engine.store.as_ref(), network, id, Some(run)).await;
     println!("verification of run {run}:");
     for line in report.to_string().lines() {
         println!("  {line}");

@@ -1,8 +1,9 @@
 //! `cybergov serve`: the hourly dispatch and the stage workers, until SIGINT or SIGTERM.
 
-use crate::config::{Config, Secrets};
-use crate::pipeline::handlers::Registry;
+use crate::config::Config;
 use crate::pipeline::service::{Parts, serve};
+use crate::secret::Secrets;
+use crate::wiring::{DispatchTick, Stages, dispatch_settings};
 use anyhow::Context;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 pub async fn run(config: &Config, secrets: &Secrets) -> anyhow::Result<ExitCode> {
     let store = super::open_store(config, secrets)?;
     let location = store.location();
-    let engine = crate::pipeline::open_engine(config, secrets, store, Registry::builtin(), true)
+    let engine = crate::wiring::open_engine(config, secrets, store, Stages::Builtin, true)
         .await
         .context("starting the job graph")?;
     let engine = Arc::new(engine);
@@ -25,7 +26,7 @@ pub async fn run(config: &Config, secrets: &Secrets) -> anyhow::Result<ExitCode>
     serve(
         engine,
         Parts {
-            dispatch: true,
+            tick: Some(Arc::new(DispatchTick(dispatch_settings(config)))),
             workers: true,
         },
         shutdown_signal(),

@@ -1,11 +1,11 @@
 //! `cybergov status`: each referendum's runs — from the ledger, their stages, states,
 //! attempts, errors and artefact links; runs made outside the job graph from the store.
 
-use crate::config::{Config, Secrets};
+use crate::config::Config;
 use crate::network::Network;
-use crate::pipeline::engine::Engine;
 use crate::pipeline::ledger::Ledger;
 use crate::pipeline::report::{ReferendumStatus, render};
+use crate::secret::Secrets;
 use crate::store::ObjectStore;
 use crate::store::layout::ReferendumLayout;
 use std::collections::BTreeSet;
@@ -19,25 +19,9 @@ pub async fn run(
     id: Option<u32>,
 ) -> anyhow::Result<ExitCode> {
     let store = super::open_store(config, secrets)?;
-    let ledger = crate::pipeline::open_ledger(config).await?;
+    let ledger = crate::wiring::open_ledger(config).await?;
     print_status(config, &ledger, store.as_ref(), network, id).await?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// [`print_status`] with an engine's parts.
-pub async fn print(
-    engine: &Engine,
-    network: Option<Network>,
-    id: Option<u32>,
-) -> anyhow::Result<()> {
-    print_status(
-        &engine.services.config,
-        &engine.ledger,
-        engine.services.store.as_ref(),
-        network,
-        id,
-    )
-    .await
 }
 
 /// Prints the status of the selected referenda.

@@ -2,7 +2,8 @@
 //! public base URL), the vote on chain (through Sidecar), and optionally re-run the jurors.
 
 use crate::cli::RunTarget;
-use crate::config::{Config, Secrets};
+use crate::config::Config;
+use crate::secret::Secrets;
 use crate::store::SharedStore;
 use crate::verify::http::HttpStore;
 use crate::verify::{VerifyOptions, verify};

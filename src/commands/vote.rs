@@ -1,8 +1,9 @@
 //! `cybergov vote --network N --id ID [--run R] [--dry-run]`: cast a run's vote on chain.
 
 use crate::cli::RunTarget;
-use crate::config::{Config, Secrets};
-use crate::stages::vote::{VoteMode, VoteOutcome, vote_stage};
+use crate::config::Config;
+use crate::secret::Secrets;
+use crate::stages::vote::{VoteJob, VoteMode, VoteOutcome, vote_stage};
 use crate::store::layout::ReferendumLayout;
 use anyhow::{Context, bail};
 use std::process::ExitCode;
@@ -35,7 +36,16 @@ pub async fn run(
     } else {
         VoteMode::Submit
     };
-    let outcome = vote_stage(config, secrets, store.as_ref(), network, id, run, mode)
+    let job = VoteJob {
+        spec: config.network(network),
+        proxy_seed: secrets.proxy_seed.as_ref(),
+        network,
+        referendum: id,
+        run,
+        mode,
+        hooks: Default::default(),
+    };
+    let outcome = vote_stage(store.as_ref(), &job)
         .await
         .with_context(|| format!("voting on {network} referendum {id} run {run}"))?;
     match outcome {

@@ -4,7 +4,7 @@
 //! `x-ratelimit-reset`, or with `retry-after` for secondary limits).
 
 use super::DispatchInputs;
-use crate::runner::settings::GithubSettings;
+use crate::github::settings::GithubSettings;
 use crate::secret::Secret;
 use http::StatusCode;
 use http_body_util::BodyExt;

@@ -47,7 +47,7 @@ pub struct OpenAiModel {
 impl OpenAiModel {
     /// A client for `settings`.
     pub fn new(settings: OpenAiSettings) -> Result<Self, ModelError> {
-        let http = reqwest::Client::builder()
+        let http = crate::http::client_builder()
             .timeout(settings.timeout)
             .user_agent(concat!("cybergov/", env!("CARGO_PKG_VERSION")))
             .build()

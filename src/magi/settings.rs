@@ -3,7 +3,7 @@
 use super::candle::DeviceChoice;
 use super::models::DEFAULT_MODEL;
 use super::prompts::JURORS;
-use super::tally::TallyRule;
+use super::tally::{TallyConfig, TallyRule};
 use crate::network::Network;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -59,20 +59,6 @@ pub enum Backend {
     Candle,
     /// OpenAI-compatible HTTP endpoint.
     OpenAi,
-}
-
-/// `[magi.tally]`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TallyConfig {
-    /// The rule (recorded by id in vote.json).
-    pub rule: TallyRule,
-    /// Conviction (0–6) of a unanimous AYE/NAY.
-    pub conviction_unanimous: u8,
-    /// Conviction (0–6) of a majority AYE/NAY.
-    pub conviction_majority: u8,
-    /// Balance voted with, in planck, per network (decimal text).
-    pub balance: BTreeMap<Network, String>,
 }
 
 impl Default for MagiConfig {

@@ -1,14 +1,16 @@
 //! The tally: three votes in, one decision out, by a rule named in configuration.
 
 use crate::manifest::VoteKind;
+use crate::network::Network;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// How three juror votes become one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TallyRule {
     /// Unanimous → that vote; else two AYE (or two NAY) with no vote the other way → that vote;
-    /// else ABSTAIN. The default (DESIGN.md §7): a split jury does not spend delegated power.
+    /// else ABSTAIN. The default (docs/DESIGN.md §7): a split jury does not spend delegated power.
     MajorityWithoutOpposition,
     /// Two of three AYE or NAY → that vote, even against the third; else ABSTAIN.
     SimpleMajority,
@@ -140,9 +142,23 @@ impl VoteRecord {
     }
 }
 
+/// `[magi.tally]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TallyConfig {
+    /// The rule (recorded by id in vote.json).
+    pub rule: TallyRule,
+    /// Conviction (0–6) of a unanimous AYE/NAY.
+    pub conviction_unanimous: u8,
+    /// Conviction (0–6) of a majority AYE/NAY.
+    pub conviction_majority: u8,
+    /// Balance voted with, in planck, per network (decimal text).
+    pub balance: BTreeMap<Network, String>,
+}
+
 /// Tallies `jurors` under `config` for one run.
 pub fn tally(
-    config: &super::settings::TallyConfig,
+    config: &TallyConfig,
     network: crate::network::Network,
     referendum: u32,
     run: u32,

@@ -87,18 +87,27 @@ pub async fn publish(
         .put(&layout.run(manifest.run).key(&Artefact::Manifest), &bytes)
         .await?;
     let hash = Sha256Hash::of(&bytes);
-    // Never move latest.json backwards: republishing an older run must not hide a newer one.
-    let newer_exists = layout
-        .read_latest(store)
-        .await?
-        .is_some_and(|l| l.run > manifest.run);
-    if !newer_exists {
-        let latest = Latest {
-            run: manifest.run,
-            manifest_sha256: hash,
-        };
-        let json = serde_json::to_vec(&latest).expect("latest.json always serializes");
-        store.put_pointer(&layout.latest(), &json).await?;
-    }
+    point_latest(store, &layout, manifest.run, hash).await?;
     Ok(hash)
+}
+
+/// Points `latest.json` at `run` (whose manifest hashes to `hash`) unless a newer run is there
+/// already: latest.json never moves backwards, so republishing an older run cannot hide a newer
+/// one. Also what a retry calls after a crash between the manifest and the pointer.
+pub async fn point_latest(
+    store: &dyn ObjectStore,
+    layout: &ReferendumLayout,
+    run: u32,
+    hash: Sha256Hash,
+) -> Result<(), StoreError> {
+    let latest = layout.read_latest(store).await?;
+    if latest.is_some_and(|l| l.run > run || (l.run == run && l.manifest_sha256 == hash)) {
+        return Ok(());
+    }
+    let latest = Latest {
+        run,
+        manifest_sha256: hash,
+    };
+    let json = serde_json::to_vec(&latest).expect("latest.json always serializes");
+    store.put_pointer(&layout.latest(), &json).await
 }

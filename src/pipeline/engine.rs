@@ -9,20 +9,18 @@
 //! overdue row and queues it again.
 
 use super::graph::{ENTRY, Graph, GraphError};
-use super::handlers::{Registry, Services, StageError, hash_outputs};
+use super::handler::{Registry, StageError, hash_outputs};
 use super::ledger::{
     Claim, Entry, Handoff, Ledger, LedgerError, NewRun, StageKey, StageState, now_ms,
 };
 use super::queue::{Queue, QueueError};
+use super::settings::PipelineConfig;
 use crate::network::Network;
+use crate::store::SharedStore;
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-/// Test-only fault injection: the stage named here pauses (for an hour) after its work and
-/// before the ledger records it, so that a test can kill the worker at that point.
-pub const FAULT_PAUSE_VAR: &str = "CYBERGOV_FAULT_PAUSE";
 
 /// Errors of the engine.
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +54,10 @@ pub enum Mode {
 /// The engine of one worker process.
 #[derive(Debug)]
 pub struct Engine {
-    /// What handlers use.
-    pub services: Arc<Services>,
+    /// The artefact store (the engine hashes each stage's outputs there).
+    pub store: SharedStore,
+    /// The `[pipeline]` settings: leases, concurrency, polling, the dispatch schedule.
+    pub settings: PipelineConfig,
     /// The graph.
     pub graph: Graph,
     /// The handlers.
@@ -86,25 +86,25 @@ pub fn worker_name() -> String {
 impl Engine {
     /// An engine; checks the graph against the registry and the dead-worker timeout.
     pub fn new(
-        services: Arc<Services>,
+        store: SharedStore,
+        settings: PipelineConfig,
         graph: Graph,
         registry: Registry,
         ledger: Ledger,
         mode: Mode,
     ) -> Result<Self, EngineError> {
         graph.check_handlers(registry.names())?;
-        let pipeline = &services.config.pipeline;
-        graph.check_timeouts(pipeline.dead_worker_timeout_secs)?;
         Ok(Self {
-            lease: Duration::from_secs(pipeline.dead_worker_timeout_secs),
-            services,
+            lease: Duration::from_secs(settings.dead_worker_timeout_secs),
+            store,
+            settings,
             graph,
             registry,
             ledger,
             mode,
             owner: worker_name(),
             ignore_delays: false,
-            fault_pause: std::env::var(FAULT_PAUSE_VAR)
+            fault_pause: std::env::var(crate::env::FAULT_PAUSE_VAR)
                 .ok()
                 .filter(|v| !v.is_empty()),
             stopping: AtomicBool::new(false),
@@ -200,7 +200,7 @@ impl Engine {
         // Runs the store already holds (e.g. made by `cybergov infer` by hand) are not reused.
         let layout = crate::store::layout::ReferendumLayout::new(network, referendum);
         let store_next = layout
-            .runs(self.services.store.as_ref())
+            .runs(self.store.as_ref())
             .await
             .map_err(|e| LedgerError::Invalid(format!("listing runs in the store: {e}")))?
             .last()
@@ -250,11 +250,26 @@ impl Engine {
             };
             let attempt = match claim {
                 Claim::Claimed { attempt } => attempt,
-                Claim::NotDue { at } | Claim::Busy { until: at } => {
+                Claim::NotDue { at } => {
                     // In queue mode the queued job (or the sweeper) brings it back when due.
                     if matches!(self.mode, Mode::Foreground) {
                         let wait = u64::try_from(at - now_ms()).unwrap_or(0);
                         tokio::time::sleep(Duration::from_millis(wait + 10)).await;
+                        work.push_front((key, None));
+                    }
+                    continue;
+                }
+                Claim::Busy { until } => {
+                    // Another live worker runs it. In the foreground, look again every second:
+                    // its completion ends the wait at once, its death within a lease.
+                    if matches!(self.mode, Mode::Foreground) {
+                        let left = u64::try_from(until - now_ms()).unwrap_or(0);
+                        tracing::info!(
+                            %key,
+                            lease_left_ms = left,
+                            "another worker holds this stage; waiting for it to finish or for its lease to lapse"
+                        );
+                        tokio::time::sleep(Duration::from_millis(left.clamp(10, 1000))).await;
                         work.push_front((key, None));
                     }
                     continue;
@@ -274,17 +289,16 @@ impl Engine {
                 .get(&key.stage)
                 .expect("graph checked against the registry")
                 .clone();
-            let result =
-                match tokio::time::timeout(spec.timeout(), handler.run(&self.services, &key)).await
-                {
-                    Ok(r) => r,
-                    Err(_) => Err(StageError::Transient(format!(
-                        "timed out after {} s",
-                        spec.timeout_secs
-                    ))),
-                };
+            let run = tokio::time::timeout(spec.timeout(), handler.run(&key));
+            let result = match self.with_heartbeat(&key, run).await {
+                Ok(r) => r,
+                Err(_) => Err(StageError::Transient(format!(
+                    "timed out after {} s",
+                    spec.timeout_secs
+                ))),
+            };
             let result = match result {
-                Ok(done) => hash_outputs(self.services.store.as_ref(), &key, &done.outputs)
+                Ok(done) => hash_outputs(self.store.as_ref(), &key, &done.outputs)
                     .await
                     .map(|h| (done, h)),
                 Err(e) => Err(e),
@@ -367,6 +381,29 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Runs `work` while renewing this worker's claim on `key` every heartbeat, so the claim
+    /// outlives a long stage but expires within a dead-worker timeout of this worker dying.
+    async fn with_heartbeat<T>(&self, key: &StageKey, work: impl Future<Output = T>) -> T {
+        let every = Duration::from_secs(self.settings.heartbeat_secs);
+        let beat = async {
+            loop {
+                tokio::time::sleep(every).await;
+                match self.ledger.renew(key, &self.owner, self.lease).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(%key, "claim lost while the stage ran"),
+                    // A missed heartbeat is not fatal: the next one may succeed, and the lease
+                    // lasts two of them.
+                    Err(e) => tracing::warn!(%key, error = %e, "heartbeat failed"),
+                }
+            }
+        };
+        tokio::pin!(work);
+        tokio::select! {
+            out = &mut work => out,
+            _ = beat => unreachable!("the heartbeat loop never ends"),
+        }
     }
 
     /// Finds stages whose worker died (claim expired) or whose queue job was lost (overdue by

@@ -180,23 +180,6 @@ impl Graph {
         Ok(())
     }
 
-    /// Checks that every stage's timeout is below the dead-worker timeout, so a live worker's
-    /// claim never expires under it.
-    pub fn check_timeouts(&self, dead_worker_timeout_secs: u64) -> Result<(), GraphError> {
-        for (name, spec) in &self.stages {
-            if spec.timeout_secs >= dead_worker_timeout_secs {
-                return Err(GraphError::Invalid {
-                    stage: name.clone(),
-                    message: format!(
-                        "timeout_secs {} must be below pipeline.dead_worker_timeout_secs {dead_worker_timeout_secs}",
-                        spec.timeout_secs
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// Sets the delay of `stage`, if the graph has it.
     pub fn override_delay(&mut self, stage: &str, delay_secs: u64) {
         if let Some(s) = self.stages.get_mut(stage) {
@@ -212,15 +195,6 @@ impl Graph {
     /// Stage names in topological order, the entry first.
     pub fn order(&self) -> &[String] {
         &self.order
-    }
-
-    /// The longest stage timeout.
-    pub fn longest_timeout(&self) -> Duration {
-        self.stages
-            .values()
-            .map(StageSpec::timeout)
-            .max()
-            .unwrap_or_default()
     }
 }
 
@@ -295,10 +269,6 @@ mod tests {
             ["dispatch", "scrape", "augment", "infer", "vote", "comment"]
         );
         assert_eq!(g.stage("scrape").unwrap().delay_secs, 2 * 24 * 3600);
-        g.check_timeouts(
-            crate::pipeline::settings::PipelineConfig::default().dead_worker_timeout_secs,
-        )
-        .unwrap();
     }
 
     #[test]
@@ -337,8 +307,6 @@ mod tests {
         let g = Graph::parse(&format!("[stages.dispatch]\n{}", stage(&[])), "t").unwrap();
         let e = g.check_handlers(["scrape"]).unwrap_err().to_string();
         assert!(e.contains("\"dispatch\" has no handler"), "{e}");
-        assert!(g.check_timeouts(5).is_err());
-        g.check_timeouts(6).unwrap();
     }
 
     #[test]

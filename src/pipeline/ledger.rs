@@ -9,23 +9,20 @@
 //! at once, and a completed stage is never run again.
 
 use crate::network::Network;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
-use std::fmt;
-use std::str::FromStr;
+use db::{MIGRATIONS_TABLE, Statements};
+use sql::*;
+use sqlx::postgres::PgPool;
 use std::time::Duration;
 
-/// Table of applied ledger migrations (apart from apalis's own `_sqlx_migrations`).
-const MIGRATIONS_TABLE: &str = "_cybergov_migrations";
+use db::Arg;
+pub use db::Db;
+use rows::run_number;
+pub use rows::{Claim, RunRow, RunState, StageKey, StageRow, StageState, now_ms};
 
-/// A database connection pool: SQLite (embedded default) or PostgreSQL.
-#[derive(Clone, Debug)]
-pub enum Db {
-    /// SQLite.
-    Sqlite(SqlitePool),
-    /// PostgreSQL.
-    Postgres(PgPool),
-}
+#[macro_use]
+mod db;
+mod rows;
+mod sql;
 
 /// Errors of the ledger.
 #[derive(Debug, thiserror::Error)]
@@ -39,382 +36,17 @@ pub enum LedgerError {
     /// A row holds something this version does not understand.
     #[error("ledger row is invalid: {0}")]
     Invalid(String),
-}
-
-/// A bind argument of the SQL both databases share.
-#[derive(Clone, Copy, Debug)]
-enum Arg<'a> {
-    I(i64),
-    OptI(Option<i64>),
-    T(&'a str),
-    OptT(Option<&'a str>),
-}
-
-macro_rules! bind_all {
-    ($query:expr, $args:expr) => {{
-        let mut q = $query;
-        for a in $args {
-            q = match *a {
-                Arg::I(v) => q.bind(v),
-                Arg::OptI(v) => q.bind(v),
-                Arg::T(v) => q.bind(v),
-                Arg::OptT(v) => q.bind(v),
-            };
-        }
-        q
-    }};
-}
-
-/// Runs `sql` with `args` on `executor` (a pool or a transaction of either database) and
-/// returns the number of rows it changed.
-macro_rules! execute {
-    ($executor:expr, $sql:expr, $args:expr) => {
-        bind_all!(sqlx::query(sqlx::AssertSqlSafe($sql.to_owned())), $args)
-            .execute($executor)
-            .await?
-            .rows_affected()
-    };
-}
-
-/// Runs `sql` with `args` on `executor` and returns every row, decoded.
-macro_rules! fetch_all {
-    ($executor:expr, $sql:expr, $args:expr) => {
-        bind_all!(
-            sqlx::query_as::<_, T>(sqlx::AssertSqlSafe($sql.to_owned())),
-            $args
-        )
-        .fetch_all($executor)
-        .await?
-    };
-}
-
-impl Db {
-    /// Connects to `url` (`sqlite:…` or `postgres://…`).
-    pub async fn connect(url: &str) -> Result<Self, LedgerError> {
-        if url.starts_with("sqlite:") {
-            let opts = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(30));
-            // The embedded default lives in a folder that may not exist yet.
-            if let Some(parent) = opts.get_filename().parent()
-                && !parent.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
-            }
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
-                .connect_with(opts)
-                .await?;
-            Ok(Self::Sqlite(pool))
-        } else {
-            let pool = PgPoolOptions::new()
-                .max_connections(10)
-                .connect(url)
-                .await?;
-            Ok(Self::Postgres(pool))
-        }
-    }
-
-    /// `sqlite` or `postgres`, for people.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::Postgres(_) => "postgres",
-        }
-    }
-
-    async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64, LedgerError> {
-        Ok(match self {
-            Self::Sqlite(p) => execute!(p, sql, args),
-            Self::Postgres(p) => execute!(p, sql, args),
-        })
-    }
-
-    async fn fetch<T>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>, LedgerError>
-    where
-        T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
-    {
-        Ok(match self {
-            Self::Sqlite(p) => fetch_all!(p, sql, args),
-            Self::Postgres(p) => fetch_all!(p, sql, args),
-        })
-    }
-
-    /// Starts a transaction: what it writes becomes visible, and durable, at one commit, which
-    /// on PostgreSQL is one WAL flush instead of one per statement.
-    async fn begin(&self) -> Result<Tx, LedgerError> {
-        Ok(match self {
-            Self::Sqlite(p) => Tx::Sqlite(p.begin().await?),
-            Self::Postgres(p) => Tx::Postgres(p.begin().await?),
-        })
-    }
-}
-
-/// An open transaction of a [`Db`]; dropped without [`Tx::commit`], it rolls back.
-enum Tx {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
-}
-
-impl Tx {
-    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, LedgerError> {
-        Ok(match self {
-            Self::Sqlite(t) => execute!(&mut **t, sql, args),
-            Self::Postgres(t) => execute!(&mut **t, sql, args),
-        })
-    }
-
-    async fn fetch<T>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>, LedgerError>
-    where
-        T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
-    {
-        Ok(match self {
-            Self::Sqlite(t) => fetch_all!(&mut **t, sql, args),
-            Self::Postgres(t) => fetch_all!(&mut **t, sql, args),
-        })
-    }
-
-    async fn commit(self) -> Result<(), LedgerError> {
-        match self {
-            Self::Sqlite(t) => t.commit().await?,
-            Self::Postgres(t) => t.commit().await?,
-        }
-        Ok(())
-    }
-}
-
-/// The state of a stage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StageState {
-    /// Waiting until it is due.
-    Scheduled,
-    /// Claimed by a worker.
-    Running,
-    /// Done; its outputs are recorded.
-    Completed,
-    /// Failed for good; the run stops here.
-    Failed,
-    /// Failed with a transient error (or its worker was lost); due again later.
-    Retrying,
-    /// Not run in this run: its outputs were reused from an earlier run.
-    Skipped,
-}
-
-impl StageState {
-    /// The name stored in the ledger.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Scheduled => "scheduled",
-            Self::Running => "running",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Retrying => "retrying",
-            Self::Skipped => "skipped",
-        }
-    }
-
-    /// Whether the stage will not change any more.
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed | Self::Skipped)
-    }
-}
-
-impl fmt::Display for StageState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for StageState {
-    type Err = LedgerError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Self::Scheduled,
-            Self::Running,
-            Self::Completed,
-            Self::Failed,
-            Self::Retrying,
-            Self::Skipped,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
-        .ok_or_else(|| LedgerError::Invalid(format!("unknown stage state {s:?}")))
-    }
-}
-
-/// The state of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunState {
-    /// Some stage is still to run.
-    Active,
-    /// Every stage completed (or was reused).
-    Completed,
-    /// A stage failed for good.
-    Failed,
-}
-
-impl RunState {
-    /// The name stored in the ledger.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-/// Which stage of which run.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct StageKey {
-    /// The network.
-    pub network: Network,
-    /// The referendum.
-    pub referendum: u32,
-    /// The run (1-based).
-    pub run: u32,
-    /// The stage name.
-    pub stage: String,
-}
-
-impl StageKey {
-    /// The same run's stage `stage`.
-    pub fn with_stage(&self, stage: &str) -> Self {
-        Self {
-            stage: stage.to_owned(),
-            ..self.clone()
-        }
-    }
-}
-
-impl fmt::Display for StageKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} #{} run {} {}",
-            self.network, self.referendum, self.run, self.stage
-        )
-    }
-}
-
-/// One stage row, as stored.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
-pub struct StageRow {
-    /// Network name.
-    pub network: String,
-    /// Referendum.
-    pub referendum: i64,
-    /// Run.
-    pub run: i64,
-    /// Stage name.
-    pub stage: String,
-    /// State name ([`StageState`]).
-    pub state: String,
-    /// Tries started so far.
-    pub attempts: i64,
-    /// The last error, if any.
-    pub error: Option<String>,
-    /// JSON object: output name → SHA-256 hex.
-    pub outputs: Option<String>,
-    /// What the stage did (e.g. "already done", "reused from run 1").
-    pub note: Option<String>,
-    /// When it is (or was) due.
-    pub due_at: i64,
-    /// When the row was written.
-    pub created_at: i64,
-    /// When the last try started.
-    pub started_at: Option<i64>,
-    /// When it reached a final state.
-    pub finished_at: Option<i64>,
-    /// The worker holding the claim.
-    pub lease_owner: Option<String>,
-    /// When that claim expires.
-    pub lease_expires_at: Option<i64>,
-}
-
-impl StageRow {
-    /// The parsed state.
-    pub fn state(&self) -> Result<StageState, LedgerError> {
-        self.state.parse()
-    }
-
-    /// The key.
-    pub fn key(&self) -> Result<StageKey, LedgerError> {
-        Ok(StageKey {
-            network: self
-                .network
-                .parse()
-                .map_err(|e: crate::network::UnknownNetwork| LedgerError::Invalid(e.to_string()))?,
-            referendum: u32::try_from(self.referendum)
-                .map_err(|_| LedgerError::Invalid(format!("referendum {}", self.referendum)))?,
-            run: u32::try_from(self.run)
-                .map_err(|_| LedgerError::Invalid(format!("run {}", self.run)))?,
-            stage: self.stage.clone(),
-        })
-    }
-}
-
-/// One run row, as stored.
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
-pub struct RunRow {
-    /// Network name.
-    pub network: String,
-    /// Referendum.
-    pub referendum: i64,
-    /// Run.
-    pub run: i64,
-    /// State name ([`RunState`]).
-    pub state: String,
-    /// The run this one re-does, if it is a rerun.
-    pub previous_run: Option<i64>,
-    /// The stage a rerun started from.
-    pub from_stage: Option<String>,
-    /// When the run was created.
-    pub created_at: i64,
-    /// When it completed or failed.
-    pub finished_at: Option<i64>,
-}
-
-/// What a claim attempt found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Claim {
-    /// Claimed: this is try number `attempt`.
-    Claimed {
-        /// 1-based try number.
-        attempt: u32,
+    /// The SQLite file exists but is not a ledger: empty (truncated) or another kind of file.
+    /// Opening it would silently start a new, empty ledger over the old one's runs.
+    #[error(
+        "{path} is {what}, not a cybergov ledger: refusing to start a new ledger over it (move it away to start afresh)"
+    )]
+    NotALedger {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What it is instead.
+        what: &'static str,
     },
-    /// Already in a final state: nothing to do.
-    Final(StageState),
-    /// Another worker holds a live claim until this time (ms).
-    Busy {
-        /// Claim expiry, Unix ms.
-        until: i64,
-    },
-    /// Not due before this time (ms).
-    NotDue {
-        /// Unix ms.
-        at: i64,
-    },
-    /// The ledger has no such stage.
-    Missing,
-}
-
-/// Now, as Unix milliseconds.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-const KEY_WHERE: &str = "network = $1 AND referendum = $2 AND run = $3 AND stage = $4";
-
-fn key_args(key: &StageKey) -> [Arg<'_>; 4] {
-    [
-        Arg::T(key.network.as_str()),
-        Arg::I(i64::from(key.referendum)),
-        Arg::I(i64::from(key.run)),
-        Arg::T(&key.stage),
-    ]
 }
 
 /// The ledger.
@@ -538,6 +170,39 @@ impl Ledger {
     }
 
     /// Tries to claim `key` for `owner` for `lease` (see the module documentation).
+    /// Extends `owner`'s claim on running stage `key` to `lease` from now: the heartbeat of a
+    /// live worker. `false` when the claim is no longer `owner`'s (it expired and another
+    /// worker took the stage over).
+    pub async fn renew(
+        &self,
+        key: &StageKey,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, LedgerError> {
+        let k = key_args(key);
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let changed = self
+            .db
+            .execute(
+                &format!(
+                    "UPDATE cybergov_stages SET lease_expires_at = $5 \
+                     WHERE {KEY_WHERE} AND state = $6 AND lease_owner = $7"
+                ),
+                &[
+                    k[0],
+                    k[1],
+                    k[2],
+                    k[3],
+                    Arg::I(now_ms().saturating_add(lease_ms)),
+                    Arg::T(StageState::Running.as_str()),
+                    Arg::T(owner),
+                ],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    /// The claim `owner` may take on `key` (see the module documentation).
     pub async fn claim(
         &self,
         key: &StageKey,
@@ -910,85 +575,6 @@ pub struct Completion {
     pub run_completed: bool,
 }
 
-/// Where a statement runs: on the pool (a commit of its own) or in an open transaction.
-trait Statements {
-    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, LedgerError>;
-}
-
-impl Statements for &Db {
-    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, LedgerError> {
-        Db::execute(self, sql, args).await
-    }
-}
-
-impl Statements for Tx {
-    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, LedgerError> {
-        Tx::execute(self, sql, args).await
-    }
-}
-
-/// `$first, $first+1, …`: `n` placeholders.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A run number from the database.
-fn run_number(run: i64) -> Result<u32, LedgerError> {
-    u32::try_from(run).map_err(|_| LedgerError::Invalid(format!("run number {run}")))
-}
-
-/// Inserts the next run of `$1` (network) #`$2` (referendum): one after its last run, or `$3`
-/// if that is higher; state `$4`, previous run `$5`, from stage `$6`, created at `$7`. With
-/// `$8` = 1, only if it has no run at all. Inserts nothing on a conflict (a concurrent creator
-/// took the number). Returns the run.
-const INSERT_RUN: &str = "INSERT INTO cybergov_runs \
-     (network, referendum, run, state, previous_run, from_stage, created_at) \
-     SELECT $1, $2, CASE WHEN COALESCE(last, 0) + 1 < $3 THEN $3 ELSE COALESCE(last, 0) + 1 END, \
-     $4, $5, $6, $7 \
-     FROM (SELECT MAX(run) AS last, COUNT(*) AS n FROM cybergov_runs \
-     WHERE network = $1 AND referendum = $2) AS prev \
-     WHERE $8 = 0 OR n = 0 \
-     ON CONFLICT DO NOTHING RETURNING run";
-
-/// The columns of a new stage row after its key ([`new_stage_args`] gives their values).
-const NEW_STAGE_COLUMNS: &str =
-    "state, attempts, due_at, created_at, started_at, lease_owner, lease_expires_at";
-
-/// How many [`NEW_STAGE_COLUMNS`] there are.
-const NEW_STAGE_ARGS: usize = 7;
-
-/// The values of [`NEW_STAGE_COLUMNS`] for a stage due at `due_at`: scheduled, or already
-/// running as attempt 1 with a claim by `claimed_by`'s owner for its lease.
-fn new_stage_args(due_at: i64, claimed_by: Option<(&str, Duration)>) -> [Arg<'_>; NEW_STAGE_ARGS] {
-    let now = now_ms();
-    match claimed_by {
-        None => [
-            Arg::T(StageState::Scheduled.as_str()),
-            Arg::I(0),
-            Arg::I(due_at),
-            Arg::I(now),
-            Arg::OptI(None),
-            Arg::OptT(None),
-            Arg::OptI(None),
-        ],
-        Some((owner, lease)) => {
-            let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
-            [
-                Arg::T(StageState::Running.as_str()),
-                Arg::I(1),
-                Arg::I(due_at),
-                Arg::I(now),
-                Arg::OptI(Some(now)),
-                Arg::OptT(Some(owner)),
-                Arg::OptI(Some(now.saturating_add(lease_ms))),
-            ]
-        }
-    }
-}
-
 /// Writes `key`'s row due at `due_at` ([`new_stage_args`]). A row that exists is kept.
 /// Returns whether the row was written.
 async fn insert_stage(
@@ -1005,29 +591,6 @@ async fn insert_stage(
     let mut args = key_args(key).to_vec();
     args.extend(new_stage_args(due_at, claimed_by));
     Ok(on.execute(&sql, &args).await? == 1)
-}
-
-/// The statement that ends `owner`'s claim on running stage `key`, setting `set` (SQL
-/// assignments whose placeholders start at `$5`, bound to `values`), and its arguments. It
-/// changes nothing when `owner` no longer holds the claim (it expired and another worker took
-/// the stage over), so the caller records nothing.
-fn release_statement<'a>(
-    key: &'a StageKey,
-    owner: &'a str,
-    set: &str,
-    values: &[Arg<'a>],
-) -> (String, Vec<Arg<'a>>) {
-    let state_at = 5 + values.len();
-    let sql = format!(
-        "UPDATE cybergov_stages SET {set}, lease_owner = NULL, lease_expires_at = NULL \
-         WHERE {KEY_WHERE} AND state = ${state_at} AND lease_owner = ${}",
-        state_at + 1
-    );
-    let mut args = key_args(key).to_vec();
-    args.extend(values.iter().copied());
-    args.push(Arg::T(StageState::Running.as_str()));
-    args.push(Arg::T(owner));
-    (sql, args)
 }
 
 /// Runs [`release_statement`]; whether the claim was still `owner`'s.
@@ -1102,65 +665,4 @@ async fn complete_in_one_statement(
             .collect(),
         run_completed: done.finished == 1,
     }))
-}
-
-/// Ends the run of `$1` (network) #`$2` (referendum) run `$3` in state `$first` at time
-/// `$first+1`, if it is still active (`$first+2`) and `condition` holds ([`end_run_values`]).
-fn end_run_sql(first: usize, condition: &str) -> String {
-    format!(
-        "UPDATE cybergov_runs SET state = ${first}, finished_at = ${} \
-         WHERE network = $1 AND referendum = $2 AND run = $3 AND state = ${}{condition}",
-        first + 1,
-        first + 2
-    )
-}
-
-/// The values of [`end_run_sql`]'s own placeholders, ending it in `state`.
-fn end_run_values(state: RunState) -> [Arg<'static>; 3] {
-    [
-        Arg::T(state.as_str()),
-        Arg::I(now_ms()),
-        Arg::T(RunState::Active.as_str()),
-    ]
-}
-
-/// Completes the run of `$1`–`$3` ([`end_run_sql`]) if every stage of it (but `$4`, the one
-/// being completed, when `but_this_stage`) is completed or skipped. Its own placeholders start
-/// at `$first` ([`finish_if_done_values`]).
-fn finish_if_done_sql(first: usize, but_this_stage: bool) -> String {
-    end_run_sql(
-        first,
-        &format!(
-            " AND NOT EXISTS (SELECT 1 FROM cybergov_stages s \
-             WHERE s.network = $1 AND s.referendum = $2 AND s.run = $3{} \
-             AND s.state NOT IN (${}, ${}))",
-            if but_this_stage {
-                " AND s.stage <> $4"
-            } else {
-                ""
-            },
-            first + 3,
-            first + 4
-        ),
-    )
-}
-
-/// The values of [`finish_if_done_sql`]'s own placeholders.
-fn finish_if_done_values() -> Vec<Arg<'static>> {
-    let mut values = end_run_values(RunState::Completed).to_vec();
-    values.push(Arg::T(StageState::Completed.as_str()));
-    values.push(Arg::T(StageState::Skipped.as_str()));
-    values
-}
-
-/// `key`'s run (`$1`–`$3`), then `values`: the arguments of a statement on the run.
-fn run_args<'a>(key: &'a StageKey, values: &[Arg<'a>]) -> Vec<Arg<'a>> {
-    let mut args = key_args(key)[..3].to_vec();
-    args.extend_from_slice(values);
-    args
-}
-
-/// The arguments of `finish_if_done_sql(4, false)` for `key`'s run.
-fn finish_if_done_args(key: &StageKey) -> Vec<Arg<'_>> {
-    run_args(key, &finish_if_done_values())
 }

@@ -65,7 +65,7 @@ pub async fn start_rerun(
         return Err(RerunError::UnknownStage(from.to_owned(), order.join(", ")));
     };
     let layout = ReferendumLayout::new(network, referendum);
-    let store = engine.services.store.as_ref();
+    let store = engine.store.as_ref();
     let ledger_last = engine
         .ledger
         .runs(Some(network), Some(referendum))

@@ -5,12 +5,11 @@
 //! fetching and let the stages in flight finish; anything not finished stays in the ledger and
 //! the queue and runs again in the next worker.
 
-use super::dispatch::dispatch;
 use super::engine::{Engine, Mode};
 use super::ledger::StageKey;
 use super::queue::{EveryInterval, Queue};
 use apalis::prelude::{BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
-use apalis_cron::{CronScheduler, Tick};
+use apalis_cron::CronScheduler;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,23 +41,34 @@ async fn handle_stage(key: StageKey, engine: Data<Arc<Engine>>) -> Result<(), Bo
         .map_err(|e| Box::new(e) as BoxDynError)
 }
 
-async fn handle_tick(_tick: Tick, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
-    let report = dispatch(&engine, None)
-        .await
-        .map_err(|e| Box::new(e) as BoxDynError)?;
-    tracing::info!(
-        started = report.started.len(),
-        already = report.already.len(),
-        "hourly dispatch"
-    );
+/// What the service does on each tick of its schedule (`pipeline.dispatch_cron`): for
+/// cybergov, the hourly dispatch (`crate::wiring::DispatchTick`). The framework knows only that
+/// it is work to do on a schedule.
+#[async_trait::async_trait]
+pub trait Tick: Send + Sync + std::fmt::Debug {
+    /// Does the work once; the answer is logged.
+    async fn tick(&self, engine: Arc<Engine>) -> Result<String, BoxDynError>;
+}
+
+/// What the cron worker holds: the engine and the work to do on each tick.
+#[derive(Clone)]
+struct Scheduled {
+    engine: Arc<Engine>,
+    tick: Arc<dyn Tick>,
+}
+
+async fn handle_tick(_tick: apalis_cron::Tick, job: Data<Scheduled>) -> Result<(), BoxDynError> {
+    let Scheduled { engine, tick } = (*job).clone();
+    let summary = tick.tick(engine).await?;
+    tracing::info!(%summary, "scheduled tick");
     Ok(())
 }
 
 /// Which parts of the service run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Parts {
-    /// The cron dispatch.
-    pub dispatch: bool,
+    /// The scheduled work (the hourly dispatch), if any.
+    pub tick: Option<Arc<dyn Tick>>,
     /// The stage workers and the sweeper.
     pub workers: bool,
 }
@@ -72,7 +82,7 @@ pub async fn serve(
     let Mode::Queue(queue) = engine.mode.clone() else {
         return Err(ServiceError::NoQueue);
     };
-    let pipeline = engine.services.config.pipeline.clone();
+    let pipeline = engine.settings.clone();
     let (tx, rx) = watch::channel(false);
     let stopped = {
         let rx = rx.clone();
@@ -135,18 +145,21 @@ pub async fn serve(
         });
     }
 
-    if parts.dispatch {
+    if let Some(tick) = parts.tick {
         let schedule: cron::Schedule = pipeline
             .dispatch_cron
             .parse()
             .map_err(|e: cron::error::Error| ServiceError::Cron(e.to_string()))?;
         let name = format!("dispatch-{}", engine.owner);
-        let eng = engine.clone();
+        let job = Scheduled {
+            engine: engine.clone(),
+            tick,
+        };
         let stop = stopped();
         tasks.spawn(async move {
             WorkerBuilder::new(name.as_str())
                 .backend(CronScheduler::new(schedule))
-                .data(eng)
+                .data(job)
                 .build(handle_tick)
                 .run_until(stop)
                 .await

@@ -11,10 +11,13 @@ pub struct PipelineConfig {
     pub graph: Option<PathBuf>,
     /// Stages one worker process runs at the same time.
     pub concurrency: u32,
-    /// How long a claimed stage stays claimed without its worker finishing it. A stage whose
-    /// claim is older is taken to belong to a dead worker and runs again elsewhere; so it must
-    /// exceed every stage's `timeout_secs` (checked at start-up).
+    /// How long a worker may stay silent before its stage is taken to belong to a dead worker
+    /// and runs again elsewhere. A live worker renews its claim every `heartbeat_secs` while the
+    /// stage runs, so this can be short whatever the stage's `timeout_secs`.
     pub dead_worker_timeout_secs: u64,
+    /// How often a worker renews the claim of the stage it runs, in seconds: at most half of
+    /// `dead_worker_timeout_secs`, so one late renewal never loses a live claim.
+    pub heartbeat_secs: u64,
     /// Overrides the graph's `scrape` delay (seconds after a referendum appears); unset: the
     /// graph's value (2 days in the bundled graph).
     pub scrape_delay_secs: Option<u64>,
@@ -25,16 +28,16 @@ pub struct PipelineConfig {
     /// delay), in milliseconds. Successors that are due at once never wait for it.
     pub poll_interval_ms: u64,
     /// `dry-run` (build the vote, submit nothing) or `submit`.
-    pub vote_mode: VoteModeSetting,
+    pub vote_mode: VoteMode,
 }
 
-/// How the vote stage casts votes.
+/// How the vote stage casts votes (`pipeline.vote_mode`, and `cybergov vote --dry-run`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum VoteModeSetting {
-    /// Build and check the vote, submit nothing.
+pub enum VoteMode {
+    /// Build, sign and estimate the vote; send nothing, write nothing.
     DryRun,
-    /// Submit it on chain.
+    /// Send it, wait, check, write the receipt.
     Submit,
 }
 
@@ -43,12 +46,13 @@ impl Default for PipelineConfig {
         Self {
             graph: None,
             concurrency: 2,
-            // Longer than the slowest stage's timeout in the bundled graph (infer, 1 h).
-            dead_worker_timeout_secs: 4200,
+            // A killed worker's stage runs elsewhere within half a minute.
+            dead_worker_timeout_secs: 30,
+            heartbeat_secs: 10,
             scrape_delay_secs: None,
             dispatch_cron: "0 0 * * * *".into(),
             poll_interval_ms: 1000,
-            vote_mode: VoteModeSetting::DryRun,
+            vote_mode: VoteMode::DryRun,
         }
     }
 }
@@ -63,6 +67,15 @@ impl PipelineConfig {
             return Err((
                 "pipeline.dead_worker_timeout_secs".into(),
                 "must be at least 1".into(),
+            ));
+        }
+        if self.heartbeat_secs == 0 || self.heartbeat_secs * 2 > self.dead_worker_timeout_secs {
+            return Err((
+                "pipeline.heartbeat_secs".into(),
+                format!(
+                    "{} s: must be at least 1 and at most half of pipeline.dead_worker_timeout_secs ({} s)",
+                    self.heartbeat_secs, self.dead_worker_timeout_secs
+                ),
             ));
         }
         if self.poll_interval_ms == 0 {

@@ -4,15 +4,19 @@
 //! stored is not run again (its record is reused), vote.json is re-derived (same bytes → no-op),
 //! and a run whose manifest exists is done.
 
-use crate::config::Config;
+pub mod runner;
+
+use super::provenance::ProvenanceConfig;
 use crate::hash::Sha256Hash;
 use crate::magi::juror::{JurorRecord, deliberate};
 use crate::magi::jury::Jury;
 use crate::magi::model::ModelError;
-use crate::magi::tally::{JurorVote, VoteRecord, tally};
-use crate::manifest::publish::{PublishError, publish};
+use crate::magi::tally::{JurorVote, TallyConfig, VoteRecord, tally};
+use crate::manifest::publish::{PublishError, point_latest, publish};
 use crate::manifest::{ArtefactRef, Manifest, ModelRecord, SCHEMA_V1, previous_manifest};
 use crate::network::Network;
+use crate::records::augment::AugmentRecord;
+use crate::retry::Transient;
 use crate::store::layout::{Artefact, ReferendumLayout, RunLayout};
 use crate::store::{ObjectStore, StoreError};
 
@@ -80,11 +84,7 @@ async fn get_optional(
     run: &RunLayout,
     a: &Artefact,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    match store.get(&run.key(a)).await {
-        Ok(b) => Ok(Some(b)),
-        Err(StoreError::NotFound(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
+    store.get_optional(&run.key(a)).await
 }
 
 /// Picks the run to infer on: `run` if given, else the newest run in the store.
@@ -108,10 +108,20 @@ pub async fn pick_run(
     }
 }
 
+/// What the infer stage needs besides the jury: the tally's rule and what the manifest records
+/// about the code that produced it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InferSettings {
+    /// `[magi.tally]`.
+    pub tally: TallyConfig,
+    /// `[provenance]`.
+    pub provenance: ProvenanceConfig,
+}
+
 /// Runs the stage for `network` #`referendum`, run `run` (default: the newest).
 pub async fn infer(
     store: &dyn ObjectStore,
-    config: &Config,
+    settings: &InferSettings,
     jury: &Jury,
     network: Network,
     referendum: u32,
@@ -120,50 +130,52 @@ pub async fn infer(
     let started_at = super::provenance::utc_now();
     let run = pick_run(store, network, referendum, run).await?;
     let layout = ReferendumLayout::new(network, referendum);
-    let rl = layout.run(run);
+    let run_layout = layout.run(run);
 
-    if let Some(bytes) = get_optional(store, &rl, &Artefact::Manifest).await? {
+    if let Some(bytes) = get_optional(store, &run_layout, &Artefact::Manifest).await? {
         let manifest =
             Manifest::from_canonical_bytes(&bytes).map_err(|e| InferError::Malformed {
-                key: rl.key(&Artefact::Manifest).to_string(),
+                key: run_layout.key(&Artefact::Manifest).to_string(),
                 message: e.to_string(),
             })?;
+        // A crash between the manifest and latest.json leaves the pointer behind: repair it.
+        let manifest_sha256 = Sha256Hash::of(&bytes);
+        point_latest(store, &layout, run, manifest_sha256).await?;
         return Ok(InferOutcome {
             run,
-            manifest_sha256: Sha256Hash::of(&bytes),
+            manifest_sha256,
             manifest,
             already_done: true,
         });
     }
 
-    let content_bytes =
-        get_optional(store, &rl, &Artefact::Content)
-            .await?
-            .ok_or(InferError::NoContent {
-                network,
-                referendum,
-                run,
-            })?;
+    let content_bytes = get_optional(store, &run_layout, &Artefact::Content)
+        .await?
+        .ok_or(InferError::NoContent {
+            network,
+            referendum,
+            run,
+        })?;
     let content = String::from_utf8(content_bytes.clone()).map_err(|_| InferError::Malformed {
-        key: rl.key(&Artefact::Content).to_string(),
+        key: run_layout.key(&Artefact::Content).to_string(),
         message: "not UTF-8".into(),
     })?;
     let mut inputs = Vec::new();
     let mut forced_abstain = None;
     for a in [Artefact::RawSubsquare, Artefact::Content, Artefact::Augment] {
-        let Some(bytes) = get_optional(store, &rl, &a).await? else {
+        let Some(bytes) = get_optional(store, &run_layout, &a).await? else {
             continue;
         };
         if a == Artefact::Augment {
             forced_abstain =
                 forced_abstain_reason(&bytes).map_err(|message| InferError::Malformed {
-                    key: rl.key(&a).to_string(),
+                    key: run_layout.key(&a).to_string(),
                     message,
                 })?;
         }
         inputs.push(ArtefactRef::describe(
             a.file_name(),
-            rl.key(&a).as_str(),
+            run_layout.key(&a).as_str(),
             &bytes,
         ));
     }
@@ -173,7 +185,7 @@ pub async fn infer(
     let mut votes = Vec::new();
     for (name, model) in &jury.members {
         let artefact = Artefact::Juror(name.clone());
-        let key = rl.key(&artefact);
+        let key = run_layout.key(&artefact);
         // The manifest lists the bytes as stored, never a re-serialization of them.
         let (record, bytes) = match store.get(&key).await {
             Ok(bytes) => {
@@ -228,7 +240,7 @@ pub async fn infer(
     }
 
     let vote: VoteRecord = tally(
-        &config.magi.tally,
+        &settings.tally,
         network,
         referendum,
         run,
@@ -236,10 +248,12 @@ pub async fn infer(
         forced_abstain,
     );
     let vote_bytes = vote.to_bytes();
-    store.put(&rl.key(&Artefact::Vote), &vote_bytes).await?;
+    store
+        .put(&run_layout.key(&Artefact::Vote), &vote_bytes)
+        .await?;
     outputs.push(ArtefactRef::describe(
         Artefact::Vote.file_name(),
-        rl.key(&Artefact::Vote).as_str(),
+        run_layout.key(&Artefact::Vote).as_str(),
         &vote_bytes,
     ));
 
@@ -248,7 +262,7 @@ pub async fn infer(
         network,
         referendum,
         run,
-        provenance: super::provenance::provenance(&config.provenance, started_at),
+        provenance: super::provenance::provenance(&settings.provenance, started_at),
         models,
         inputs,
         outputs,
@@ -268,15 +282,19 @@ pub async fn infer(
     })
 }
 
-/// The augmentation policy's forced-abstain reason, from augment.json's top-level
-/// `force_abstain` (a reason string, or null/absent).
+/// The augmentation policy's forced-abstain reason, read through augment.json's own record type
+/// (the one the augment stage writes), so the two stages cannot disagree on its shape.
 fn forced_abstain_reason(augment_json: &[u8]) -> Result<Option<String>, String> {
-    let v: serde_json::Value = serde_json::from_slice(augment_json).map_err(|e| e.to_string())?;
-    match &v["force_abstain"] {
-        serde_json::Value::Null => Ok(None),
-        serde_json::Value::String(s) => Ok(Some(s.clone())),
-        other => Err(format!(
-            "force_abstain should be a reason or null, found {other}"
-        )),
+    let record: AugmentRecord = serde_json::from_slice(augment_json).map_err(|e| e.to_string())?;
+    Ok(record.abstain.map(|decision| decision.reason))
+}
+
+impl Transient for InferError {
+    fn is_transient(&self) -> bool {
+        match self {
+            InferError::Store(e) => e.is_transient(),
+            InferError::Juror { .. } => true,
+            _ => false,
+        }
     }
 }

@@ -1,7 +1,17 @@
 //! What a manifest records about where and from what code it was produced.
 
-use crate::config::ProvenanceConfig;
 use crate::manifest::Provenance;
+use serde::{Deserialize, Serialize};
+
+/// Provenance settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvenanceConfig {
+    /// Repository URL of the code that runs.
+    pub repository: String,
+    /// Git commit of the code that runs; unset: the commit cybergov was built from.
+    pub commit: Option<String>,
+}
 
 /// The commit cybergov was built from (`unknown` outside a git checkout).
 pub const BUILD_COMMIT: &str = env!("CYBERGOV_BUILD_COMMIT");

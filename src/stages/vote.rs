@@ -19,19 +19,19 @@
 use crate::account::AccountId;
 use crate::chain::call::{AccountVote, VoteCall, VoteInputError};
 use crate::chain::outcome::{self, Failure};
-use crate::chain::receipt::{
-    RECEIPT_SCHEMA, Receipt, ReceiptError, SUBMISSION_SCHEMA, Submission, TransportKind,
-};
+use crate::chain::receipt::{RECEIPT_SCHEMA, Receipt, ReceiptError, SUBMISSION_SCHEMA, Submission};
 use crate::chain::transport::{Included, ReferendumStatus, Transport, TransportError};
 use crate::chain::tx::{self, DecodedTx, TxError};
 use crate::chain::value::Value;
 use crate::chain::{self, Inclusion, remark_text};
-use crate::config::{Config, Secrets};
 use crate::hash::Sha256Hash;
 use crate::magi::tally::VoteRecord;
 use crate::manifest::Manifest;
 use crate::manifest::verify::verify_run;
+use crate::network::TransportKind;
 use crate::network::{Network, NetworkSpec};
+pub use crate::pipeline::settings::VoteMode;
+use crate::secret::Secret;
 use crate::store::layout::{Artefact, ReferendumLayout, RunLayout};
 use crate::store::{ObjectStore, StoreError};
 use crate::subsquare::sima;
@@ -39,15 +39,6 @@ use std::fmt;
 use std::time::Duration;
 use subxt::utils::H256;
 use subxt_signer::sr25519::Keypair;
-
-/// Whether to send the vote.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VoteMode {
-    /// Build, sign and estimate; send nothing, write nothing.
-    DryRun,
-    /// Send, wait, check, write the receipt.
-    Submit,
-}
 
 /// What the stage did.
 // Unboxed on purpose: the job graph matches on `DryRun(VotePlan)`, and one outcome per stage
@@ -254,9 +245,7 @@ impl VoteError {
         match self {
             VoteError::Transport(e) => matches!(e, TransportError::Unavailable { .. }),
             VoteError::NotIncluded { .. } | VoteError::Interrupted { .. } => true,
-            VoteError::Store(e) => {
-                !matches!(e, StoreError::Conflict { .. } | StoreError::InvalidKey(_))
-            }
+            VoteError::Store(e) => crate::retry::Transient::is_transient(e),
             _ => false,
         }
     }
@@ -278,61 +267,61 @@ pub struct StageHooks {
     pub stop_after_submit: bool,
 }
 
-/// Runs the vote stage for one run. See the module documentation for the order of checks.
-pub async fn vote_stage(
-    config: &Config,
-    secrets: &Secrets,
-    store: &dyn ObjectStore,
-    network: Network,
-    referendum: u32,
-    run: u32,
-    mode: VoteMode,
-) -> Result<VoteOutcome, VoteError> {
-    vote_stage_with(
-        config,
-        secrets,
-        store,
-        network,
-        referendum,
-        run,
-        mode,
-        &StageHooks::default(),
-    )
-    .await
-}
-
 /// Everything about the vote that does not need the chain.
 struct Prepared {
-    rl: RunLayout,
+    run_layout: RunLayout,
     manifest_sha256: Sha256Hash,
     call: VoteCall,
     keypair: Keypair,
     signer: AccountId,
 }
 
-/// [`vote_stage`] with [`StageHooks`].
-#[allow(clippy::too_many_arguments)]
-pub async fn vote_stage_with(
-    config: &Config,
-    secrets: &Secrets,
+/// One vote to cast: whose, on which run, how.
+#[derive(Clone, Debug)]
+pub struct VoteJob<'a> {
+    /// The network's spec (endpoints, real account, proxy type, tracks).
+    pub spec: &'a NetworkSpec,
+    /// The proxy account's key (`CYBERGOV_PROXY_SEED`).
+    pub proxy_seed: Option<&'a Secret>,
+    /// The network.
+    pub network: Network,
+    /// The referendum.
+    pub referendum: u32,
+    /// The run whose manifest is voted with.
+    pub run: u32,
+    /// Submit, or only show what would be submitted.
+    pub mode: VoteMode,
+    /// Drills and tests; production uses the default.
+    pub hooks: StageHooks,
+}
+
+/// Runs the vote stage for one run. See the module documentation for the order of checks.
+pub async fn vote_stage(
     store: &dyn ObjectStore,
-    network: Network,
-    referendum: u32,
-    run: u32,
-    mode: VoteMode,
-    hooks: &StageHooks,
+    job: &VoteJob<'_>,
 ) -> Result<VoteOutcome, VoteError> {
-    let spec = config.network(network);
-    let rl = ReferendumLayout::new(network, referendum).run(run);
-    if let Some(receipt) = Receipt::read(store, &rl).await? {
+    let VoteJob {
+        spec,
+        proxy_seed,
+        network,
+        referendum,
+        run,
+        mode,
+        ref hooks,
+    } = *job;
+    let run_layout = ReferendumLayout::new(network, referendum).run(run);
+    if let Some(receipt) = Receipt::read(store, &run_layout).await? {
         return Ok(VoteOutcome::AlreadyDone(receipt));
     }
-    let p = prepare(spec, secrets, store, network, referendum, run, rl).await?;
+    let p = prepare(
+        spec, proxy_seed, store, network, referendum, run, run_layout,
+    )
+    .await?;
     let transport = chain::connect(spec).await?;
     let transport = transport.as_ref();
     let kind = spec.vote.transport;
 
-    let submissions = Submission::read_all(store, &rl).await?;
+    let submissions = Submission::read_all(store, &run_layout).await?;
     if mode == VoteMode::Submit
         && let Some(last) = submissions.last()
     {
@@ -440,7 +429,7 @@ pub async fn vote_stage_with(
     // Recorded before sending: from here on a retry looks for this extrinsic first.
     store
         .put(
-            &rl.key(&Artefact::Submission(submission.attempt)),
+            &run_layout.key(&Artefact::Submission(submission.attempt)),
             &submission.to_bytes(),
         )
         .await?;
@@ -480,14 +469,14 @@ pub async fn vote_stage_with(
 /// account, proxy key, remark.
 async fn prepare(
     spec: &NetworkSpec,
-    secrets: &Secrets,
+    proxy_seed: Option<&Secret>,
     store: &dyn ObjectStore,
     network: Network,
     referendum: u32,
     run: u32,
-    rl: RunLayout,
+    run_layout: RunLayout,
 ) -> Result<Prepared, VoteError> {
-    let manifest_key = rl.key(&Artefact::Manifest);
+    let manifest_key = run_layout.key(&Artefact::Manifest);
     let manifest_bytes = match store.get(&manifest_key).await {
         Ok(b) => b,
         Err(StoreError::NotFound(_)) => {
@@ -512,7 +501,7 @@ async fn prepare(
         .map_err(|e| VoteError::BadInput(format!("{manifest_key}: {e}")))?;
     let manifest_sha256 = Sha256Hash::of(&manifest_bytes);
 
-    let vote_key = rl.key(&Artefact::Vote);
+    let vote_key = run_layout.key(&Artefact::Vote);
     let vote_bytes = match store.get(&vote_key).await {
         Ok(b) => b,
         Err(StoreError::NotFound(_)) => {
@@ -534,23 +523,19 @@ async fn prepare(
         )));
     }
 
-    let real_text = spec.real_account.as_deref().ok_or_else(|| {
-        VoteError::BadInput(format!(
-            "networks.{network}.real_account is not set: the account to vote for"
-        ))
-    })?;
     let real = spec
-        .parse_address(real_text)
-        .map_err(|e| VoteError::BadInput(format!("networks.{network}.real_account: {e}")))?;
-    let seed = secrets.proxy_seed.as_ref().ok_or_else(|| {
-        VoteError::BadInput(
-            "CYBERGOV_PROXY_SEED (or CYBERGOV_PROXY_SEED_FILE) is not set: the proxy's key signs the vote".into(),
-        )
-    })?;
-    let keypair = sima::keypair(seed).map_err(|e| VoteError::BadInput(e.to_string()))?;
+        .real_account_id(network)
+        .map_err(VoteError::BadInput)?
+        .ok_or_else(|| {
+            VoteError::BadInput(format!(
+                "networks.{network}.real_account is not set: the account to vote for"
+            ))
+        })?;
+    let keypair =
+        sima::proxy_keypair(proxy_seed).map_err(|e| VoteError::BadInput(e.to_string()))?;
     let signer = sima::account_of(&keypair);
     Ok(Prepared {
-        rl,
+        run_layout,
         manifest_sha256,
         call: VoteCall {
             real,
@@ -641,9 +626,9 @@ async fn finish(
     }
     let receipt = Receipt {
         schema: RECEIPT_SCHEMA.into(),
-        network: p.call_network(),
+        network: p.run_layout.referendum.network,
         referendum: p.call.referendum,
-        run: p.rl.run,
+        run: p.run_layout.run,
         manifest_sha256: p.manifest_sha256,
         remark: sub.remark.clone(),
         signer: sub.signer.clone(),
@@ -659,16 +644,10 @@ async fn finish(
         events: included.events,
     };
     store
-        .put(&p.rl.key(&Artefact::Receipt), &receipt.to_bytes())
+        .put(&p.run_layout.key(&Artefact::Receipt), &receipt.to_bytes())
         .await?;
     tracing::info!(block = receipt.block_number, extrinsic = %receipt.extrinsic_hash, "vote on chain");
     Ok(receipt)
-}
-
-impl Prepared {
-    fn call_network(&self) -> Network {
-        self.rl.referendum.network
-    }
 }
 
 fn hex_hash(h: &H256) -> String {
@@ -681,4 +660,10 @@ fn parse_hash(s: &str) -> Result<H256, VoteError> {
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
         .map(H256)
         .ok_or_else(|| VoteError::BadInput(format!("submission record: bad extrinsic hash {s:?}")))
+}
+
+impl crate::retry::Transient for VoteError {
+    fn is_transient(&self) -> bool {
+        VoteError::is_transient(self)
+    }
 }

@@ -170,7 +170,16 @@ impl ObjectStore for FsStore {
 
     async fn exists(&self, key: &ObjectKey) -> Result<bool, StoreError> {
         let path = self.path_of(key);
-        blocking(move || Ok(path.is_file())).await
+        // Only "not found" means absent: a permission error or a broken disk must not read as
+        // "the artefact is not there yet", or a stage would write it again.
+        blocking(move || match std::fs::metadata(&path) {
+            Ok(m) => Ok(m.is_file()),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                Ok(false)
+            }
+            Err(source) => Err(StoreError::Io { path, source }),
+        })
+        .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectKey>, StoreError> {

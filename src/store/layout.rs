@@ -1,4 +1,4 @@
-//! The artefact key layout (DESIGN.md §3) — the only place that spells it.
+//! The artefact key layout (docs/DESIGN.md §3) — the only place that spells it.
 //!
 //! ```text
 //! proposals/{network}/{ref_id}/
@@ -119,13 +119,12 @@ impl ReferendumLayout {
 
     /// Reads `latest.json`, if the referendum has one.
     pub async fn read_latest(&self, store: &dyn ObjectStore) -> Result<Option<Latest>, StoreError> {
-        match store.get(&self.latest()).await {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                StoreError::Config(format!("{} is not valid latest.json: {e}", self.latest()))
-            }),
-            Err(StoreError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
+        let Some(bytes) = store.get_optional(&self.latest()).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            StoreError::Config(format!("{} is not valid latest.json: {e}", self.latest()))
+        })
     }
 }
 

@@ -12,10 +12,11 @@ use async_trait::async_trait;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 /// How to reach a bucket. Credentials are secrets and come from the environment.
 #[derive(Clone, Debug)]
-pub struct S3Settings {
+pub struct S3Connection {
     /// Custom endpoint (MinIO, R2, a local test server); `None` = AWS.
     pub endpoint: Option<String>,
     /// Region name (`us-east-1` for most S3-compatible servers).
@@ -42,9 +43,15 @@ pub struct S3Store {
 
 impl S3Store {
     /// Connects (lazily: the first request opens the connection).
-    pub fn new(settings: &S3Settings) -> Self {
+    pub fn new(settings: &S3Connection) -> Self {
+        // The SDK's default HTTPS client would build aws-lc-rs; ours uses ring, the one crypto
+        // back-end the rest of the binary already has (Cargo.toml).
+        let http_client = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
         let mut conf = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(http_client)
             .region(Region::new(settings.region.clone()))
             .force_path_style(settings.path_style)
             .credentials_provider(Credentials::new(

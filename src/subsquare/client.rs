@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
 
+/// The most pages of one listing (referenda or comments) followed: far more than any network
+/// has (Polkadot has about 1,800 referenda: 36 pages of 50).
+pub const MAX_PAGES: u32 = 1000;
+
 /// Subsquare client settings (`[subsquare]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +40,9 @@ pub struct SubsquareConfig {
     pub retry_after_max_ms: u64,
     /// Items per page when listing referenda and comments.
     pub page_size: u32,
+    /// Largest response body accepted, in bytes; a larger one is refused and nothing is stored
+    /// (a real referendum detail is well under 1 MB).
+    pub max_body_bytes: u64,
 }
 
 impl Default for SubsquareConfig {
@@ -52,6 +59,7 @@ impl Default for SubsquareConfig {
             backoff_max_ms: 30_000,
             retry_after_max_ms: 120_000,
             page_size: 50,
+            max_body_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -94,6 +102,27 @@ pub enum SubsquareError {
         url: String,
         /// What is wrong.
         message: String,
+    },
+    /// The answer is about another referendum than the one asked for: the jurors must never
+    /// judge one proposal's text for another's vote.
+    #[error(
+        "{url} answered with referendum {answered}, not {asked}: refusing another proposal's text"
+    )]
+    WrongReferendum {
+        /// The URL.
+        url: String,
+        /// The referendum asked for.
+        asked: u32,
+        /// The `referendumIndex` in the answer.
+        answered: String,
+    },
+    /// The body is larger than `subsquare.max_body_bytes`.
+    #[error("{url} returned more than {limit} bytes (subsquare.max_body_bytes): refused")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The limit.
+        limit: u64,
     },
     /// The client could not be built or the request not sent at all.
     #[error("Subsquare client: {0}")]
@@ -145,7 +174,7 @@ impl SubsquareClient {
         spec: &NetworkSpec,
         config: &SubsquareConfig,
     ) -> Result<Self, SubsquareError> {
-        let http = reqwest::Client::builder()
+        let http = crate::http::client_builder()
             .user_agent(config.user_agent.clone())
             .timeout(Duration::from_millis(config.timeout_ms))
             .build()
@@ -183,8 +212,26 @@ impl SubsquareClient {
                 network: self.network,
                 index,
             })?;
+        if let Err(e) = std::str::from_utf8(&bytes) {
+            return Err(SubsquareError::Malformed {
+                url,
+                message: format!(
+                    "the body is not UTF-8: invalid byte at offset {}",
+                    e.valid_up_to()
+                ),
+            });
+        }
         match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(_)) => Ok(bytes),
+            Ok(Value::Object(o)) => match o.get("referendumIndex") {
+                Some(answered) if answered.as_u64() != Some(u64::from(index)) => {
+                    Err(SubsquareError::WrongReferendum {
+                        url,
+                        asked: index,
+                        answered: answered.to_string(),
+                    })
+                }
+                _ => Ok(bytes),
+            },
             Ok(other) => Err(SubsquareError::Malformed {
                 url,
                 message: format!(
@@ -247,15 +294,20 @@ impl SubsquareClient {
     /// Every referendum, page by page, until `total` is reached or a page comes back empty.
     pub async fn referenda(&self) -> Result<Vec<ReferendumSummary>, SubsquareError> {
         let mut all = Vec::new();
-        for page in 1.. {
+        for page in 1..=MAX_PAGES {
             let p = self.referenda_page(page).await?;
             let empty = p.items.is_empty();
             all.extend(p.items);
             if empty || all.len() as u64 >= p.total {
-                break;
+                return Ok(all);
             }
         }
-        Ok(all)
+        // The server's `total` is not trusted to end the listing: a server that never runs out
+        // of pages is refused rather than followed forever.
+        Err(SubsquareError::Malformed {
+            url: self.url("/gov2/referendums"),
+            message: format!("the listing did not end within {MAX_PAGES} pages"),
+        })
     }
 
     /// GET `url` and parse JSON; 404 is [`SubsquareError::Status`].
@@ -342,8 +394,14 @@ impl SubsquareClient {
                     } else if !status.is_success() {
                         return Err(status_error(url, resp).await);
                     } else {
-                        match resp.bytes().await {
-                            Ok(b) => return Ok(Some(b.to_vec())),
+                        match read_capped(resp, self.config.max_body_bytes).await {
+                            Ok(Some(b)) => return Ok(Some(b)),
+                            Ok(None) => {
+                                return Err(SubsquareError::TooLarge {
+                                    url: url.to_owned(),
+                                    limit: self.config.max_body_bytes,
+                                });
+                            }
                             Err(e) if method == Method::Get => {
                                 (describe(&e), self.backoff(attempt))
                             }
@@ -402,4 +460,36 @@ async fn status_error(url: &str, resp: reqwest::Response) -> SubsquareError {
         status,
         body: body.chars().take(300).collect(),
     }
+}
+
+impl crate::retry::Transient for SubsquareError {
+    fn is_transient(&self) -> bool {
+        // 404 and the other 4xx answers say the request itself is wrong.
+        !matches!(
+            self,
+            SubsquareError::NotFound { .. }
+                | SubsquareError::Status { .. }
+                | SubsquareError::WrongReferendum { .. }
+                | SubsquareError::TooLarge { .. }
+        )
+    }
+}
+
+/// The body of `resp`, read chunk by chunk; `None` as soon as it passes `limit` bytes, so a
+/// hostile server cannot make us hold more than that.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }

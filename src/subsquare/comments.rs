@@ -65,7 +65,7 @@ impl SubsquareClient {
     pub async fn comments(&self, index: u32) -> Result<Vec<ExistingComment>, SubsquareError> {
         let mut out = Vec::new();
         let mut seen = 0u64;
-        for page in 1.. {
+        for page in 1..=super::client::MAX_PAGES {
             let url = self.url(&format!(
                 "/gov2/referendums/{index}/comments?page={page}&page_size={}",
                 self.config().page_size
@@ -81,10 +81,16 @@ impl SubsquareClient {
             seen += items.len() as u64;
             collect(items, &mut out);
             if items.is_empty() || seen >= total {
-                break;
+                return Ok(out);
             }
         }
-        Ok(out)
+        Err(SubsquareError::Malformed {
+            url: self.url(&format!("/gov2/referendums/{index}/comments")),
+            message: format!(
+                "the comments did not end within {} pages",
+                super::client::MAX_PAGES
+            ),
+        })
     }
 
     /// The first comment of referendum `index` by one of `accounts` whose text contains `needle`.

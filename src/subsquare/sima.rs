@@ -128,6 +128,17 @@ pub enum SimaError {
         "CYBERGOV_PROXY_SEED is not a valid secret URI or mnemonic (the value is a secret and is not shown)"
     )]
     InvalidSeed,
+    /// No proxy seed is configured.
+    #[error(
+        "the proxy's key is needed to sign: set CYBERGOV_PROXY_SEED (or CYBERGOV_PROXY_SEED_FILE)"
+    )]
+    NoSeed,
+}
+
+/// The proxy's keypair from the configured seed, if there is one: what the vote and the
+/// comment both sign with.
+pub fn proxy_keypair(seed: Option<&Secret>) -> Result<Keypair, SimaError> {
+    keypair(seed.ok_or(SimaError::NoSeed)?)
 }
 
 /// The proxy's sr25519 keypair from a secret URI (`//Alice`, `0x…` seed, or a mnemonic with

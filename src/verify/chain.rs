@@ -133,7 +133,7 @@ fn remark_text(v: &Value) -> Option<String> {
 /// Fetches `GET {sidecar}/blocks/{n}`.
 async fn fetch_block(sidecar: &str, number: u64) -> Result<Value, String> {
     let url = format!("{}/blocks/{number}", sidecar.trim_end_matches('/'));
-    let client = reqwest::Client::builder()
+    let client = crate::http::client_builder()
         .timeout(Duration::from_secs(60))
         .build()
         .map_err(|e| e.to_string())?;

@@ -20,7 +20,7 @@ impl HttpStore {
                 "public base URL {base_url:?} is not an http(s) URL"
             )));
         }
-        let client = reqwest::Client::builder()
+        let client = crate::http::client_builder()
             .timeout(Duration::from_secs(120))
             .user_agent(concat!("cybergov-verify/", env!("CARGO_PKG_VERSION")))
             .build()

@@ -132,7 +132,8 @@ impl Tokenizer {
             .filter(|(_, t)| **t == 3 || **t == 4)
             .map(|(s, _)| AddedToken::from(s.clone(), true))
             .collect();
-        tk.add_special_tokens(&specials);
+        tk.add_special_tokens(specials)
+            .map_err(|e| err(format!("special tokens: {e}")))?;
         let add_bos = bool_of(ct, "tokenizer.ggml.add_bos_token").unwrap_or(false);
         Ok(Tokenizer::Hf {
             inner: Box::new(tk),

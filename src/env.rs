@@ -1,0 +1,39 @@
+//! Every environment variable cybergov reads, in one place (`docs/CONFIGURATION.md` documents
+//! each; a test keeps that page complete).
+//!
+//! Configuration keys are variables too (`CYBERGOV_A__B__C` is the key `a.b.c`, see
+//! `config`); the names here are the ones that are *not* configuration keys.
+
+/// Prefix of every configuration variable.
+pub const ENV_PREFIX: &str = "CYBERGOV_";
+
+/// The environment variable naming the config file.
+pub const CONFIG_PATH_VAR: &str = "CYBERGOV_CONFIG";
+
+/// Test-only fault injection: `STAGE:SECONDS` makes the engine sleep inside that stage, so a
+/// test can kill a worker there (see `pipeline::engine`).
+pub const FAULT_PAUSE_VAR: &str = "CYBERGOV_FAULT_PAUSE";
+
+/// The commit cybergov was built from, set by `build.rs` at compile time. Cargo also sets it in
+/// the environment of `cargo run` and `cargo test`, so it is not a configuration key.
+pub const BUILD_COMMIT_VAR: &str = "CYBERGOV_BUILD_COMMIT";
+
+/// The proxy account's seed phrase or secret URI.
+pub const PROXY_SEED_VAR: &str = "CYBERGOV_PROXY_SEED";
+/// GitHub token for dispatching inference workflows.
+pub const GITHUB_TOKEN_VAR: &str = "CYBERGOV_GITHUB_TOKEN";
+/// S3 access key id.
+pub const S3_ACCESS_KEY_ID_VAR: &str = "CYBERGOV_S3_ACCESS_KEY_ID";
+/// S3 secret access key.
+pub const S3_SECRET_ACCESS_KEY_VAR: &str = "CYBERGOV_S3_SECRET_ACCESS_KEY";
+/// API key of an OpenAI-compatible juror backend.
+pub const OPENAI_API_KEY_VAR: &str = "CYBERGOV_OPENAI_API_KEY";
+
+/// Secret variables: each may also be given as `NAME_FILE`, a path to a file holding it.
+pub const SECRET_VARS: [&str; 5] = [
+    PROXY_SEED_VAR,
+    GITHUB_TOKEN_VAR,
+    S3_ACCESS_KEY_ID_VAR,
+    S3_SECRET_ACCESS_KEY_VAR,
+    OPENAI_API_KEY_VAR,
+];

@@ -1,0 +1,4 @@
+//! One typed record per artefact that more than one part of cybergov reads: the writer and
+//! every reader share the type, so they cannot disagree on a field's name or shape.
+
+pub mod augment;

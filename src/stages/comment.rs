@@ -1,0 +1,295 @@
+//! The comment stage: render the rationale, sign it per SIMA, post it once, record it.
+//!
+//! Idempotency, because there is no idempotency key at Subsquare (docs/DESIGN.md §6):
+//! 1. `comment.json` exists in the run → done, nothing is sent.
+//! 2. A comment by our proxy or real account that contains the manifest hash exists on
+//!    Subsquare → record it as skipped (this covers a crash between the POST and writing
+//!    `comment.json`) and send nothing.
+//! 3. Otherwise post once, then write `comment.json`.
+
+pub mod render;
+
+use crate::account::AccountId;
+use crate::hash::Sha256Hash;
+use crate::manifest::Manifest;
+use crate::network::NetworkSpec;
+use crate::retry::Transient;
+use crate::store::layout::{Artefact, RunLayout};
+use crate::store::{ObjectKey, ObjectStore, StoreError};
+use crate::subsquare::SubsquareClient;
+use crate::subsquare::SubsquareError;
+use crate::subsquare::sima::{self, CommentEntity};
+use render::{CommentContext, CommentLinks, JurorFile, VoteFile};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use subxt_signer::sr25519::Keypair;
+
+/// comment.json. Never holds a secret: the signature and the signed entity are public.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentRecord {
+    /// Whether this run posted the comment (false: an existing one was found).
+    pub posted: bool,
+    /// Why nothing was posted, when nothing was.
+    pub skipped_reason: Option<String>,
+    /// Subsquare's id of the comment, if known.
+    pub comment_id: Option<String>,
+    /// The manifest hash the comment carries.
+    pub manifest_sha256: Sha256Hash,
+    /// The signed entity JSON, exactly the bytes signed and sent (when posted).
+    pub entity: Option<String>,
+    /// The signer's address (when posted).
+    pub address: Option<String>,
+    /// `0x`-hex sr25519 signature over `entity` (when posted).
+    pub signature: Option<String>,
+}
+
+/// What the stage did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommentOutcome {
+    /// comment.json already existed; nothing was sent.
+    AlreadyRecorded(CommentRecord),
+    /// A comment of ours with this manifest hash was found on Subsquare; recorded, not posted.
+    FoundExisting(CommentRecord),
+    /// Posted and recorded.
+    Posted(CommentRecord),
+}
+
+impl CommentOutcome {
+    /// The record, whatever happened.
+    pub fn record(&self) -> &CommentRecord {
+        match self {
+            Self::AlreadyRecorded(r) | Self::FoundExisting(r) | Self::Posted(r) => r,
+        }
+    }
+}
+
+/// Errors of the comment stage.
+#[derive(Debug, thiserror::Error)]
+pub enum CommentError {
+    /// An input artefact is missing.
+    #[error("cannot comment on this run: {key} is missing ({why})")]
+    MissingInput {
+        /// The missing key.
+        key: String,
+        /// What it is needed for.
+        why: &'static str,
+    },
+    /// An input artefact cannot be read.
+    #[error("cannot read {key}: {message}")]
+    BadInput {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Subsquare failed.
+    #[error(transparent)]
+    Subsquare(#[from] SubsquareError),
+}
+
+/// What the stage needs besides the store and the client.
+#[derive(Debug)]
+pub struct CommentJob<'a> {
+    /// The run to comment on.
+    pub run: RunLayout,
+    /// Its network's settings.
+    pub spec: &'a NetworkSpec,
+    /// The proxy's key (signs the comment).
+    pub proxy: &'a Keypair,
+    /// The proxied (real) account, if the proxy acts for one.
+    pub real: Option<AccountId>,
+    /// Public base URL of the store, for links.
+    pub public_base_url: Option<&'a str>,
+    /// The entity's timestamp, in milliseconds since the epoch.
+    pub timestamp_ms: u64,
+}
+
+async fn get_required(
+    store: &dyn ObjectStore,
+    key: ObjectKey,
+    why: &'static str,
+) -> Result<Vec<u8>, CommentError> {
+    match store.get(&key).await {
+        Ok(b) => Ok(b),
+        Err(StoreError::NotFound(_)) => Err(CommentError::MissingInput {
+            key: key.to_string(),
+            why,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(key: &ObjectKey, bytes: &[u8]) -> Result<T, CommentError> {
+    serde_json::from_slice(bytes).map_err(|e| CommentError::BadInput {
+        key: key.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads the run's artefacts and renders the comment HTML; returns it with the manifest hash
+/// and the referendum's submission block.
+pub async fn prepare(
+    store: &dyn ObjectStore,
+    job: &CommentJob<'_>,
+) -> Result<(String, Sha256Hash, u64), CommentError> {
+    let run = &job.run;
+    let manifest_key = run.key(&Artefact::Manifest);
+    let manifest_bytes =
+        get_required(store, manifest_key.clone(), "the comment carries its hash").await?;
+    let manifest_sha256 = Sha256Hash::of(&manifest_bytes);
+    let manifest =
+        Manifest::from_canonical_bytes(&manifest_bytes).map_err(|e| CommentError::BadInput {
+            key: manifest_key.to_string(),
+            message: e.to_string(),
+        })?;
+    let vote_key = run.key(&Artefact::Vote);
+    let vote: VoteFile = parse(
+        &vote_key,
+        &get_required(store, vote_key.clone(), "the tally").await?,
+    )?;
+    let jurors_prefix = format!("{}jurors/", run.prefix());
+    let mut jurors = Vec::new();
+    for key in store.list(&jurors_prefix).await? {
+        jurors.push(parse::<JurorFile>(&key, &store.get(&key).await?)?);
+    }
+    if jurors.is_empty() {
+        return Err(CommentError::MissingInput {
+            key: format!("{jurors_prefix}*.json"),
+            why: "the jurors' rationales",
+        });
+    }
+    let raw_key = run.key(&Artefact::RawSubsquare);
+    let raw: Value = parse(
+        &raw_key,
+        &get_required(store, raw_key.clone(), "the referendum's submission block").await?,
+    )?;
+    let proposed_height = raw
+        .pointer("/indexer/blockHeight")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| CommentError::BadInput {
+            key: raw_key.to_string(),
+            message: "field \"indexer.blockHeight\": missing".into(),
+        })?;
+    let public = |key: &ObjectKey| {
+        job.public_base_url
+            .map(|b| format!("{}/{}", b.trim_end_matches('/'), key))
+    };
+    let receipt_key = run.key(&Artefact::Receipt);
+    let receipt: Option<Value> = match store.get_optional(&receipt_key).await? {
+        Some(b) => Some(parse(&receipt_key, &b)?),
+        None => None,
+    };
+    let extrinsic_hash = receipt.as_ref().and_then(|r| {
+        ["extrinsic_hash", "hash"]
+            .iter()
+            .find_map(|k| r.get(*k).and_then(Value::as_str).map(str::to_owned))
+    });
+    let p = &manifest.provenance;
+    let inference = match (&p.runner_run_id, p.runner.as_str()) {
+        (Some(id), "github-actions") => Some(format!(
+            "{}/actions/runs/{id}",
+            p.repository.trim_end_matches('/')
+        )),
+        _ => public(&run.key(&Artefact::InferenceLog)),
+    };
+    let ctx = CommentContext {
+        network: run.referendum.network,
+        referendum: run.referendum.referendum,
+        run: run.run,
+        manifest_sha256,
+        vote,
+        jurors,
+        links: CommentLinks {
+            manifest: public(&manifest_key),
+            content: public(&run.key(&Artefact::Content)),
+            inference,
+            extrinsic_url: receipt.as_ref().and_then(|_| public(&receipt_key)),
+            extrinsic_hash,
+        },
+    };
+    Ok((
+        render::render_comment(&ctx),
+        manifest_sha256,
+        proposed_height,
+    ))
+}
+
+/// Runs the comment stage for `job.run` (see the module documentation for idempotency).
+pub async fn comment_run(
+    store: &dyn ObjectStore,
+    client: &SubsquareClient,
+    job: &CommentJob<'_>,
+) -> Result<CommentOutcome, CommentError> {
+    let record_key = job.run.key(&Artefact::Comment);
+    if let Some(bytes) = store.get_optional(&record_key).await? {
+        return Ok(CommentOutcome::AlreadyRecorded(parse(&record_key, &bytes)?));
+    }
+    let (html, manifest_sha256, proposed_height) = prepare(store, job).await?;
+    let index = job.run.referendum.referendum;
+    let proxy_account = sima::account_of(job.proxy);
+    let ours: Vec<AccountId> = std::iter::once(proxy_account).chain(job.real).collect();
+    let hex = manifest_sha256.to_hex();
+    if let Some(found) = client.find_comment(index, &ours, &hex).await? {
+        let record = CommentRecord {
+            posted: false,
+            skipped_reason: Some(format!(
+                "a comment by our account already carries manifest {hex} (comment {})",
+                found.id.as_deref().unwrap_or("without id")
+            )),
+            comment_id: found.id,
+            manifest_sha256,
+            entity: None,
+            address: None,
+            signature: None,
+        };
+        write_record(store, &record_key, &record).await?;
+        return Ok(CommentOutcome::FoundExisting(record));
+    }
+    let entity = CommentEntity::referendum_html(
+        index,
+        proposed_height,
+        html,
+        job.timestamp_ms,
+        job.real.map(|r| job.spec.address(&r)),
+    );
+    let signed = sima::sign(&entity, job.proxy, job.spec.ss58_prefix);
+    let response = client.post_comment(index, &signed).await?;
+    let comment_id = ["_id", "id", "cid"]
+        .iter()
+        .find_map(|k| response.get(*k).and_then(Value::as_str).map(str::to_owned))
+        .or_else(|| response.as_str().map(str::to_owned));
+    let record = CommentRecord {
+        posted: true,
+        skipped_reason: None,
+        comment_id,
+        manifest_sha256,
+        entity: Some(signed.entity),
+        address: Some(signed.address),
+        signature: Some(signed.signature),
+    };
+    write_record(store, &record_key, &record).await?;
+    Ok(CommentOutcome::Posted(record))
+}
+
+async fn write_record(
+    store: &dyn ObjectStore,
+    key: &ObjectKey,
+    record: &CommentRecord,
+) -> Result<(), StoreError> {
+    let mut bytes = serde_json::to_vec_pretty(record).expect("record serializes");
+    bytes.push(b'\n');
+    store.put(key, &bytes).await.map(|_| ())
+}
+
+impl Transient for CommentError {
+    fn is_transient(&self) -> bool {
+        match self {
+            CommentError::Store(e) => e.is_transient(),
+            CommentError::Subsquare(_) => true,
+            _ => false,
+        }
+    }
+}

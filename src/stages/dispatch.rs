@@ -1,0 +1,127 @@
+//! Dispatch: find the referenda to vote on and start a run for each.
+//!
+//! For every enabled network: list all referenda on Subsquare, keep those that are ongoing, on
+//! an allowed track and at or above `min_referendum_id`, and start a run for each one the ledger
+//! has no completed or active run of. Because it looks at every listed referendum rather than at
+//! ids above a cursor, an older referendum that is still ongoing, or one skipped by an earlier
+//! failure, is picked up too. A referendum whose only runs failed is left to an operator
+//! (`cybergov rerun`): retrying a permanent failure every hour would change nothing.
+
+use crate::network::{Network, NetworkSpec};
+use crate::pipeline::engine::{Engine, EngineError};
+use crate::pipeline::ledger::StageKey;
+use crate::subsquare::{ReferendumSummary, SubsquareClient, SubsquareConfig, SubsquareError};
+use std::collections::BTreeMap;
+
+/// What dispatch needs to know: each network's spec (enabled, tracks, lowest id) and how to
+/// reach Subsquare.
+#[derive(Clone, Debug)]
+pub struct DispatchSettings {
+    /// Every network's spec.
+    pub networks: BTreeMap<Network, NetworkSpec>,
+    /// The Subsquare client settings.
+    pub subsquare: SubsquareConfig,
+}
+
+/// Subsquare state names of a referendum that can still be voted on.
+pub const ONGOING_STATES: [&str; 5] = [
+    "Submitted",
+    "Preparing",
+    "Queueing",
+    "Deciding",
+    "Confirming",
+];
+
+/// Errors of dispatch.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// Subsquare failed.
+    #[error("listing {network} referenda: {source}")]
+    Subsquare {
+        /// The network.
+        network: Network,
+        /// Why.
+        #[source]
+        source: SubsquareError,
+    },
+    /// The ledger or queue failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// What one dispatch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DispatchReport {
+    /// Runs started.
+    pub started: Vec<StageKey>,
+    /// Referenda in scope that already had a completed, active or failed run.
+    pub already: Vec<(Network, u32)>,
+    /// Referenda listed but out of scope (state, track or id).
+    pub out_of_scope: usize,
+    /// Networks whose referenda could not be listed this time, with the error. One network's
+    /// outage never stops the others' dispatch; the next tick tries it again.
+    pub failed: Vec<(Network, String)>,
+}
+
+/// Whether `r` is one cybergov votes on, per `spec`.
+pub fn in_scope(spec: &crate::network::NetworkSpec, r: &ReferendumSummary) -> bool {
+    let ongoing = r
+        .state
+        .as_deref()
+        .is_some_and(|s| ONGOING_STATES.iter().any(|o| o.eq_ignore_ascii_case(s)));
+    ongoing && r.track.is_some_and(|t| spec.track_allowed(t)) && r.index >= spec.min_referendum_id
+}
+
+/// Dispatches `networks` (default: every enabled network).
+pub async fn dispatch(
+    engine: &Engine,
+    settings: &DispatchSettings,
+    networks: Option<&[Network]>,
+) -> Result<DispatchReport, DispatchError> {
+    let chosen: Vec<Network> = match networks {
+        Some(n) => n.to_vec(),
+        None => Network::ALL
+            .into_iter()
+            .filter(|n| settings.networks.get(n).is_some_and(|s| s.enabled))
+            .collect(),
+    };
+    let mut report = DispatchReport::default();
+    for network in chosen {
+        let Some(spec) = settings.networks.get(&network) else {
+            continue;
+        };
+        let listed = match SubsquareClient::new(network, spec, &settings.subsquare) {
+            Ok(client) => client.referenda().await,
+            Err(e) => Err(e),
+        };
+        let listed = match listed {
+            Ok(listed) => listed,
+            Err(source) => {
+                let e = DispatchError::Subsquare { network, source };
+                tracing::warn!(%network, error = %e, "dispatch skipped this network this time");
+                report.failed.push((network, e.to_string()));
+                continue;
+            }
+        };
+        let mut wanted: Vec<u32> = Vec::new();
+        for r in &listed {
+            if in_scope(spec, r) {
+                wanted.push(r.index);
+            } else {
+                report.out_of_scope += 1;
+            }
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        for index in wanted {
+            match engine.start_run(network, index, true).await? {
+                Some(key) => {
+                    tracing::info!(%network, referendum = index, run = key.run, "dispatched");
+                    report.started.push(key);
+                }
+                None => report.already.push((network, index)),
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,42 @@
+//! The store's configuration section (`[store]`): which backend, and where.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Artefact store settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `fs` (a local folder, the default) or `s3`.
+    pub backend: StoreBackend,
+    /// Folder of the `fs` backend.
+    pub path: PathBuf,
+    /// Settings of the `s3` backend.
+    pub s3: S3Config,
+}
+
+/// Which store backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// A local folder.
+    Fs,
+    /// An S3 bucket.
+    S3,
+}
+
+/// S3 settings (credentials are secrets: `CYBERGOV_S3_ACCESS_KEY_ID`, `CYBERGOV_S3_SECRET_ACCESS_KEY`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// Endpoint URL for S3-compatible servers; unset for AWS.
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: String,
+    /// Bucket (required with `backend = "s3"`).
+    pub bucket: Option<String>,
+    /// Key prefix inside the bucket.
+    pub prefix: String,
+    /// Path-style addressing.
+    pub path_style: bool,
+}

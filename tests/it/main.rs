@@ -1,0 +1,28 @@
+//! The integration tests, as one binary: every module links the crate (candle, subxt, the AWS
+//! SDK, sqlx) once instead of once per file. Shared helpers live in [`common`].
+
+mod common;
+
+mod augment;
+mod chain_devnet;
+mod chain_offline;
+mod cli;
+mod comment;
+mod config;
+mod github;
+mod layering;
+mod ledger;
+mod magi;
+mod manifest;
+mod openai;
+mod pipeline;
+mod pipeline_crash;
+mod service;
+mod sidecar;
+mod smollm2;
+mod store;
+mod subsquare;
+mod tally;
+mod verify;
+mod verify_sh;
+mod workflow;

@@ -1,0 +1,493 @@
+//! The job graph end to end, on SQLite and on PostgreSQL (127.0.0.1:5432): dispatch → scrape →
+//! augment → infer → vote → comment through the apalis workers, against the Subsquare stand-in
+//! and the tiny model; retries and permanent failures; the CLI's run, rerun and status; and the
+//! errors of bad input.
+
+use crate::common::pipeline::{
+    Backend, REF, World, files_under, stages_of, toolkit_as, wait_for_run,
+};
+use crate::common::subsquare_server::{Behaviour, fixture};
+use cybergov::hash::Sha256Hash;
+use cybergov::manifest::Manifest;
+use cybergov::manifest::verify::verify_run;
+use cybergov::network::Network;
+use cybergov::pipeline::engine::Engine;
+use cybergov::pipeline::ledger::{Ledger, RunRow, StageRow};
+use cybergov::pipeline::service::{Parts, serve};
+use cybergov::store::ObjectStore;
+use cybergov::store::layout::{Artefact, ReferendumLayout};
+use cybergov::wiring::{Stages, dispatch_once};
+use std::sync::Arc;
+use std::time::Duration;
+
+const P: Network = Network::Polkadot;
+const STAGES: [&str; 6] = ["dispatch", "scrape", "augment", "infer", "vote", "comment"];
+
+/// A referendum body like the toolkit fixture, under another index and state.
+fn variant(index: u32, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(&toolkit_as(index)).unwrap();
+    edit(&mut v);
+    serde_json::to_vec(&v).unwrap()
+}
+
+async fn engine(w: &World) -> Arc<Engine> {
+    let config = w.config();
+    let secrets = w.secrets();
+    let store = cybergov::store::open(&config.store, &secrets).unwrap();
+    Arc::new(
+        cybergov::wiring::open_engine(&config, &secrets, store, Stages::Builtin, true)
+            .await
+            .expect("engine"),
+    )
+}
+
+/// Runs the workers until every run of `refs` is final, then shuts them down gracefully.
+async fn work_until_done(w: &World, engine: Arc<Engine>, refs: &[u32]) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(serve(
+        engine,
+        Parts {
+            tick: None,
+            workers: true,
+        },
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let ledger = w.ledger().await;
+    for r in refs {
+        wait_for_run(&ledger, P, *r, Duration::from_secs(180)).await;
+    }
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), service)
+        .await
+        .expect("graceful shutdown")
+        .unwrap()
+        .expect("service ran cleanly");
+}
+
+/// Every stage completed once; every recorded output hash matches the stored bytes and the
+/// manifest; the run verifies; one comment was posted.
+async fn assert_complete_and_verified(w: &World, ledger: &Ledger, referendum: u32, run: u32) {
+    let stages = stages_of(ledger, P, referendum, run).await;
+    assert_eq!(
+        stages.keys().map(String::as_str).collect::<Vec<_>>().len(),
+        6
+    );
+    for name in STAGES {
+        let s = &stages[name];
+        assert_eq!(s.state, "completed", "{name}: {s:?}");
+        assert!(s.error.is_none(), "{name}: {s:?}");
+        assert!(s.finished_at.is_some());
+    }
+    let store = cybergov::store::FsStore::new(w.store_path()).unwrap();
+    let rl = ReferendumLayout::new(P, referendum).run(run);
+    let manifest_bytes = store.get(&rl.key(&Artefact::Manifest)).await.unwrap();
+    let manifest = Manifest::from_canonical_bytes(&manifest_bytes).unwrap();
+    let mut recorded = 0;
+    for s in stages.values() {
+        let outputs: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(s.outputs.as_deref().unwrap_or("{}")).unwrap();
+        for (name, hash) in outputs {
+            let bytes = store
+                .get(&cybergov::store::ObjectKey::new(format!("{}{name}", rl.prefix())).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(hash, Sha256Hash::of(&bytes).to_hex(), "{name}");
+            if let Some(a) = manifest.artefacts().find(|a| a.name == name) {
+                assert_eq!(a.sha256.to_hex(), hash, "{name} vs manifest");
+            }
+            recorded += 1;
+        }
+    }
+    // raw, content, augment, 3 jurors, vote, manifest, comment.
+    assert!(recorded >= 9, "{recorded} outputs recorded");
+    for a in manifest.artefacts() {
+        assert!(
+            stages.values().any(|s| s
+                .outputs
+                .as_deref()
+                .unwrap_or("")
+                .contains(&a.sha256.to_hex())),
+            "manifest artefact {} is not in the ledger",
+            a.name
+        );
+    }
+    let report = verify_run(&store, P, referendum, Some(run)).await;
+    assert!(report.passed(), "{report}");
+    assert_eq!(w.comment_posts(referendum), 1);
+}
+
+async fn end_to_end(backend: Backend) {
+    let w = World::new(backend).await;
+    // Devnet referenda 0, 1 and 2 are ongoing on chain; 3 is decided; 5 does not exist there.
+    let mut links: serde_json::Value =
+        serde_json::from_slice(&fixture("polkadot-1802-links-only.json")).unwrap();
+    links["referendumIndex"] = 2.into();
+    w.subsquare
+        .add_referendum(2, serde_json::to_vec(&links).unwrap());
+    // An older ongoing referendum below the others, and two that are out of scope.
+    w.subsquare.add_referendum(0, variant(0, |_| {}));
+    w.subsquare
+        .add_referendum(3, variant(3, |v| v["state"]["name"] = "Executed".into()));
+    w.subsquare
+        .add_referendum(5, variant(5, |v| v["track"] = 30.into()));
+    let engine = engine(&w).await;
+    let report = dispatch_once(&w.config(), &engine, None).await.unwrap();
+    let started: Vec<u32> = report.started.iter().map(|k| k.referendum).collect();
+    assert_eq!(started, [0, REF, 2]);
+    assert_eq!(report.out_of_scope, 2);
+
+    work_until_done(&w, engine.clone(), &[0, REF, 2]).await;
+    let ledger = w.ledger().await;
+    for r in [0, REF, 2] {
+        let runs = ledger.runs(Some(P), Some(r)).await.unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].state, "completed", "{runs:?}");
+        assert_complete_and_verified(&w, &ledger, r, 1).await;
+    }
+
+    // The links-only proposal (2): the augmentation policy's ABSTAIN reaches the tally, whatever
+    // the jurors said, and its reason travels with the vote.
+    let store = cybergov::store::FsStore::new(w.store_path()).unwrap();
+    let rl = ReferendumLayout::new(P, 2).run(1);
+    let augment: serde_json::Value =
+        serde_json::from_slice(&store.get(&rl.key(&Artefact::Augment)).await.unwrap()).unwrap();
+    let rule = augment["abstain"]["rule"]
+        .as_str()
+        .expect("the policy fired");
+    assert_eq!(rule, "only-external-links/v1");
+    let vote: serde_json::Value =
+        serde_json::from_slice(&store.get(&rl.key(&Artefact::Vote)).await.unwrap()).unwrap();
+    assert_eq!(vote["decision"], "abstain", "{vote}");
+    assert_eq!(
+        vote["forced_abstain"], augment["abstain"]["reason"],
+        "{vote}"
+    );
+
+    // Dispatching again schedules nothing: every referendum in scope has a run.
+    let again = dispatch_once(&w.config(), &engine, None).await.unwrap();
+    assert!(again.started.is_empty(), "{again:?}");
+    assert_eq!(again.already.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_on_sqlite() {
+    end_to_end(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_on_postgres() {
+    end_to_end(Backend::Postgres).await;
+}
+
+async fn retries_and_permanent_failures(backend: Backend) {
+    let w = World::new(backend).await;
+    // Scrape of REF fails once with a 503 (the client does not retry: max_retries = 0), so the
+    // stage retries after its backoff and then succeeds.
+    w.subsquare.script(REF, [Behaviour::Status(503)]);
+    // 1805's proposal is malformed: augment fails for good.
+    w.subsquare.add_referendum(
+        1805,
+        variant(1805, |v| {
+            v.as_object_mut().unwrap().remove("indexer");
+        }),
+    );
+    let engine = engine(&w).await;
+    let report = dispatch_once(&w.config(), &engine, Some(&[P]))
+        .await
+        .unwrap();
+    assert_eq!(report.started.len(), 2);
+    work_until_done(&w, engine, &[REF, 1805]).await;
+
+    let ledger = w.ledger().await;
+    let scrape = &stages_of(&ledger, P, REF, 1).await["scrape"];
+    assert_eq!(scrape.attempts, 2, "{scrape:?}");
+    assert_eq!(scrape.state, "completed");
+    assert_eq!(
+        // REF's own paths only (its prefix is also that of 1805's).
+        w.subsquare
+            .hits(&format!("GET /gov2/referendums/{REF}"))
+            .iter()
+            .filter(|h| !h.path.starts_with("GET /gov2/referendums/1805"))
+            .count(),
+        2 + 1, // two scrape tries, one comment listing
+        "{:?}",
+        w.subsquare.hits("")
+    );
+    assert_complete_and_verified(&w, &ledger, REF, 1).await;
+
+    let runs = ledger.runs(Some(P), Some(1805)).await.unwrap();
+    assert_eq!(runs[0].state, "failed");
+    let stages = stages_of(&ledger, P, 1805, 1).await;
+    let augment = &stages["augment"];
+    assert_eq!(augment.state, "failed");
+    assert_eq!(augment.attempts, 1, "a permanent error is not retried");
+    let error = augment.error.as_deref().unwrap();
+    assert!(error.contains("malformed proposal"), "{error}");
+    assert!(!stages.contains_key("infer"));
+
+    let out = w
+        .cybergov(&["status", "--network", "polkadot", "--id", "1805"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("run 1: failed"), "{text}");
+    assert!(text.contains("augment   failed"), "{text}");
+    assert!(text.contains("error: malformed proposal"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_errors_retry_and_permanent_ones_fail_only_their_run_on_sqlite() {
+    retries_and_permanent_failures(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_errors_retry_and_permanent_ones_fail_only_their_run_on_postgres() {
+    retries_and_permanent_failures(Backend::Postgres).await;
+}
+
+fn run_cli(w: &World, args: &[&str]) -> (i32, String, String) {
+    let o = w.cybergov(args).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+async fn cli_run_rerun_status(backend: Backend) {
+    let w = World::new(backend).await;
+    let id = REF.to_string();
+    let target = ["--network", "polkadot", "--id", id.as_str()];
+    let (code, out, err) = run_cli(&w, &[&["run"][..], &target].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("run 1 (latest): completed"), "{out}");
+    assert!(out.contains("PASS"), "{out}");
+    assert_eq!(w.comment_posts(REF), 1);
+    let run1 = files_under(
+        &w.store_path()
+            .join(format!("proposals/polkadot/{REF}/runs/1")),
+    );
+
+    // Running again does nothing new.
+    let (code, out, _) = run_cli(&w, &[&["run"][..], &target].concat());
+    assert_eq!(code, 0);
+    assert!(out.contains("already completed"), "{out}");
+    assert_eq!(w.comment_posts(REF), 1);
+
+    // A rerun from the vote: run 2 reuses the text and the juror files, re-tallies, links its
+    // manifest to run 1's, votes and comments again; run 1 is untouched.
+    let (code, out, err) = run_cli(&w, &[&["rerun"][..], &target, &["--from", "vote"]].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("run 2 (rerun of run 1), starting at infer"),
+        "{out}"
+    );
+    let runs = w
+        .store_path()
+        .join(format!("proposals/polkadot/{REF}/runs"));
+    let run2 = files_under(&runs.join("2"));
+    for name in [
+        "raw_subsquare.json",
+        "content.md",
+        "augment.json",
+        "jurors/balthazar.json",
+    ] {
+        assert_eq!(run1[name], run2[name], "{name} reused byte for byte");
+    }
+    let m2 = Manifest::from_canonical_bytes(&run2["manifest.json"]).unwrap();
+    assert_eq!(m2.previous, Some(Sha256Hash::of(&run1["manifest.json"])));
+    assert_eq!(files_under(&runs.join("1")), run1, "run 1 untouched");
+    assert_eq!(w.comment_posts(REF), 2);
+
+    let (code, out, _) = run_cli(&w, &["status", "--network", "polkadot", "--id", &id]);
+    assert_eq!(code, 0);
+    assert!(out.contains("run 1: completed"), "{out}");
+    assert!(
+        out.contains("run 2 (latest): completed, rerun of run 1 from vote"),
+        "{out}"
+    );
+    assert!(out.contains("scrape    skipped"), "{out}");
+    assert!(out.contains("reused from run 1"), "{out}");
+    assert!(
+        out.contains(&format!("proposals/polkadot/{REF}/runs/2/manifest.json")),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_run_rerun_and_status_on_sqlite() {
+    cli_run_rerun_status(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_run_rerun_and_status_on_postgres() {
+    cli_run_rerun_status(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gives_a_clear_error_and_a_non_zero_exit() {
+    let w = World::new(Backend::Sqlite).await;
+    let usage: [(&[&str], &str); 6] = [
+        (
+            &["run", "--network", "westend", "--id", "1"],
+            "unknown network \"westend\"",
+        ),
+        (
+            &["run", "--network", "polkadot", "--id", "-1"],
+            "unexpected argument '-1'",
+        ),
+        (
+            &["run", "--network", "polkadot", "--id", "abc"],
+            "invalid digit",
+        ),
+        (
+            &[
+                "rerun",
+                "--network",
+                "polkadot",
+                "--id",
+                "1",
+                "--from",
+                "vetting",
+            ],
+            "possible values: dispatch, scrape, augment, infer, vote, comment",
+        ),
+        (&["dispatch", "--network", "mars"], "unknown network"),
+        (&["status", "--id", "3"], "--network"),
+    ];
+    for (args, want) in usage {
+        let (code, _, err) = run_cli(&w, args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let (code, _, err) = run_cli(&w, &["rerun", "--network", "polkadot", "--id", "999"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("has no earlier run"), "{err}");
+    let (code, _, err) = run_cli(&w, &["run", "--network", "polkadot", "--id", "4040"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("Subsquare has no referendum 4040"), "{err}");
+}
+
+#[test]
+fn a_bad_graph_is_refused_at_start_naming_the_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let stage = |next: &str| {
+        format!(
+            "next = [{next}]\nattempts = 1\nbackoff_secs = 1\nbackoff_max_secs = 1\ntimeout_secs = 5\n"
+        )
+    };
+    let cases = [
+        (
+            format!(
+                "[stages.dispatch]\n{}[stages.scrape]\n{}",
+                stage("\"scrape\""),
+                stage("\"dispatch\"")
+            ),
+            "cycle: dispatch → scrape → dispatch",
+        ),
+        (
+            format!(
+                "[stages.dispatch]\n{}[stages.translate]\n{}",
+                stage("\"translate\""),
+                stage("")
+            ),
+            "stage \"translate\" has no handler",
+        ),
+        (
+            format!("[stages.dispatch]\n{}", stage("\"scrape\"")),
+            "names an unknown next stage \"scrape\"",
+        ),
+    ];
+    for (graph, want) in cases {
+        let path = dir.path().join("graph.toml");
+        std::fs::write(&path, graph).unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_cybergov"))
+            .args(["run", "--network", "polkadot", "--id", "1"])
+            .current_dir(dir.path())
+            .env_clear()
+            .env("CYBERGOV_PIPELINE__GRAPH", &path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(want), "{want}: {err}");
+    }
+}
+
+#[test]
+fn status_renders_stages_states_attempts_errors_and_links() {
+    use cybergov::pipeline::report::{ReferendumStatus, render};
+    let t0 = 1_795_000_000_000; // 2026-11-18T…
+    let run = |run, state: &str, previous, from: Option<&str>| RunRow {
+        network: "polkadot".into(),
+        referendum: 1801,
+        run,
+        state: state.into(),
+        previous_run: previous,
+        from_stage: from.map(str::to_owned),
+        created_at: t0 + run * 3_600_000,
+        finished_at: (state != "active").then_some(t0 + run * 3_600_000 + 60_000),
+    };
+    let stage =
+        |run, name: &str, state: &str, attempts, error: Option<&str>, outputs: &str| StageRow {
+            network: "polkadot".into(),
+            referendum: 1801,
+            run,
+            stage: name.into(),
+            state: state.into(),
+            attempts,
+            error: error.map(str::to_owned),
+            outputs: (!outputs.is_empty()).then(|| outputs.to_owned()),
+            note: (state == "skipped").then(|| "reused from run 1".to_owned()),
+            due_at: t0 + 5_000,
+            created_at: t0,
+            started_at: Some(t0 + 1_000),
+            finished_at: (state == "completed" || state == "failed" || state == "skipped")
+                .then_some(t0 + 2_000),
+            lease_owner: (state == "running").then(|| "worker-a".to_owned()),
+            lease_expires_at: None,
+        };
+    let h = |c: char| std::iter::repeat_n(c, 64).collect::<String>();
+    let runs = [
+        run(1, "failed", None, None),
+        run(2, "active", Some(1), Some("infer")),
+    ];
+    let stages = [
+        stage(1, "dispatch", "completed", 1, None, ""),
+        stage(
+            1,
+            "scrape",
+            "completed",
+            2,
+            None,
+            &format!("{{\"raw_subsquare.json\":\"{}\"}}", h('a')),
+        ),
+        stage(
+            1,
+            "augment",
+            "failed",
+            1,
+            Some("malformed proposal: field \"indexer\": missing"),
+            "",
+        ),
+        stage(2, "scrape", "skipped", 0, None, ""),
+        stage(2, "infer", "running", 1, None, ""),
+        stage(2, "vote", "retrying", 2, Some("RPC unreachable"), ""),
+    ];
+    let status = ReferendumStatus {
+        network: Network::Polkadot,
+        referendum: 1801,
+        runs: runs.iter().collect(),
+        stages: stages.iter().collect(),
+        store_only: vec![(3, vec!["raw_subsquare.json".into()])],
+        latest: Some(1),
+    };
+    insta::assert_snapshot!(
+        "status_public_links",
+        render(&status, Some("https://cybergov.example.org/"), "/srv/store")
+    );
+    insta::assert_snapshot!("status_store_keys", render(&status, None, "/srv/store"));
+}

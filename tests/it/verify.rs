@@ -1,0 +1,211 @@
+//! `cybergov verify` against a store served over local HTTP and a Sidecar stand-in: PASS on a
+//! good voted run, FAIL naming the check for each kind of tampering; and `--reexecute` with the
+//! tiny model catching a juror output that the manifest lists but the model did not write.
+
+use crate::common::tamper::{assert_fails_naming, out};
+
+use crate::common::http_store::spawn_http_store;
+use crate::common::sidecar_blocks::spawn_sidecar_blocks;
+use crate::common::voted_run::{
+    NETWORK, REFERENDUM, VotedRun, infer_run, make_voted_run, tiny_config,
+};
+use cybergov::magi::juror::JurorRecord;
+use cybergov::store::FsStore;
+use cybergov::store::layout::Artefact;
+use cybergov::verify::http::HttpStore;
+use cybergov::verify::{VerifyOptions, verify};
+use std::process::Output;
+
+/// The cybergov binary, with no configuration from this process's environment.
+fn cybergov(dir: &std::path::Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_cybergov"));
+    cmd.current_dir(dir).env_remove("RUST_LOG");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CYBERGOV_")) {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
+/// Serves `run` (with `block` as the chain) and runs `cybergov verify` on it.
+async fn cli_verify(run: &VotedRun, block: serde_json::Value, extra: &[&str]) -> Output {
+    let base = spawn_http_store(&run.root).await;
+    let sidecar = spawn_sidecar_blocks().await;
+    sidecar.insert(block);
+    let id = REFERENDUM.to_string();
+    let mut args = vec![
+        "verify",
+        "--network",
+        NETWORK.as_str(),
+        "--id",
+        &id,
+        "--base-url",
+        &base,
+        "--sidecar",
+        &sidecar.url,
+    ];
+    args.extend_from_slice(extra);
+    let work = tempfile::tempdir().unwrap();
+    cybergov(work.path()).args(&args).output().await.unwrap()
+}
+
+/// [`cli_verify`] with no extra arguments: the verifier of the shared tampering cases.
+async fn plain(run: &VotedRun, block: serde_json::Value) -> Output {
+    cli_verify(run, block, &[]).await
+}
+
+crate::tamper_tests!(plain);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extrinsic_missing_from_its_block_fails_the_extrinsic() {
+    let run = make_voted_run().await;
+    let mut block = run.block.clone();
+    block["extrinsics"][1]["hash"] = serde_json::json!(format!("0x{}", "00".repeat(32)));
+    let o = cli_verify(&run, block, &[]).await;
+    assert_fails_naming(&o, "extrinsic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_not_voted_yet_passes_its_artefacts_and_says_the_chain_was_not_checked() {
+    let run = make_voted_run().await;
+    std::fs::remove_file(run.file(&Artefact::Receipt)).unwrap();
+    let o = cli_verify(&run, run.block.clone(), &[]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(out(&o).contains("NOTE"), "{}", out(&o));
+    assert!(out(&o).contains("not been voted"), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reexecution_reproduces_the_jurors_and_catches_a_fabricated_juror_output() {
+    // An honest run: re-execution with the tiny model reproduces every file.
+    let run = make_voted_run().await;
+    let base = spawn_http_store(&run.root).await;
+    let public = HttpStore::new(&base).unwrap();
+    let options = VerifyOptions {
+        sidecar_url: None,
+        reexecute: Some(run.config.magi.clone()),
+    };
+    let v = verify(&public, NETWORK, REFERENDUM, Some(1), &options).await;
+    for check in [
+        "model balthazar",
+        "reexecute jurors/balthazar.json",
+        "reexecute jurors/melchior.json",
+        "reexecute jurors/caspar.json",
+        "reexecute vote.json",
+    ] {
+        assert!(
+            v.report.checks.iter().any(|c| c.name == check && c.passed),
+            "no PASS {check}:\n{v}"
+        );
+    }
+
+    // A dishonest run: caspar's file was written by hand (a changed rationale) and the stage
+    // listed it, so the manifest and every hash are consistent — only re-execution can tell.
+    let honest = std::fs::read(run.file(&Artefact::Juror("caspar".into()))).unwrap();
+    let mut record: JurorRecord = serde_json::from_slice(&honest).unwrap();
+    record.rationale = format!("{} Fund it.", record.rationale);
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path()).unwrap();
+    infer_run(&store, &tiny_config(1), &[("caspar", &record.to_bytes())]).await;
+    let options = VerifyOptions {
+        sidecar_url: None,
+        reexecute: Some(tiny_config(1).magi),
+    };
+    let v = verify(&store, NETWORK, REFERENDUM, None, &options).await;
+    let failed: Vec<&str> = v.report.failures().map(|c| c.name.as_str()).collect();
+    assert_eq!(failed, ["reexecute jurors/caspar.json"], "{v}");
+    assert!(
+        v.report
+            .checks
+            .iter()
+            .any(|c| c.name == "artefact jurors/caspar.json" && c.passed)
+    );
+
+    // A model file with another hash is refused, not used.
+    let mut wrong = tiny_config(2).magi;
+    wrong.models_dir = Some(dir.path().join("models"));
+    let v = verify(
+        &store,
+        NETWORK,
+        REFERENDUM,
+        None,
+        &VerifyOptions {
+            sidecar_url: None,
+            reexecute: Some(wrong),
+        },
+    )
+    .await;
+    assert!(
+        v.report
+            .failures()
+            .any(|c| c.name == "model balthazar" && c.detail.contains("no named model")),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reexecutes_with_the_configured_models() {
+    let run = make_voted_run().await;
+    let model = crate::common::tiny_model_path(1);
+    let base = spawn_http_store(&run.root).await;
+    let sidecar = spawn_sidecar_blocks().await;
+    sidecar.insert(run.block.clone());
+    let work = tempfile::tempdir().unwrap();
+    let mut cmd = cybergov(work.path());
+    cmd.args([
+        "verify",
+        "--network",
+        "polkadot",
+        "--id",
+        "4242",
+        "--reexecute",
+        "--base-url",
+        &base,
+        "--sidecar",
+        &sidecar.url,
+    ]);
+    for juror in ["BALTHAZAR", "MELCHIOR", "CASPAR"] {
+        cmd.env(
+            format!("CYBERGOV_MAGI__JURORS__{juror}__MODEL"),
+            model.to_str().unwrap(),
+        );
+    }
+    let o = cmd.output().await.unwrap();
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("PASS reexecute jurors/melchior.json"),
+        "{text}"
+    );
+    assert!(text.contains("PASS reexecute vote.json"), "{text}");
+    assert!(text.contains("PASS vote on chain"), "{text}");
+}
+
+/// A crash between the manifest and `latest.json` leaves the pointer behind; the infer stage's
+/// retry finds the manifest already written and repairs the pointer instead of leaving it.
+#[tokio::test]
+async fn a_retry_repairs_latest_json_after_a_crash_before_the_pointer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = cybergov::store::FsStore::new(dir.path()).unwrap();
+    let config = crate::common::voted_run::tiny_config(1);
+    let first = crate::common::voted_run::infer_run(&store, &config, &[]).await;
+    let layout = cybergov::store::layout::ReferendumLayout::new(NETWORK, REFERENDUM);
+    // The crash: the manifest is there, latest.json is not.
+    std::fs::remove_file(dir.path().join(layout.latest().as_str())).unwrap();
+    assert!(layout.read_latest(&store).await.unwrap().is_none());
+    let again = cybergov::stages::infer::infer(
+        &store,
+        &config.infer_settings(),
+        &cybergov::magi::jury::Jury::from_config(&config.magi, &Default::default(), false).unwrap(),
+        NETWORK,
+        REFERENDUM,
+        Some(1),
+    )
+    .await
+    .unwrap();
+    assert!(again.already_done);
+    let latest = layout.read_latest(&store).await.unwrap().expect("repaired");
+    assert_eq!(
+        (latest.run, latest.manifest_sha256),
+        (1, first.manifest_sha256)
+    );
+}
