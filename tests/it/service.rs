@@ -26,31 +26,42 @@ const SCRAPE_DELAY_SECS: u64 = 2;
 /// Runs started one after the other, each on an idle worker.
 const ROUNDS: u32 = 3;
 
-async fn idle_worker_picks_up_later_jobs(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::create(backend, dir.path()).await;
+/// The six stages, doing nothing: the orchestration alone.
+const STAGES: [&str; 6] = ["dispatch", "scrape", "augment", "infer", "vote", "comment"];
+
+/// A default configuration over a fresh `backend` database and a store in `dir`.
+async fn config_in(backend: Backend, dir: &Path) -> (Config, TestDb) {
+    let db = TestDb::create(backend, dir).await;
     let mut config = Config::default();
     config.database.url = db.url.clone();
-    config.store.path = dir.path().join("store");
+    config.store.path = dir.join("store");
+    (config, db)
+}
+
+/// An engine over `config` whose stages are `registry`; `queued`: a service's, with a queue.
+async fn engine_with(config: &Config, registry: Registry, queued: bool) -> Engine {
+    let store: cybergov::store::SharedStore =
+        Arc::new(cybergov::store::FsStore::new(&config.store.path).unwrap());
+    cybergov::wiring::open_engine(
+        config,
+        &Secrets::default(),
+        store,
+        Stages::Custom(registry),
+        queued,
+    )
+    .await
+    .unwrap()
+}
+
+async fn idle_worker_picks_up_later_jobs(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut config, _db) = config_in(backend, dir.path()).await;
     config.pipeline.graph =
         Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/bench-pipeline.toml"));
     config.pipeline.poll_interval_ms = 50;
     config.pipeline.dead_worker_timeout_secs = DEAD_WORKER_SECS;
     config.pipeline.scrape_delay_secs = Some(SCRAPE_DELAY_SECS);
-    let store: cybergov::store::SharedStore =
-        Arc::new(cybergov::store::FsStore::new(&config.store.path).unwrap());
-    let registry = Registry::noop(["dispatch", "scrape", "augment", "infer", "vote", "comment"]);
-    let engine = Arc::new(
-        cybergov::wiring::open_engine(
-            &config,
-            &Secrets::default(),
-            store,
-            Stages::Custom(registry),
-            true,
-        )
-        .await
-        .unwrap(),
-    );
+    let engine = Arc::new(engine_with(&config, Registry::noop(STAGES), true).await);
 
     let service = spawn(
         engine.clone(),
@@ -133,7 +144,7 @@ async fn an_idle_worker_picks_up_later_jobs_on_postgres() {
 #[tokio::test]
 async fn one_networks_outage_leaves_the_others_dispatched() {
     let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::create(Backend::Sqlite, dir.path()).await;
+    let (mut config, _db) = config_in(Backend::Sqlite, dir.path()).await;
     let subsquare = cybergov::subsquare::standin::spawn().await.unwrap();
     subsquare.add_referendum(
         1801,
@@ -143,9 +154,6 @@ async fn one_networks_outage_leaves_the_others_dispatched() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut config = Config::default();
-    config.database.url = db.url.clone();
-    config.store.path = dir.path().join("store");
     config.subsquare.max_retries = 0;
     let polkadot = config.networks.get_mut(&Network::Polkadot).unwrap();
     polkadot.subsquare_api_url = subsquare.url.clone();
@@ -153,18 +161,7 @@ async fn one_networks_outage_leaves_the_others_dispatched() {
     let kusama = config.networks.get_mut(&Network::Kusama).unwrap();
     kusama.enabled = true;
     kusama.subsquare_api_url = format!("http://127.0.0.1:{refused}");
-    let store: cybergov::store::SharedStore =
-        Arc::new(cybergov::store::FsStore::new(&config.store.path).unwrap());
-    let registry = Registry::noop(["dispatch", "scrape", "augment", "infer", "vote", "comment"]);
-    let engine = cybergov::wiring::open_engine(
-        &config,
-        &Secrets::default(),
-        store,
-        Stages::Custom(registry),
-        true,
-    )
-    .await
-    .unwrap();
+    let engine = engine_with(&config, Registry::noop(STAGES), true).await;
     let report = cybergov::wiring::dispatch_once(&config, &engine, None)
         .await
         .expect("dispatch itself succeeds");
@@ -201,33 +198,15 @@ impl cybergov::pipeline::handler::StageHandler for Slow {
 #[tokio::test]
 async fn a_live_workers_heartbeat_keeps_a_long_stage_its_own() {
     let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::create(Backend::Sqlite, dir.path()).await;
-    let mut config = Config::default();
-    config.database.url = db.url.clone();
-    config.store.path = dir.path().join("store");
+    let (mut config, _db) = config_in(Backend::Sqlite, dir.path()).await;
     config.pipeline.graph =
         Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/bench-pipeline.toml"));
     config.pipeline.dead_worker_timeout_secs = 2;
     config.pipeline.heartbeat_secs = 1;
-    let store: cybergov::store::SharedStore =
-        Arc::new(cybergov::store::FsStore::new(&config.store.path).unwrap());
-    let secrets = Secrets::default();
-    let engine = |slow: bool| {
-        let mut registry =
-            Registry::noop(["dispatch", "scrape", "augment", "infer", "vote", "comment"]);
-        if slow {
-            registry.register("scrape", Arc::new(Slow(Duration::from_secs(5))));
-        }
-        cybergov::wiring::open_engine(
-            &config,
-            &secrets,
-            store.clone(),
-            Stages::Custom(registry),
-            false,
-        )
-    };
-    let a = Arc::new(engine(true).await.unwrap());
-    let b = engine(false).await.unwrap();
+    let mut slow = Registry::noop(STAGES);
+    slow.register("scrape", Arc::new(Slow(Duration::from_secs(5))));
+    let a = Arc::new(engine_with(&config, slow, false).await);
+    let b = engine_with(&config, Registry::noop(STAGES), false).await;
     let worker = {
         let a = a.clone();
         tokio::spawn(async move { a.run_new(Network::Polkadot, 7, false).await })
@@ -269,14 +248,12 @@ async fn a_live_workers_heartbeat_keeps_a_long_stage_its_own() {
 async fn an_infer_timeout_shorter_than_the_runners_wait_is_refused_at_start() {
     use cybergov::stages::infer::runner::settings::RunnerKind;
     let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::create(Backend::Sqlite, dir.path()).await;
-    let mut config = Config::default();
-    config.database.url = db.url.clone();
+    let (mut config, _db) = config_in(Backend::Sqlite, dir.path()).await;
     config.runner.kind = RunnerKind::Github;
     config.runner.github.owner = Some("cybergov".into());
     config.runner.github.repo = Some("cybergov".into());
     let store: cybergov::store::SharedStore =
-        Arc::new(cybergov::store::FsStore::new(dir.path().join("store")).unwrap());
+        Arc::new(cybergov::store::FsStore::new(&config.store.path).unwrap());
     let open = |config: Config| {
         let store = store.clone();
         async move {
@@ -284,9 +261,7 @@ async fn an_infer_timeout_shorter_than_the_runners_wait_is_refused_at_start() {
                 &config,
                 &Secrets::default(),
                 store,
-                Stages::Custom(Registry::noop([
-                    "dispatch", "scrape", "augment", "infer", "vote", "comment",
-                ])),
+                Stages::Custom(Registry::noop(STAGES)),
                 false,
             )
             .await
