@@ -234,6 +234,87 @@ case $FOUND in
     *) fail "previous manifest" "the nearest earlier manifest is run ${FOUND% *} with sha256 ${FOUND#* }, this manifest records ${PREV:-none}" ;;
 esac
 
+# Does the run agree with itself? Each juror's vote must follow from its own scores, vote.json
+# must be the tally of those votes under its rule, and the manifest must record that decision:
+# a run rewritten with every hash fixed still fails here unless its reasoning holds.
+CHOOSE='[.scores[] | select(.option == "AYE" or .option == "NAY" or .option == "ABSTAIN")] as $s
+    | if ($s | length) == 0 then "abstain"
+      else ($s | map(.logprob) | max) as $m | [$s[] | select(.logprob == $m)]
+        | if length == 1 then (.[0].option | ascii_downcase) else "abstain" end end'
+upper() { printf '%s' "$1" | tr '[:lower:]' '[:upper:]'; }
+: >"$TMP/juror-votes.tsv"
+jq -r '.outputs[] | select(.name | startswith("jurors/")) | .path' "$TMP/manifest.json" >"$TMP/jurors.txt"
+while read -r path; do
+    if ! get "$BASE_URL/$path" "$TMP/juror.json" ||
+        ! J=$(jq -r "\"\(.juror)\t\(.vote)\t\($CHOOSE)\"" "$TMP/juror.json" 2>/dev/null); then
+        fail "juror jurors/${path##*/}" "$path cannot be read as a juror file"
+        continue
+    fi
+    juror=$(printf '%s' "$J" | cut -f 1)
+    voted=$(printf '%s' "$J" | cut -f 2)
+    follows=$(printf '%s' "$J" | cut -f 3)
+    if [ "$voted" = "$follows" ]; then
+        pass "juror $juror vote" "$(upper "$voted") follows from its scores"
+    else
+        fail "juror $juror vote" "records $(upper "$voted") but its own scores give $(upper "$follows")"
+    fi
+    printf '%s\t%s\n' "$juror" "$voted" >>"$TMP/juror-votes.tsv"
+done <"$TMP/jurors.txt"
+if get "$BASE_URL/$RUN_PREFIX/vote.json" "$TMP/vote.json" &&
+    jq -e '.decision and .rule and .jurors' "$TMP/vote.json" >/dev/null 2>&1; then
+    LISTED=$(jq -r '.jurors[] | "\(.juror)\t\(.vote)"' "$TMP/vote.json" | sort)
+    FOUND_VOTES=$(sort "$TMP/juror-votes.tsv")
+    TALLY=$(jq -r '
+        [.jurors[].vote] as $v | ($v | length) as $n
+        | ([$v[] | select(. == "aye")] | length) as $aye
+        | ([$v[] | select(. == "nay")] | length) as $nay
+        | ([$v[] | select(. == "abstain")] | length) as $abs
+        | def allowed($for; $against):
+            (2 * $for > $n) as $maj
+            | if .rule == "majority-without-opposition-v1" then $maj and $against == 0
+              elif .rule == "simple-majority-v1" then $maj
+              else false end;
+          if .rule != "majority-without-opposition-v1" and .rule != "simple-majority-v1"
+             and .rule != "unanimous-v1" then "unknown rule \(.rule)"
+          elif .forced_abstain != null then "abstain"
+          elif $n > 0 and $abs == $n then "abstain"
+          elif $aye == $n then "aye"
+          elif $nay == $n then "nay"
+          elif allowed($aye; $nay) then "aye"
+          elif allowed($nay; $aye) then "nay"
+          else "abstain" end' "$TMP/vote.json")
+    DECIDED=$(jq -r '.decision' "$TMP/vote.json")
+    RULE=$(jq -r '.rule' "$TMP/vote.json")
+    U_DECIDED=$(printf '%s' "$DECIDED" | tr '[:lower:]' '[:upper:]')
+    U_TALLY=$(printf '%s' "$TALLY" | tr '[:lower:]' '[:upper:]')
+    if [ "$LISTED" != "$FOUND_VOTES" ]; then
+        fail tally "vote.json's juror votes are not the juror files' votes"
+    elif [ "$TALLY" = "$DECIDED" ]; then
+        pass tally "$U_DECIDED under $RULE"
+    else
+        fail tally "vote.json decides $U_DECIDED but its jurors' votes give $U_TALLY under $RULE"
+    fi
+    if jq -e --slurpfile m "$TMP/manifest.json" '
+        .decision == $m[0].decision.vote and .conviction == $m[0].decision.conviction
+        and .balance == $m[0].decision.balance' "$TMP/vote.json" >/dev/null; then
+        pass decision "the manifest's decision is vote.json's ($U_DECIDED)"
+    else
+        fail decision "the manifest's decision ($(jq -r '.decision.vote' "$TMP/manifest.json")) is not vote.json's ($DECIDED)"
+    fi
+else
+    fail tally "$RUN_PREFIX/vote.json cannot be read"
+fi
+if get "$BASE_URL/$RUN_PREFIX/comment.json" "$TMP/comment.json"; then
+    CONTENT=$(jq -r '.entity.content // ""' "$TMP/comment.json" 2>/dev/null || true)
+    if [ -n "$CONTENT" ]; then
+        case $CONTENT in
+            *"$H"*"${U_DECIDED:-?}"* | *"${U_DECIDED:-?}"*"$H"*)
+                pass comment "states ${U_DECIDED:-?} and manifest $H" ;;
+            *) fail comment "does not state ${U_DECIDED:-?} with manifest $H" ;;
+        esac
+    fi
+fi
+
 # The chain: receipt.json names the extrinsic; Sidecar shows what it did.
 if ! get "$BASE_URL/$RUN_PREFIX/receipt.json" "$TMP/receipt.json"; then
     if [ "$GOT" = missing ]; then

@@ -10,10 +10,12 @@
 //!    and compare the juror files and vote.json byte for byte.
 //!
 //! Check names are stable and shared with `scripts/verify.sh`: `latest.json`, `manifest hash`,
-//! `manifest format`, `manifest location`, `artefact <name>`, `previous manifest`, `receipt`,
+//! `manifest format`, `manifest location`, `artefact <name>`, `previous manifest`,
+//! `juror <name> vote`, `tally`, `decision`, `comment` ([`consistency`]), `receipt`,
 //! `extrinsic`, `remark`, `vote on chain`, `model <juror>`, `reexecute <name>`.
 
 pub mod chain;
+pub mod consistency;
 pub mod http;
 pub mod reexecute;
 
@@ -84,6 +86,9 @@ pub async fn verify(
         return Verification { report, notes };
     };
     let run_layout = ReferendumLayout::new(network, referendum).run(run);
+    report
+        .checks
+        .extend(consistency::check_consistency(store, &manifest, hash).await);
 
     match store.get(&run_layout.key(&Artefact::Receipt)).await {
         Err(StoreError::NotFound(k)) => notes.push(format!(

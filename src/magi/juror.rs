@@ -143,8 +143,9 @@ pub async fn deliberate(
     })
 }
 
-/// The best-scored option; an exact tie (or no score) is ABSTAIN.
-fn choose(scores: &[OptionScore]) -> VoteKind {
+/// The best-scored option; an exact tie (or no score) is ABSTAIN. The verifiers recompute each
+/// juror's vote with it from the scores the juror file records.
+pub fn choose(scores: &[OptionScore]) -> VoteKind {
     let mut best: Option<(&OptionScore, VoteKind)> = None;
     let mut tie = false;
     for s in scores {

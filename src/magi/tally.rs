@@ -19,6 +19,18 @@ pub enum TallyRule {
 }
 
 impl TallyRule {
+    /// Every rule.
+    pub const ALL: [TallyRule; 3] = [
+        TallyRule::MajorityWithoutOpposition,
+        TallyRule::SimpleMajority,
+        TallyRule::Unanimous,
+    ];
+
+    /// The rule recorded in vote.json by its id, if this version knows it.
+    pub fn from_id(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.id() == id)
+    }
+
     /// The id recorded in vote.json (versioned: a changed rule gets a new id).
     pub fn id(self) -> &'static str {
         match self {

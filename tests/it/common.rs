@@ -155,13 +155,60 @@ pub async fn write_sample_run_with_raw(
     }
     let mut outputs = Vec::new();
     let mut models = Vec::new();
+    let mut votes = Vec::new();
+    let decoding = Decoding {
+        strategy: "greedy".into(),
+        max_new_tokens: 256,
+        threads: 1,
+        repeat_penalty: "1.1".into(),
+        repeat_last_n: 64,
+    };
     for (i, name) in jurors.iter().enumerate() {
         let artefact = Artefact::Juror((*name).to_owned());
-        let bytes = format!(
-            "{{\"juror\":\"{name}\",\"rationale\":\"Clear deliverables — run {run}.\",\"vote\":\"{}\"}}",
-            if i == 2 { "nay" } else { "aye" }
-        )
-        .into_bytes();
+        // A juror record in the real shape, whose vote follows from its scores (the verifiers
+        // check that): two AYE, one NAY.
+        let vote = if i == 2 { VoteKind::Nay } else { VoteKind::Aye };
+        let (aye, nay) = if vote == VoteKind::Aye {
+            (-0.5, -2.0)
+        } else {
+            (-2.0, -0.5)
+        };
+        let record: cybergov::magi::juror::JurorRecord =
+            serde_json::from_value(serde_json::json!({
+                "schema": cybergov::magi::juror::JUROR_SCHEMA,
+                "juror": name,
+                "model": {
+                    "backend": "candle",
+                    "model_id": "SmolLM2-135M-Instruct",
+                    "file_sha256": Sha256Hash::of(b"model"),
+                    "quantization": "Q8_0",
+                    "context_length": 8192,
+                    "deterministic": true,
+                },
+                "decoding": decoding,
+                "prompts": {
+                    "system": Sha256Hash::of(b"system"),
+                    "persona": Sha256Hash::of(name.as_bytes()),
+                    "rationale": Sha256Hash::of(b"rationale"),
+                    "vote": Sha256Hash::of(b"vote"),
+                },
+                "content_sha256": Sha256Hash::of(&content),
+                "prompt_sha256": Sha256Hash::of(name.as_bytes()),
+                "rationale": format!("Clear deliverables — run {run}."),
+                "rationale_finish": "stop",
+                "vote": vote,
+                "scoring": cybergov::magi::juror::SCORING,
+                "scores": [
+                    {"option": "AYE", "logprob": aye, "tokens": 1},
+                    {"option": "NAY", "logprob": nay, "tokens": 1},
+                    {"option": "ABSTAIN", "logprob": -3.0, "tokens": 1},
+                ],
+                "prompt_tokens": 100,
+                "completion_tokens": 10,
+                "raw_responses": [],
+            }))
+            .expect("the sample juror file is a juror record");
+        let bytes = record.to_bytes();
         let key = layout.key(&artefact);
         store.put(&key, &bytes).await.expect("put juror");
         outputs.push(ArtefactRef::describe(
@@ -176,17 +223,27 @@ pub async fn write_sample_run_with_raw(
             file_sha256: Some(Sha256Hash::of(b"model")),
             quantization: Some("Q8_0".into()),
             prompt_sha256: Sha256Hash::of(name.as_bytes()),
-            decoding: Decoding {
-                strategy: "greedy".into(),
-                max_new_tokens: 256,
-                threads: 1,
-                repeat_penalty: "1.1".into(),
-                repeat_last_n: 64,
-            },
+            decoding: decoding.clone(),
             deterministic: true,
         });
+        votes.push(cybergov::magi::tally::JurorVote {
+            juror: (*name).to_owned(),
+            vote,
+        });
     }
-    let vote = br#"{"decision":"aye","rule":"majority-2of3-v1"}"#.to_vec();
+    let mut tally_config = cybergov::magi::settings::MagiConfig::default().tally;
+    tally_config.rule = cybergov::magi::tally::TallyRule::SimpleMajority;
+    tally_config.conviction_majority = 1;
+    tally_config
+        .balance
+        .insert(network, "100000000000000".into());
+    let vote = cybergov::magi::tally::tally(&tally_config, network, referendum, run, votes, None);
+    assert_eq!(
+        vote.decision,
+        VoteKind::Aye,
+        "two of three AYE under simple majority"
+    );
+    let vote = vote.to_bytes();
     let key = layout.key(&Artefact::Vote);
     store.put(&key, &vote).await.expect("put vote");
     outputs.push(ArtefactRef::describe(

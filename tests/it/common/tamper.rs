@@ -42,6 +42,11 @@ pub async fn a_good_voted_run_passes_every_check(
         "manifest hash",
         "manifest format",
         "manifest location",
+        "juror balthazar vote",
+        "juror melchior vote",
+        "juror caspar vote",
+        "tally",
+        "decision",
         "artefact content.md",
         "artefact jurors/balthazar.json",
         "artefact jurors/melchior.json",
@@ -137,6 +142,122 @@ pub async fn a_chain_vote_that_differs_from_vote_json_fails_the_vote(
     assert!(out(&o).contains("PASS remark"), "{}", out(&o));
 }
 
+/// A change to one JSON artefact.
+pub type Edit = dyn Fn(&mut serde_json::Value);
+
+/// Rewrites the JSON artefact `name` of the run with `edit` and fixes its hash and length in the
+/// manifest, as a forger who controls the store would; `decision` rewrites the manifest's
+/// decision too. The manifest is written canonical again and latest.json points at it, and the
+/// receipt is removed, so no hash in the store gives the forgery away.
+pub fn forge(
+    run: &VotedRun,
+    edits: &[(Artefact, &Edit)],
+    decision: Option<cybergov::manifest::VoteKind>,
+) {
+    use cybergov::manifest::Manifest;
+    let manifest_file = run.file(&Artefact::Manifest);
+    let mut manifest =
+        Manifest::from_canonical_bytes(&std::fs::read(&manifest_file).unwrap()).unwrap();
+    for (artefact, edit) in edits {
+        let file = run.file(artefact);
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        edit(&mut value);
+        let mut bytes = serde_json::to_vec_pretty(&value).unwrap();
+        bytes.push(b'\n');
+        std::fs::write(&file, &bytes).unwrap();
+        let name = run.run_layout().key(artefact).as_str().to_owned();
+        let listed = manifest
+            .outputs
+            .iter_mut()
+            .find(|a| a.path == name)
+            .expect("the artefact is listed");
+        listed.sha256 = Sha256Hash::of(&bytes);
+        listed.bytes = bytes.len() as u64;
+    }
+    if let Some(vote) = decision {
+        manifest.decision.vote = vote;
+    }
+    let bytes = manifest.to_canonical_bytes().unwrap();
+    std::fs::write(&manifest_file, &bytes).unwrap();
+    let latest = cybergov::store::layout::Latest {
+        run: 1,
+        manifest_sha256: Sha256Hash::of(&bytes),
+    };
+    let latest_file = run.root.join(run.run_layout().referendum.latest().as_str());
+    std::fs::write(latest_file, serde_json::to_vec(&latest).unwrap()).unwrap();
+    let _ = std::fs::remove_file(run.file(&Artefact::Receipt));
+}
+
+/// Every juror file and vote.json rewritten to one vote (AYE, or NAY when the jurors all said
+/// AYE), all hashes fixed: the jurors' own scores still give their real votes, so the forgery
+/// fails.
+pub async fn a_consistent_forgery_of_every_vote_is_caught(
+    verify: impl AsyncFn(&VotedRun, serde_json::Value) -> Output,
+) {
+    use cybergov::manifest::VoteKind;
+    let run = make_voted_run().await;
+    let (target, word) = if run.vote.jurors.iter().all(|j| j.vote == VoteKind::Aye) {
+        (VoteKind::Nay, "nay")
+    } else {
+        (VoteKind::Aye, "aye")
+    };
+    let juror = move |v: &mut serde_json::Value| v["vote"] = word.into();
+    let vote = move |v: &mut serde_json::Value| {
+        for j in v["jurors"].as_array_mut().unwrap() {
+            j["vote"] = word.into();
+        }
+        v["decision"] = word.into();
+    };
+    forge(
+        &run,
+        &[
+            (Artefact::Juror("balthazar".into()), &juror),
+            (Artefact::Juror("melchior".into()), &juror),
+            (Artefact::Juror("caspar".into()), &juror),
+            (Artefact::Vote, &vote),
+        ],
+        Some(target),
+    );
+    let o = verify(&run, run.block.clone()).await;
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("PASS manifest hash"),
+        "the hashes were fixed: {text}"
+    );
+    assert!(
+        text.contains("but its own scores give"),
+        "no juror vote check failed:\n{text}"
+    );
+}
+
+/// vote.json and the manifest say NAY while every juror file says otherwise: the tally fails.
+pub async fn a_decision_that_contradicts_the_jurors_is_caught(
+    verify: impl AsyncFn(&VotedRun, serde_json::Value) -> Output,
+) {
+    let run = make_voted_run().await;
+    let to_nay = |v: &mut serde_json::Value| v["decision"] = "nay".into();
+    let jurors_say_nay = run
+        .vote
+        .jurors
+        .iter()
+        .all(|j| j.vote == cybergov::manifest::VoteKind::Nay);
+    assert!(
+        !jurors_say_nay,
+        "the tiny jurors must not all vote NAY here"
+    );
+    forge(
+        &run,
+        &[(Artefact::Vote, &to_nay)],
+        Some(cybergov::manifest::VoteKind::Nay),
+    );
+    let o = verify(&run, run.block.clone()).await;
+    assert_fails_naming(&o, "tally");
+    assert!(out(&o).contains("vote.json decides NAY"), "{}", out(&o));
+    assert!(out(&o).contains("PASS decision"), "{}", out(&o));
+}
+
 /// Declares every case of this module as a test of the calling crate, verifying with `$verify`
 /// (an `async fn(&VotedRun, serde_json::Value) -> Output`).
 #[macro_export]
@@ -148,7 +269,9 @@ macro_rules! tamper_tests {
             a_changed_manifest_fails_the_manifest_hash,
             a_missing_artefact_fails_naming_it,
             a_remark_with_another_hash_fails_the_remark,
-            a_chain_vote_that_differs_from_vote_json_fails_the_vote
+            a_chain_vote_that_differs_from_vote_json_fails_the_vote,
+            a_consistent_forgery_of_every_vote_is_caught,
+            a_decision_that_contradicts_the_jurors_is_caught
         );
     };
     (@each $verify:path; $($case:ident),*) => {
