@@ -2,3 +2,4 @@
 //! every reader share the type, so they cannot disagree on a field's name or shape.
 
 pub mod augment;
+pub mod model;

@@ -1,6 +1,5 @@
 //! The language-model interface shared by the jurors and the augmentation stage.
 
-use crate::hash::Sha256Hash;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -116,22 +115,9 @@ pub struct Scoring {
     pub raw_response: Option<serde_json::Value>,
 }
 
-/// What a model is, for the manifest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    /// `candle` or `openai`.
-    pub backend: String,
-    /// Model id, e.g. `SmolLM2-135M-Instruct`.
-    pub model_id: String,
-    /// SHA-256 of the weights file as loaded, when local.
-    pub file_sha256: Option<Sha256Hash>,
-    /// Quantization of the weights, when known.
-    pub quantization: Option<String>,
-    /// Context window in tokens.
-    pub context_length: u32,
-    /// Whether a rerun reproduces outputs byte for byte.
-    pub deterministic: bool,
-}
+// The model description is recorded in juror files and augment.json: a record type, so it
+// lives with the records (below this layer) and is re-exported here for the backends.
+pub use crate::records::model::ModelInfo;
 
 /// Errors of a model backend.
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,8 @@
 //! `augment.json`: what augmentation did to a proposal, as one typed record. The augment stage
 //! writes it; the infer stage reads its forced ABSTAIN from it; nothing parses it another way.
 
+use super::model::ModelInfo;
 use crate::hash::Sha256Hash;
-use crate::magi::model::ModelInfo;
 use crate::network::{Network, format_units};
 use crate::proposal::{ContentType, Spend};
 use serde::{Deserialize, Serialize};
