@@ -161,6 +161,17 @@ fn q8_kernels_agree_to_the_bit_and_do_not_depend_on_the_batch() {
         "kernel {:?} differs from the definition",
         q8::detected()
     );
+    // Every kernel this CPU can run (AVX-512 implies AVX2 here) gives the definition's bits.
+    let available: &[Kernel] = match q8::detected() {
+        Kernel::Portable => &[],
+        Kernel::Avx2 => &[Kernel::Avx2],
+        Kernel::Avx512Vnni => &[Kernel::Avx2, Kernel::Avx512Vnni],
+    };
+    for &k in available {
+        let mut out = vec![0f32; n * rows];
+        q8::matmul_with(k, &w, &acts, &mut out);
+        assert_eq!(portable, out, "kernel {k:?}");
+    }
     // Each token alone gives the same row as within the batch.
     for t in 0..n {
         let mut one = Q8Acts::default();

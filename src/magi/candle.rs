@@ -4,16 +4,16 @@
 //! rendered in code ([`template`]), the tokenizer comes from the GGUF itself ([`tokenizer`]), and
 //! the weights file is hashed on load, so a rerun with the same file and inputs reproduces the
 //! same tokens — and the verifier can check that it was the same file. The engine
-//! ([`transformer`] on [`kernels`]) fixes the arithmetic of every value it computes, whatever
+//! (`crates/engine`: [`transformer`] on [`kernels`]) fixes the arithmetic of every value it computes, whatever
 //! the thread count and however tokens are batched, so its KV cache can be reused across
 //! requests that share a prefix (the scoring after a generation, jurors sharing a model).
 //! candle provides the GGUF reader.
 
-pub mod kernels;
+pub use cybergov_engine::{kernels, transformer};
+
 pub mod sampling;
 pub mod template;
 pub mod tokenizer;
-pub mod transformer;
 
 use super::model::{
     ChatMessage, FinishReason, GenerateParams, Generation, LanguageModel, ModelError, ModelInfo,
@@ -265,6 +265,37 @@ impl CandleModel {
     /// The file the model was loaded from.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Tokenizes `text` with the model's tokenizer (`add_bos` as a prompt would).
+    pub fn encode(&self, text: &str, add_bos: bool) -> Result<Vec<u32>, ModelError> {
+        let loaded = self
+            .inner
+            .loaded
+            .lock()
+            .map_err(|_| infer_err("model lock poisoned"))?;
+        loaded.tokenizer.encode(text, add_bos)
+    }
+
+    /// Runs `f` on the engine itself, inside the model's thread pool, holding the model (for
+    /// benchmarks and tests that drive the KV cache directly).
+    pub fn with_engine<T: Send>(
+        &self,
+        f: impl FnOnce(&mut Transformer) -> T + Send,
+    ) -> Result<T, ModelError> {
+        let mut loaded = self
+            .inner
+            .loaded
+            .lock()
+            .map_err(|_| infer_err("model lock poisoned"))?;
+        let model = &mut loaded.model;
+        Ok(self.inner.pool.install(|| f(model)))
+    }
+
+    /// Forgets the KV cache: the next request computes its whole prompt (benchmarks time
+    /// prefills with it).
+    pub fn clear_cache(&self) -> Result<(), ModelError> {
+        self.with_engine(|m| m.rewind(0))
     }
 
     async fn blocking<T: Send + 'static>(

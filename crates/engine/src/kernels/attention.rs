@@ -139,7 +139,10 @@ unsafe fn mix_avx2(scores: &mut [f32], v: &[f32], stride: usize, off: usize, out
 }
 
 fn use_avx2() -> bool {
-    super::q8::detected() == super::q8::Kernel::Avx2
+    matches!(
+        super::q8::detected(),
+        super::q8::Kernel::Avx2 | super::q8::Kernel::Avx512Vnni
+    )
 }
 
 /// The queries `t0..t0 + Q` of head `h` (their outputs in `out`, `Q · head_dim` values).

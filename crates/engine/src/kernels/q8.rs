@@ -256,6 +256,66 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::QK;
+    use std::arch::x86_64::*;
+
+    /// [`super::dot_portable`] for `R` rows with AVX-512 VNNI: one 512-bit step covers two
+    /// blocks, whose lanes are exactly accumulators `0..8` (the even block) and `8..16` (the
+    /// odd one) of the definition; an odd last block goes to lanes `0..8` alone.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+    pub unsafe fn dot_rows<const R: usize>(
+        w: [&[i8]; R],
+        dw: [&[f32]; R],
+        x: &[i8],
+        dx: &[f32],
+    ) -> [f32; R] {
+        unsafe {
+            let nb = dx.len();
+            let mut acc = [_mm512_setzero_ps(); R];
+            let zero = _mm512_setzero_si512();
+            let mut b = 0;
+            while b + 2 <= nb {
+                let xv = _mm512_loadu_si512(x.as_ptr().add(b * QK) as *const _);
+                let (sx0, sx1) = (*dx.get_unchecked(b), *dx.get_unchecked(b + 1));
+                for r in 0..R {
+                    let wv = _mm512_loadu_si512(w[r].as_ptr().add(b * QK) as *const _);
+                    // |w| (as u8) · (x with w's sign): exact i32 lanes of four products.
+                    let neg = _mm512_movepi8_mask(wv);
+                    let xs = _mm512_mask_sub_epi8(xv, neg, zero, xv);
+                    let l = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), xs);
+                    let s0 = _mm256_set1_ps(*dw[r].get_unchecked(b) * sx0);
+                    let s1 = _mm256_set1_ps(*dw[r].get_unchecked(b + 1) * sx1);
+                    let s = _mm512_insertf32x8(_mm512_castps256_ps512(s0), s1, 1);
+                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(l), s, acc[r]);
+                }
+                b += 2;
+            }
+            let mut out = [0f32; R];
+            for r in 0..R {
+                let mut a = [0f32; 16];
+                _mm512_storeu_ps(a.as_mut_ptr(), acc[r]);
+                if b < nb {
+                    // The odd last block: lanes 0..8, as in the definition.
+                    let wb = &w[r][b * QK..(b + 1) * QK];
+                    let xb = &x[b * QK..(b + 1) * QK];
+                    let s = *dw[r].get_unchecked(b) * *dx.get_unchecked(b);
+                    for k in 0..8 {
+                        let mut l = 0i32;
+                        for i in 4 * k..4 * k + 4 {
+                            l += i32::from(wb[i]) * i32::from(xb[i]);
+                        }
+                        a[k] = (l as f32).mul_add(s, a[k]);
+                    }
+                }
+                out[r] = super::reduce16(&a);
+            }
+            out
+        }
+    }
+}
+
 /// Which kernel runs here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
@@ -263,6 +323,8 @@ pub enum Kernel {
     Portable,
     /// AVX2 and FMA (x86_64).
     Avx2,
+    /// AVX-512 with VNNI (x86_64); attention uses the AVX2 code.
+    Avx512Vnni,
 }
 
 /// The fastest kernel this CPU has (they all give the same bits).
@@ -271,9 +333,14 @@ pub fn detected() -> Kernel {
     {
         static K: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
         *K.get_or_init(|| {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            let avx2 = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma");
+            let vnni = std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vnni");
+            if std::env::var_os("CYBERGOV_ENGINE_NO_AVX512").is_none() && avx2 && vnni {
+                Kernel::Avx512Vnni
+            } else if avx2 {
                 Kernel::Avx2
             } else {
                 Kernel::Portable
@@ -296,6 +363,9 @@ fn dot_rows<const R: usize>(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Avx2` is only chosen when the CPU has AVX2 and FMA; slices are whole blocks.
         Kernel::Avx2 => unsafe { avx2::dot_rows(w, dw, x, dx) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: chosen only when the CPU has AVX-512 F/BW/VNNI, AVX2 and FMA.
+        Kernel::Avx512Vnni => unsafe { avx512::dot_rows(w, dw, x, dx) },
         _ => std::array::from_fn(|r| dot_portable(w[r], dw[r], x, dx)),
     }
 }
@@ -319,6 +389,13 @@ pub fn matmul(w: &Q8Matrix, x: &Q8Acts, out: &mut [f32]) {
 
 /// [`matmul`] with a chosen kernel (tests compare them).
 pub fn matmul_with(kernel: Kernel, w: &Q8Matrix, x: &Q8Acts, out: &mut [f32]) {
+    let here = detected();
+    assert!(
+        kernel == Kernel::Portable
+            || kernel == here
+            || (kernel == Kernel::Avx2 && here == Kernel::Avx512Vnni),
+        "kernel {kernel:?} is not available on this CPU ({here:?})"
+    );
     assert_eq!(w.cols, x.cols);
     assert_eq!(out.len(), x.n * w.rows);
     let (rows, cols, n) = (w.rows, w.cols, x.n);
