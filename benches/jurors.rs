@@ -418,6 +418,8 @@ async fn run(args: Args, threads: usize) -> Result<()> {
     let t = Instant::now();
     let record = deliberate(JURORS[0], &model, &prompts, &content, &decoding).await?;
     let deliberate_s = t.elapsed().as_secs_f64();
+    // The juror workload's peak, before the profile's 4000-token contexts grow the KV cache.
+    let peak_juror = proc_status_kb("VmHWM:");
 
     // Issue #13's profile: decode-only at several contexts, then the whole jury.
     let base = model.encode(&prompt, true)?;
@@ -545,10 +547,10 @@ async fn run(args: Args, threads: usize) -> Result<()> {
                 fmt_ratio(our_tg, th_tg)
             );
             println!(
-                "| peak RSS, MiB | {:.1} | {:.1} | {} |",
-                mib(peak),
+                "| peak RSS (juror workload), MiB | {:.1} | {:.1} | {} |",
+                mib(peak_juror),
                 mib(p.peak_rss_kb),
-                fmt_ratio(peak as f64, p.peak_rss_kb as f64)
+                fmt_ratio(peak_juror as f64, p.peak_rss_kb as f64)
             );
             println!(
                 "| model load, s | {load_s:.2} | {:.2} | {} |",
@@ -579,7 +581,10 @@ async fn run(args: Args, threads: usize) -> Result<()> {
                 "| generation ({} tok), tok/s (median) | {our_tg:.2} | n/a | |",
                 ours[0].gen_tokens
             );
-            println!("| peak RSS, MiB | {:.1} | n/a | |", mib(peak));
+            println!(
+                "| peak RSS (juror workload), MiB | {:.1} | n/a | |",
+                mib(peak_juror)
+            );
             println!("| model load, s | {load_s:.2} | n/a | |");
             println!("| one deliberate(), s | {deliberate_s:.2} | — | |");
         }
@@ -613,8 +618,9 @@ async fn run(args: Args, threads: usize) -> Result<()> {
     );
     println!();
     println!(
-        "candle RSS after load {:.1} MiB; peak (VmHWM, load + all rounds + deliberate) {:.1} MiB",
+        "candle RSS after load {:.1} MiB; peak (VmHWM) after load + all rounds + deliberate {:.1} MiB, after the profile too {:.1} MiB",
         mib(rss_after_load),
+        mib(peak_juror),
         mib(peak)
     );
     Ok(())

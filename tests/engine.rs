@@ -106,12 +106,13 @@ fn attention_kernel_matches_the_naive_reference() {
     let len = p0 + n;
     let k = values(len * kvd, 2);
     let v = values(len * kvd, 3);
-    // The cache's layout: keys transposed per KV head, rows padded to a multiple of 8.
+    // The cache's layout: keys in tiles of eight positions per KV head.
     let cap = len.div_ceil(8) * 8;
     let mut k_t = vec![0f32; kvd * cap];
     for p in 0..len {
         for j in 0..kvd {
-            k_t[j * cap + p] = k[p * kvd + j];
+            k_t[attention::key_index(j / s.head_dim, j % s.head_dim, p, s.head_dim, cap)] =
+                k[p * kvd + j];
         }
     }
     let kv = Kv {

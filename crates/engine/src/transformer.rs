@@ -326,7 +326,8 @@ impl Weights {
     }
 }
 
-/// Per-layer keys (transposed: `[kv_head][d][position]`) and values (position-major), sized
+/// Per-layer keys (in tiles of eight positions, see [`attention::key_index`]) and values
+/// (position-major), sized
 /// for the whole context up front. The buffers are zero-allocated, so the memory becomes
 /// resident only as positions are written.
 struct KvCache {
@@ -520,7 +521,7 @@ impl Transformer {
                 let p = p0 + t;
                 for (j, &x) in row[qd..qd + kvd].iter().enumerate() {
                     // Element j is dimension j % hd of KV head j / hd.
-                    kc[j * cap + p] = x;
+                    kc[attention::key_index(j / hd, j % hd, p, hd, cap)] = x;
                 }
                 vc[p * kvd..(p + 1) * kvd].copy_from_slice(&row[qd + kvd..]);
             }

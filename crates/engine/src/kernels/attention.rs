@@ -8,8 +8,9 @@
 //! - the softmax uses the engine's own [`exp`] and a lane-wise [`sum8`] in key order;
 //! - the output is `Σ_p e_p · v_p` accumulated in key order (fused), divided by the sum.
 //!
-//! Keys are stored transposed per KV head (`[g][d][position]`), so eight keys' scores are one
-//! vector and a block of queries shares every key load. A score does not depend on which other
+//! Keys are stored in tiles of eight positions per KV head (`[g][position / 8][d][position % 8]`),
+//! so eight keys' scores are one vector, a tile is one contiguous read, and a block of queries
+//! shares every key load. A score does not depend on which other
 //! queries or keys were computed with it, so a prefill of many tokens, a decode step and a
 //! prefill after a reused prefix give the same bits for the same position.
 
@@ -30,19 +31,26 @@ pub struct Shape {
 /// One layer's cache as attention reads it.
 #[derive(Clone, Copy)]
 pub struct Kv<'a> {
-    /// Keys, `[kv_head][d][position]`, `cap` positions per row (rows padded to a multiple of 8).
+    /// Keys in tiles of eight positions: key `p`, dimension `d` of KV head `g` is at
+    /// [`key_index`]`(g, d, p, head_dim, cap)`.
     pub k_t: &'a [f32],
     /// Values, position-major (`kv_heads · head_dim` per position).
     pub v: &'a [f32],
-    /// Positions per key row.
+    /// Positions held per KV head (a multiple of 8).
     pub cap: usize,
+}
+
+/// Where dimension `d` of key `p` of KV head `g` lives in [`Kv::k_t`].
+#[inline(always)]
+pub fn key_index(g: usize, d: usize, p: usize, head_dim: usize, cap: usize) -> usize {
+    g * head_dim * cap + (p / 8) * head_dim * 8 + d * 8 + p % 8
 }
 
 impl Kv<'_> {
     /// Key `p` of KV head `g`, gathered (for references and tests).
     pub fn key(&self, s: Shape, g: usize, p: usize) -> Vec<f32> {
         (0..s.head_dim)
-            .map(|d| self.k_t[(g * s.head_dim + d) * self.cap + p])
+            .map(|d| self.k_t[key_index(g, d, p, s.head_dim, self.cap)])
             .collect()
     }
 }
@@ -56,17 +64,17 @@ const QB: usize = 8;
 fn scores_portable<const Q: usize>(
     q: [&[f32]; Q],
     k_t: &[f32],
-    cap: usize,
     n: usize,
     scale: f32,
     out: &mut [Vec<f32>; Q],
 ) {
     let hd = q[0].len();
     for p in 0..n.div_ceil(8) * 8 {
+        let tile = &k_t[(p / 8) * hd * 8..(p / 8 + 1) * hd * 8];
         for i in 0..Q {
             let mut acc = 0f32;
             for d in 0..hd {
-                acc = q[i][d].mul_add(k_t[d * cap + p], acc);
+                acc = q[i][d].mul_add(tile[d * 8 + p % 8], acc);
             }
             out[i][p] = acc * scale;
         }
@@ -78,7 +86,6 @@ fn scores_portable<const Q: usize>(
 unsafe fn scores_avx2<const Q: usize>(
     q: [&[f32]; Q],
     k_t: &[f32],
-    cap: usize,
     n: usize,
     scale: f32,
     out: &mut [Vec<f32>; Q],
@@ -88,9 +95,10 @@ unsafe fn scores_avx2<const Q: usize>(
     let mut p = 0;
     while p < n {
         let mut acc = [_mm256_setzero_ps(); Q];
+        let tile = (p / 8) * hd * 8;
         for d in 0..hd {
-            // SAFETY: rows hold `cap` ≥ round_up(n, 8) positions; q rows hold `hd` values.
-            let kv = unsafe { _mm256_loadu_ps(k_t.as_ptr().add(d * cap + p)) };
+            // SAFETY: a head holds `cap` ≥ round_up(n, 8) positions; q rows hold `hd` values.
+            let kv = unsafe { _mm256_loadu_ps(k_t.as_ptr().add(tile + d * 8)) };
             for i in 0..Q {
                 let qd = _mm256_set1_ps(unsafe { *q[i].get_unchecked(d) });
                 acc[i] = _mm256_fmadd_ps(qd, kv, acc[i]);
@@ -114,21 +122,32 @@ fn mix(scores: &mut [f32], v: &[f32], stride: usize, off: usize, out: &mut [f32]
         *x = exp(*x - max);
     }
     let total = sum8(scores);
-    // Sixteen output dimensions at a time, held in registers over all keys (the order of
-    // each output's sum is still the key order).
-    for (c, oc) in out.chunks_exact_mut(16).enumerate() {
-        let mut acc = [0f32; 16];
-        for (p, &e) in scores.iter().enumerate() {
-            let vp = &v[p * stride + off + 16 * c..p * stride + off + 16 * c + 16];
-            for j in 0..16 {
-                acc[j] = e.mul_add(vp[j], acc[j]);
-            }
-        }
-        oc.copy_from_slice(&acc);
+    // As many output dimensions as fit the registers (64, else 16), held over all keys in one
+    // pass over the values (the order of each output's sum is still the key order).
+    if out.len().is_multiple_of(64) {
+        accumulate::<64>(scores, v, stride, off, out);
+    } else {
+        accumulate::<16>(scores, v, stride, off, out);
     }
     let inv = 1.0 / total;
     for o in out.iter_mut() {
         *o *= inv;
+    }
+}
+
+/// `out[d] = Σ_p e_p · v_p[d]` in key order, `W` dimensions per pass.
+#[inline(always)]
+fn accumulate<const W: usize>(e: &[f32], v: &[f32], stride: usize, off: usize, out: &mut [f32]) {
+    for (c, oc) in out.chunks_exact_mut(W).enumerate() {
+        let mut acc = [0f32; W];
+        for (p, &w) in e.iter().enumerate() {
+            let start = p * stride + off + W * c;
+            let vp: &[f32; W] = v[start..start + W].try_into().expect("W values");
+            for j in 0..W {
+                acc[j] = w.mul_add(vp[j], acc[j]);
+            }
+        }
+        oc.copy_from_slice(&acc);
     }
 }
 
@@ -169,10 +188,10 @@ fn block<const Q: usize>(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2 and FMA were detected.
         unsafe {
-            scores_avx2(rows, k_t, kv.cap, n, scale, &mut sc)
+            scores_avx2(rows, k_t, n, scale, &mut sc)
         };
     } else {
-        scores_portable(rows, k_t, kv.cap, n, scale, &mut sc);
+        scores_portable(rows, k_t, n, scale, &mut sc);
     }
     let stride = s.kv_heads * hd;
     for (i, (scores, o)) in sc.iter_mut().zip(out.chunks_exact_mut(hd)).enumerate() {
