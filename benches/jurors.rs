@@ -30,6 +30,7 @@
 //!   shares their common prefix and scores from the generation's cache), against llama.cpp
 //!   doing the same token work the naive way: per juror one prefill and as many greedy steps
 //!   as our rationale took, then one full prefill of the scoring conversation per option.
+//!
 //! `uptime` is printed first: the machine's load is part of every figure.
 //!
 //! This is a benchmark, not a test: `cargo test --all-targets` builds it and starts it without
@@ -158,7 +159,7 @@ fn cycled(ids: &[u32], n: usize) -> Vec<u32> {
 
 /// Our decode-only tokens/s after `context` is in the cache.
 fn decode_profile(model: &CandleModel, context: &[u32]) -> Result<f64> {
-    let r = model.with_engine(|m| -> Result<f64> {
+    model.with_engine(|m| -> Result<f64> {
         m.rewind(0);
         let mut seq = context.to_vec();
         let mut logits = m.logits(&seq, 1)?.pop().context("logits")?;
@@ -168,8 +169,7 @@ fn decode_profile(model: &CandleModel, context: &[u32]) -> Result<f64> {
             logits = m.logits(&seq, 1)?.pop().context("logits")?;
         }
         Ok(DECODE_STEPS as f64 / t.elapsed().as_secs_f64())
-    })?;
-    r
+    })?
 }
 
 /// `VmHWM` / `VmRSS` of this process, in KiB.

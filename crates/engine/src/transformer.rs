@@ -507,7 +507,7 @@ impl Transformer {
                 let row = &mut s.qkv[t * qkvd..(t + 1) * qkvd];
                 if let Some(b) = &l.bqkv {
                     for (x, b) in row.iter_mut().zip(b) {
-                        *x = *x + b;
+                        *x += b;
                     }
                 }
                 let (cs, sn) = (
@@ -576,6 +576,6 @@ fn norm_rows(x: &[f32], w: &[f32], eps: f32, dim: usize, out: &mut [f32]) {
 
 fn add(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
-        *a = *a + b;
+        *a += b;
     }
 }

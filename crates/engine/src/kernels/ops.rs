@@ -8,7 +8,7 @@ pub fn dot8(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
         for k in 0..8 {
-            acc[k] = acc[k] + ca[k] * cb[k];
+            acc[k] += ca[k] * cb[k];
         }
     }
     reduce8(&acc)
@@ -22,11 +22,11 @@ pub fn sum8(a: &[f32]) -> f32 {
     let tail = chunks.remainder();
     for c in chunks {
         for k in 0..8 {
-            acc[k] = acc[k] + c[k];
+            acc[k] += c[k];
         }
     }
     for (k, v) in tail.iter().enumerate() {
-        acc[k] = acc[k] + v;
+        acc[k] += v;
     }
     reduce8(&acc)
 }
@@ -38,6 +38,7 @@ pub fn reduce8(a: &[f32; 8]) -> f32 {
     (u[0] + u[2]) + (u[1] + u[3])
 }
 
+#[allow(clippy::excessive_precision)] // Cephes' coefficients, as published
 /// eˣ from IEEE operations alone (Cephes' single-precision polynomial, ≈1 ulp), so it is the
 /// same everywhere and vectorises; `x` is clamped to [-87, 88].
 #[inline(always)]
@@ -64,12 +65,12 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let mut sq = [0f32; 8];
     for c in x.chunks_exact(8) {
         for k in 0..8 {
-            sq[k] = sq[k] + c[k] * c[k];
+            sq[k] += c[k] * c[k];
         }
     }
     let mut ss = reduce8(&sq);
     for v in x.chunks_exact(8).remainder() {
-        ss = ss + v * v;
+        ss += v * v;
     }
     let inv = 1.0 / (ss / x.len() as f32 + eps).sqrt();
     for ((o, v), w) in out.iter_mut().zip(x).zip(w) {

@@ -301,12 +301,12 @@ mod avx512 {
                     let wb = &w[r][b * QK..(b + 1) * QK];
                     let xb = &x[b * QK..(b + 1) * QK];
                     let s = *dw[r].get_unchecked(b) * *dx.get_unchecked(b);
-                    for k in 0..8 {
+                    for (k, ak) in a.iter_mut().take(8).enumerate() {
                         let mut l = 0i32;
                         for i in 4 * k..4 * k + 4 {
                             l += i32::from(wb[i]) * i32::from(xb[i]);
                         }
-                        a[k] = (l as f32).mul_add(s, a[k]);
+                        *ak = (l as f32).mul_add(s, *ak);
                     }
                 }
                 out[r] = super::reduce16(&a);
@@ -377,6 +377,14 @@ struct Out(*mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
+impl Out {
+    /// The pointer (a method, so that closures capture the whole `Out`, which is `Send`).
+    fn at(self, i: usize) -> *mut f32 {
+        // SAFETY: callers stay within the output they were given.
+        unsafe { self.0.add(i) }
+    }
+}
+
 /// Rows per register tile.
 const TILE: usize = 4;
 
@@ -405,7 +413,6 @@ pub fn matmul_with(kernel: Kernel, w: &Q8Matrix, x: &Q8Acts, out: &mut [f32]) {
     let per = rows.div_ceil(threads * 8).div_ceil(TILE).max(1) * TILE;
     let dst = Out(out.as_mut_ptr());
     (0..rows.div_ceil(per)).into_par_iter().for_each(|c| {
-        let dst = dst;
         let (r0, r1) = (c * per, ((c + 1) * per).min(rows));
         let mut r = r0;
         while r < r1 {
@@ -420,7 +427,7 @@ pub fn matmul_with(kernel: Kernel, w: &Q8Matrix, x: &Q8Acts, out: &mut [f32]) {
                     let v = dot_rows(kernel, ws, ds, xs, xd);
                     for (i, v) in v.into_iter().enumerate() {
                         // SAFETY: row r + i belongs to this chunk alone; t < n.
-                        unsafe { *dst.0.add(t * rows + r + i) = v };
+                        unsafe { *dst.at(t * rows + r + i) = v };
                     }
                 }
                 r += TILE;
@@ -430,7 +437,7 @@ pub fn matmul_with(kernel: Kernel, w: &Q8Matrix, x: &Q8Acts, out: &mut [f32]) {
                     let xd = &x.d[t * nb..(t + 1) * nb];
                     let [v] = dot_rows(kernel, [wrow(r)], [drow(r)], xs, xd);
                     // SAFETY: as above.
-                    unsafe { *dst.0.add(t * rows + r) = v };
+                    unsafe { *dst.at(t * rows + r) = v };
                 }
                 r += 1;
             }
