@@ -90,6 +90,8 @@ struct Inner {
     // Every computation of this model runs inside this pool: its workers stay warm between
     // kernels, and the thread count is the model's, not the caller's.
     pool: rayon::ThreadPool,
+    // Admits one job of this model into `pool` at a time (see `blocking`).
+    gate: Mutex<()>,
     // One inference at a time per model: one KV cache, shared by every request so that a
     // common prefix is computed once.
     loaded: Mutex<Loaded>,
@@ -249,6 +251,7 @@ impl CandleModel {
             template,
             stop_ids,
             pool,
+            gate: Mutex::new(()),
             loaded: Mutex::new(Loaded { model, tokenizer }),
             show_progress: opts.progress,
         };
@@ -283,6 +286,12 @@ impl CandleModel {
         &self,
         f: impl FnOnce(&mut Transformer) -> T + Send,
     ) -> Result<T, ModelError> {
+        // The gate first, then the model: the order `blocking` takes them in.
+        let _admitted = self
+            .inner
+            .gate
+            .lock()
+            .map_err(|_| infer_err("model gate poisoned"))?;
         let mut loaded = self
             .inner
             .loaded
@@ -303,9 +312,18 @@ impl CandleModel {
         f: impl FnOnce(&Inner) -> Result<T, ModelError> + Send + 'static,
     ) -> Result<T, ModelError> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.pool.install(|| f(&inner)))
-            .await
-            .map_err(|e| infer_err(format!("inference task failed: {e}")))?
+        // One job in the model's pool at a time, admitted before it enters: a pool worker that
+        // waits inside a parallel section may run another queued job, and a second job of this
+        // model would then block on the model's lock on that very worker (a deadlock).
+        tokio::task::spawn_blocking(move || {
+            let _admitted = inner
+                .gate
+                .lock()
+                .map_err(|_| infer_err("model gate poisoned"))?;
+            inner.pool.install(|| f(&inner))
+        })
+        .await
+        .map_err(|e| infer_err(format!("inference task failed: {e}")))?
     }
 }
 
