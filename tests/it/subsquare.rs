@@ -33,28 +33,37 @@ fn client(url: &str, config: &SubsquareConfig) -> SubsquareClient {
     SubsquareClient::new(Network::Polkadot, &spec(url), config).unwrap()
 }
 
-#[tokio::test]
-async fn another_referendums_body_is_refused_and_nothing_is_stored() {
-    let server = spawn_subsquare().await;
-    // Asked for #1, Subsquare answers with #1801's body.
-    server.add_referendum(1, fixture("polkadot-1801-toolkit.json"));
+/// Scrapes referendum `index` from `url`, which must be refused: a permanent error, and nothing
+/// stored. Returns the error's text.
+async fn refused_scrape(url: &str, index: u32) -> String {
     let dir = tempfile::tempdir().unwrap();
     let store = FsStore::new(dir.path()).unwrap();
-    let run = ReferendumLayout::new(Network::Polkadot, 1).run(1);
-    let c = client(&server.url, &fast_config());
-    let e = scrape(&c, &store, &run).await.unwrap_err();
+    let run = ReferendumLayout::new(Network::Polkadot, index).run(1);
+    let e = scrape(&client(url, &fast_config()), &store, &run)
+        .await
+        .unwrap_err();
     let text = e.to_string();
-    assert!(
-        text.contains("answered with referendum 1801, not 1"),
-        "{text}"
-    );
     assert!(!cybergov::retry::Transient::is_transient(&e), "{text}");
     assert!(
         store
             .get_optional(&run.key(&Artefact::RawSubsquare))
             .await
             .unwrap()
-            .is_none()
+            .is_none(),
+        "nothing is stored: {text}"
+    );
+    text
+}
+
+#[tokio::test]
+async fn another_referendums_body_is_refused_and_nothing_is_stored() {
+    let server = spawn_subsquare().await;
+    // Asked for #1, Subsquare answers with #1801's body.
+    server.add_referendum(1, fixture("polkadot-1801-toolkit.json"));
+    let text = refused_scrape(&server.url, 1).await;
+    assert!(
+        text.contains("answered with referendum 1801, not 1"),
+        "{text}"
     );
 }
 
@@ -65,27 +74,15 @@ async fn an_oversize_body_is_refused_at_once_and_nothing_is_stored() {
     body.resize(body.len() + 2 * 1024 * 1024, b'a');
     body.extend_from_slice(b"\"}");
     server.add_referendum(9, body);
-    let dir = tempfile::tempdir().unwrap();
-    let store = FsStore::new(dir.path()).unwrap();
-    let run = ReferendumLayout::new(Network::Polkadot, 9).run(1);
-    let c = client(&server.url, &fast_config());
     let started = Instant::now();
-    let e = scrape(&c, &store, &run).await.unwrap_err();
-    assert!(e.to_string().contains("more than 1048576 bytes"), "{e}");
-    assert!(!cybergov::retry::Transient::is_transient(&e), "{e}");
+    let text = refused_scrape(&server.url, 9).await;
+    assert!(text.contains("more than 1048576 bytes"), "{text}");
     assert_eq!(
         server.hits("GET /gov2/referendums/9").len(),
         1,
         "not retried"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(
-        store
-            .get_optional(&run.key(&Artefact::RawSubsquare))
-            .await
-            .unwrap()
-            .is_none()
-    );
 }
 
 #[tokio::test]
