@@ -176,7 +176,11 @@ fn model_path(args: &Args) -> Result<PathBuf> {
         q => bail!("--quant {q}: use q8_0 or q4_1 (or --model FILE)"),
     };
     let named = models::named(name).context("named model missing")?;
-    Ok(models::ensure(named, &models::default_models_dir())?)
+    Ok(models::ensure(
+        named,
+        &models::default_models_dir(),
+        &cybergov::progress::Quiet,
+    )?)
 }
 
 async fn measure_ours(

@@ -8,10 +8,17 @@ decode steps (argmax of the last logits, one forward pass per token, no stop tok
 work candle's generate does), and prints one JSON line. Peak RSS is this process's
 ru_maxrss (it includes the Python interpreter; `baseline_rss_kb` is the RSS before loading the
 model).
+
+With `--plan FILE` (JSON written by the benchmark) it runs, instead, the same token-level work
+cybergov's engine did: `decode` — for each context (a token list), evaluate it and time
+`steps` greedy single-token evals; and `jury` — for each juror, evaluate its prompt, decode
+`gen` greedy tokens, then score each option the naive way: `reset()` and evaluate the whole
+scoring conversation plus the option's tokens (one full prefill per option, no cache reuse).
 """
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -32,10 +39,25 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--n-ctx", type=int, default=4096)
+    ap.add_argument("--plan", help="JSON plan: decode contexts and the jury's token work")
     a = ap.parse_args()
 
     import numpy as np
     import llama_cpp
+
+    if os.environ.get("CYBERGOV_LLAMA_NO_EXTRA_BUFTS") == "1":
+        # Builds whose AMX kernels crash on machines that do not grant AMX state (VMs): keep
+        # llama.cpp off its extra buffer types (AMX, and also the repacked layouts).
+        import llama_cpp.llama as llama_mod
+
+        default = llama_cpp.llama_model_default_params
+
+        def params():
+            p = default()
+            p.use_extra_bufts = False
+            return p
+
+        llama_mod.llama_cpp.llama_model_default_params = params
 
     baseline = rss_kb()
     t = time.perf_counter()
@@ -48,6 +70,10 @@ def main():
         verbose=False,
     )
     load_s = time.perf_counter() - t
+
+    if a.plan:
+        run_plan(llm, a, baseline, load_s)
+        return
 
     with open(a.prompt_file, encoding="utf-8") as f:
         prompt = f.read()
@@ -92,6 +118,54 @@ def main():
                 "text": text,
                 "version": llama_cpp.__version__,
                 "system_info": llama_cpp.llama_print_system_info().decode(errors="replace"),
+            }
+        )
+    )
+
+
+def run_plan(llm, a, baseline, load_s):
+    import numpy as np
+    import llama_cpp
+
+    with open(a.plan, encoding="utf-8") as f:
+        plan = json.load(f)
+    n_vocab = llm.n_vocab()
+
+    def argmax():
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm.ctx), shape=(n_vocab,))
+        return int(np.argmax(logits))
+
+    # Warm-up, as for the default mode.
+    llm.eval(plan["decode"]["contexts"][0][:64])
+    llm.reset()
+    decode = []
+    for ctx in plan["decode"]["contexts"]:
+        llm.reset()
+        llm.eval(ctx)
+        t = time.perf_counter()
+        for _ in range(plan["decode"]["steps"]):
+            llm.eval([argmax()])
+        s = time.perf_counter() - t
+        decode.append({"context": len(ctx), "tok_s": plan["decode"]["steps"] / s})
+    t = time.perf_counter()
+    for j in plan["jury"]:
+        llm.reset()
+        llm.eval(j["prompt"])
+        for _ in range(j["gen_tokens"]):
+            llm.eval([argmax()])
+        for option in j["options"]:
+            llm.reset()
+            llm.eval(j["score_prompt"] + option)
+    jury_s = time.perf_counter() - t
+    print(
+        json.dumps(
+            {
+                "decode": decode,
+                "jury_s": jury_s,
+                "load_s": load_s,
+                "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "baseline_rss_kb": baseline,
+                "version": llama_cpp.__version__,
             }
         )
     )

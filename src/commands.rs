@@ -6,6 +6,7 @@ mod demo;
 mod dispatch;
 mod infer;
 mod models;
+mod progress;
 mod rerun;
 mod run;
 mod serve;

@@ -22,6 +22,7 @@ pub mod magi;
 pub mod manifest;
 pub mod network;
 pub mod pipeline;
+pub mod progress;
 pub mod proposal;
 pub mod records;
 pub mod retry;

@@ -154,6 +154,18 @@ pub enum VoteKind {
     Abstain,
 }
 
+impl VoteKind {
+    /// The option as the jurors are asked for it and as comments show it: `AYE`, `NAY`,
+    /// `ABSTAIN`.
+    pub fn label(self) -> &'static str {
+        match self {
+            VoteKind::Aye => "AYE",
+            VoteKind::Nay => "NAY",
+            VoteKind::Abstain => "ABSTAIN",
+        }
+    }
+}
+
 /// The manifest of the most recent run before `run` that has one: `(run, sha256)`.
 pub async fn previous_manifest(
     store: &dyn crate::store::ObjectStore,

@@ -175,7 +175,11 @@ pub async fn infer_with_runner(
 ) -> Result<crate::stages::infer::InferOutcome, crate::stages::infer::runner::RunnerError> {
     match config.runner.kind {
         crate::stages::infer::runner::settings::RunnerKind::Local => {
-            let jury = crate::magi::jury::Jury::from_config(&config.magi, secrets, false)?;
+            let jury = crate::magi::jury::Jury::from_config(
+                &config.magi,
+                secrets,
+                &crate::progress::quiet(),
+            )?;
             Ok(crate::stages::infer::infer(
                 store,
                 &config.infer_settings(),

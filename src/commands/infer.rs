@@ -15,7 +15,8 @@ pub async fn run(
     target: &RunTarget,
 ) -> anyhow::Result<ExitCode> {
     let store = super::open_store(config, secrets)?;
-    let jury = Jury::from_config(&config.magi, secrets, true).context("assembling the jury")?;
+    let jury = Jury::from_config(&config.magi, secrets, &super::progress::bars())
+        .context("assembling the jury")?;
     let t = &target.target;
     let outcome = infer(
         store.as_ref(),

@@ -47,7 +47,7 @@ pub fn run(config: &Config, action: ModelsAction) -> anyhow::Result<ExitCode> {
                         NAMED.map(|m| m.name).join(", ")
                     )
                 })?;
-                let path = ensure(m, &dir)?;
+                let path = ensure(m, &dir, super::progress::bars().as_ref())?;
                 let sha = crate::magi::models::sha256(&path)?;
                 println!("{n}: {} (sha256 {sha})", path.display());
             }

@@ -13,6 +13,7 @@ use super::model::{
     OptionScore, Scoring,
 };
 use crate::hash::Sha256Hash;
+use crate::progress::Progress;
 use async_trait::async_trait;
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, IndexOp, Tensor};
@@ -102,7 +103,7 @@ struct Inner {
     device: Device,
     // One inference at a time per model: the KV cache lives in the weights.
     loaded: Mutex<Loaded>,
-    show_progress: bool,
+    progress: Arc<dyn Progress>,
 }
 
 impl std::fmt::Debug for CandleModel {
@@ -124,8 +125,8 @@ pub struct LoadOptions {
     pub tokenizer_json: Option<PathBuf>,
     /// Where to run.
     pub device: DeviceChoice,
-    /// Draw progress bars (only ever on a terminal).
-    pub progress: bool,
+    /// Where loading and generating report how far they are.
+    pub progress: Arc<dyn Progress>,
 }
 
 impl Default for LoadOptions {
@@ -134,7 +135,7 @@ impl Default for LoadOptions {
             model_id: None,
             tokenizer_json: None,
             device: DeviceChoice::Cpu,
-            progress: false,
+            progress: crate::progress::quiet(),
         }
     }
 }
@@ -182,7 +183,7 @@ fn quantization(ct: &gguf_file::Content) -> Option<String> {
 impl CandleModel {
     /// Loads `path`, hashing it first.
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Self, ModelError> {
-        let bar = progress_bar(opts.progress, None, "hashing and loading model");
+        let step = opts.progress.step("hashing and loading model", None);
         let file_sha256 = file_sha256(path).map_err(|e| load_err(path, e))?;
         let mut f = std::fs::File::open(path).map_err(|e| load_err(path, e))?;
         let ct = gguf_file::Content::read(&mut f)
@@ -251,7 +252,7 @@ impl CandleModel {
                 ));
             }
         };
-        bar.finish_and_clear();
+        drop(step);
         let inner = Inner {
             info: ModelInfo {
                 backend: "candle".into(),
@@ -266,7 +267,7 @@ impl CandleModel {
             stop_ids,
             device,
             loaded: Mutex::new(Loaded { weights, tokenizer }),
-            show_progress: opts.progress,
+            progress: opts.progress.clone(),
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -324,11 +325,9 @@ impl Inner {
             .lock()
             .map_err(|_| infer_err("model lock poisoned"))?;
         let ids = self.encode_prompt(&loaded, messages, max_new_tokens)?;
-        let bar = progress_bar(
-            self.show_progress,
-            Some(u64::from(max_new_tokens)),
-            "generating",
-        );
+        let step = self
+            .progress
+            .step("generating", Some(u64::from(max_new_tokens)));
         let mut logits = loaded
             .weights
             .logits(&ids, 0, &self.device)
@@ -353,13 +352,13 @@ impl Inner {
                 break;
             }
             out.push(next);
-            bar.inc(1);
+            step.advance(1);
             logits = loaded
                 .weights
                 .logits(&[next], ids.len() + out.len() - 1, &self.device)
                 .map_err(infer_err)?;
         }
-        bar.finish_and_clear();
+        drop(step);
         Ok(Generation {
             text: loaded.tokenizer.decode(&out)?,
             prompt_tokens: ids.len() as u32,
@@ -433,24 +432,6 @@ fn argmax(logits: &Tensor) -> Result<u32, ModelError> {
         }
     }
     Ok(best as u32)
-}
-
-/// A progress bar on a terminal, hidden otherwise (logs and CI stay quiet).
-pub(crate) fn progress_bar(
-    enabled: bool,
-    len: Option<u64>,
-    msg: &'static str,
-) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if !enabled || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = match len {
-        Some(n) => indicatif::ProgressBar::new(n),
-        None => indicatif::ProgressBar::new_spinner(),
-    };
-    bar.set_message(msg);
-    bar
 }
 
 #[async_trait]

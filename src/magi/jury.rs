@@ -7,6 +7,7 @@ use super::openai::{OpenAiModel, OpenAiSettings};
 use super::prompts::{JURORS, Prompts};
 use super::settings::{Backend, MagiConfig};
 use crate::manifest::Decoding;
+use crate::progress::Progress;
 use crate::secret::Secrets;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -58,7 +59,7 @@ impl Jury {
     pub fn from_config(
         config: &MagiConfig,
         secrets: &Secrets,
-        progress: bool,
+        progress: &Arc<dyn Progress>,
     ) -> Result<Self, JuryError> {
         let models_dir = config.models_dir.clone().unwrap_or_else(default_models_dir);
         let prompts = match &config.prompts_dir {
@@ -77,12 +78,12 @@ impl Jury {
             let model: Arc<dyn LanguageModel> = match j.backend {
                 Backend::Candle => {
                     let (path, model_id) =
-                        models::resolve(&j.model, &models_dir).map_err(|source| {
-                            JuryError::Fetch {
+                        models::resolve(&j.model, &models_dir, progress.as_ref()).map_err(
+                            |source| JuryError::Fetch {
                                 juror: name.into(),
                                 source,
-                            }
-                        })?;
+                            },
+                        )?;
                     let key = (path.clone(), j.tokenizer.clone());
                     if let Some(m) = loaded.get(&key) {
                         m.clone()
@@ -91,7 +92,7 @@ impl Jury {
                             model_id: Some(model_id),
                             tokenizer_json: j.tokenizer.clone(),
                             device: config.device,
-                            progress,
+                            progress: progress.clone(),
                         };
                         let m: Arc<dyn LanguageModel> =
                             Arc::new(CandleModel::load(&path, &opts).map_err(|source| {

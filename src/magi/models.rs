@@ -7,6 +7,7 @@
 //! source and its hash is recorded in every juror record and manifest like any model file's.
 
 use crate::hash::Sha256Hash;
+use crate::progress::Progress;
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -156,9 +157,13 @@ pub fn named(name: &str) -> Option<&'static NamedModel> {
 
 /// Resolves `spec` (a name or a path) to a local GGUF file, fetching and requantizing named
 /// models into `dir` as needed. Returns the path and the model id to record.
-pub fn resolve(spec: &str, dir: &Path) -> Result<(PathBuf, String), FetchError> {
+pub fn resolve(
+    spec: &str,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<(PathBuf, String), FetchError> {
     if let Some(m) = named(spec) {
-        return Ok((ensure(m, dir)?, m.model_id.to_owned()));
+        return Ok((ensure(m, dir, progress)?, m.model_id.to_owned()));
     }
     let p = PathBuf::from(spec);
     if p.is_file() {
@@ -173,7 +178,11 @@ pub fn resolve(spec: &str, dir: &Path) -> Result<(PathBuf, String), FetchError> 
 }
 
 /// Makes sure `model` is in `dir` (fetching, checking, requantizing) and returns its path.
-pub fn ensure(model: &NamedModel, dir: &Path) -> Result<PathBuf, FetchError> {
+pub fn ensure(
+    model: &NamedModel,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<PathBuf, FetchError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let file_name = model
         .member
@@ -190,7 +199,7 @@ pub fn ensure(model: &NamedModel, dir: &Path) -> Result<PathBuf, FetchError> {
         Some(q) => {
             let target = dir.join(format!("{}.{}.gguf", model.model_id, q.suffix()));
             if !target.is_file() {
-                requantize(&source, &target, q)?;
+                requantize(&source, &target, q, progress)?;
             }
             if let Some(pin) = model.requantized_sha256 {
                 check_pin(&target, pin)?;
@@ -278,7 +287,12 @@ fn fetch(model: &NamedModel, dir: &Path, target: &Path) -> Result<(), FetchError
 
 /// Requantizes every weight matrix of `source` to `q` and writes `target` (atomically).
 /// Deterministic: the same source always gives the same bytes.
-pub fn requantize(source: &Path, target: &Path, q: Quant) -> Result<(), FetchError> {
+pub fn requantize(
+    source: &Path,
+    target: &Path,
+    q: Quant,
+    progress: &dyn Progress,
+) -> Result<(), FetchError> {
     let fail = |m: String| FetchError::Requantize {
         path: source.to_owned(),
         message: m,
@@ -290,9 +304,9 @@ pub fn requantize(source: &Path, target: &Path, q: Quant) -> Result<(), FetchErr
     names.sort();
     let cpu = candle_core::Device::Cpu;
     let mut tensors = Vec::with_capacity(names.len());
-    let bar = crate::magi::candle::progress_bar(true, Some(names.len() as u64), "requantizing");
+    let step = progress.step("requantizing", Some(names.len() as u64));
     for name in names {
-        bar.inc(1);
+        step.advance(1);
         let t = ct
             .tensor(&mut f, name, &cpu)
             .map_err(|e| fail(e.to_string()))?;
@@ -304,7 +318,7 @@ pub fn requantize(source: &Path, target: &Path, q: Quant) -> Result<(), FetchErr
         };
         tensors.push((name.clone(), t));
     }
-    bar.finish_and_clear();
+    drop(step);
     let mut metadata: Vec<(&String, &gguf_file::Value)> = ct.metadata.iter().collect();
     metadata.sort_by(|a, b| a.0.cmp(b.0));
     let md: Vec<(&str, &gguf_file::Value)> =

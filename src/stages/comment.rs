@@ -10,7 +10,10 @@
 pub mod render;
 
 use crate::account::AccountId;
+use crate::chain::receipt::{Receipt, ReceiptError};
 use crate::hash::Sha256Hash;
+use crate::magi::juror::JurorRecord;
+use crate::magi::tally::VoteRecord;
 use crate::manifest::Manifest;
 use crate::network::NetworkSpec;
 use crate::retry::Transient;
@@ -19,7 +22,7 @@ use crate::store::{ObjectKey, ObjectStore, StoreError};
 use crate::subsquare::SubsquareClient;
 use crate::subsquare::SubsquareError;
 use crate::subsquare::sima::{self, CommentEntity};
-use render::{CommentContext, CommentLinks, JurorFile, VoteFile};
+use render::{CommentContext, CommentLinks};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use subxt_signer::sr25519::Keypair;
@@ -146,14 +149,14 @@ pub async fn prepare(
             message: e.to_string(),
         })?;
     let vote_key = run.key(&Artefact::Vote);
-    let vote: VoteFile = parse(
+    let vote: VoteRecord = parse(
         &vote_key,
         &get_required(store, vote_key.clone(), "the tally").await?,
     )?;
     let jurors_prefix = format!("{}jurors/", run.prefix());
     let mut jurors = Vec::new();
     for key in store.list(&jurors_prefix).await? {
-        jurors.push(parse::<JurorFile>(&key, &store.get(&key).await?)?);
+        jurors.push(parse::<JurorRecord>(&key, &store.get(&key).await?)?);
     }
     if jurors.is_empty() {
         return Err(CommentError::MissingInput {
@@ -178,15 +181,11 @@ pub async fn prepare(
             .map(|b| format!("{}/{}", b.trim_end_matches('/'), key))
     };
     let receipt_key = run.key(&Artefact::Receipt);
-    let receipt: Option<Value> = match store.get_optional(&receipt_key).await? {
-        Some(b) => Some(parse(&receipt_key, &b)?),
-        None => None,
-    };
-    let extrinsic_hash = receipt.as_ref().and_then(|r| {
-        ["extrinsic_hash", "hash"]
-            .iter()
-            .find_map(|k| r.get(*k).and_then(Value::as_str).map(str::to_owned))
-    });
+    let receipt = Receipt::read(store, run).await.map_err(|e| match e {
+        ReceiptError::Store(e) => CommentError::Store(e),
+        ReceiptError::Malformed { key, message } => CommentError::BadInput { key, message },
+    })?;
+    let extrinsic_hash = receipt.as_ref().map(|r| r.extrinsic_hash.clone());
     let p = &manifest.provenance;
     let inference = match (&p.runner_run_id, p.runner.as_str()) {
         (Some(id), "github-actions") => Some(format!(

@@ -49,12 +49,12 @@ pub async fn check_consistency(
             follows == record.vote,
             format!("juror {} vote", record.juror),
             if follows == record.vote {
-                format!("{} follows from its scores", label(record.vote))
+                format!("{} follows from its scores", record.vote.label())
             } else {
                 format!(
                     "records {} but its own scores give {}",
-                    label(record.vote),
-                    label(follows)
+                    record.vote.label(),
+                    follows.label()
                 )
             },
         ));
@@ -78,14 +78,14 @@ pub async fn check_consistency(
         same,
         "decision",
         if same {
-            format!("the manifest's decision is vote.json's ({})", label(vote.decision))
+            format!("the manifest's decision is vote.json's ({})", vote.decision.label())
         } else {
             format!(
                 "the manifest says {} (conviction {}, balance {}), vote.json {} (conviction {}, balance {})",
-                label(d.vote),
+                d.vote.label(),
                 d.conviction,
                 d.balance,
-                label(vote.decision),
+                vote.decision.label(),
                 vote.conviction,
                 vote.balance
             )
@@ -129,12 +129,12 @@ fn tally_check(vote: &VoteRecord, jurors: &[JurorVote]) -> Check {
         expected == vote.decision,
         "tally",
         if expected == vote.decision {
-            format!("{} under {}", label(expected), vote.rule)
+            format!("{} under {}", expected.label(), vote.rule)
         } else {
             format!(
                 "vote.json decides {} but its jurors' votes give {} under {}",
-                label(vote.decision),
-                label(expected),
+                vote.decision.label(),
+                expected.label(),
                 vote.rule
             )
         },
@@ -152,7 +152,7 @@ async fn comment_check(
     let record: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let content = record.pointer("/entity/content").and_then(|c| c.as_str())?;
     let hash = manifest_sha256.to_hex();
-    let word = label(decision);
+    let word = decision.label();
     let ok = content.contains(&hash) && content.contains(word);
     Some(check(
         ok,
@@ -171,12 +171,4 @@ async fn read<T: serde::de::DeserializeOwned>(
 ) -> Result<T, String> {
     let bytes = store.get(key).await.map_err(|e| e.to_string())?;
     serde_json::from_slice(&bytes).map_err(|e| format!("{key}: {e}"))
-}
-
-fn label(v: VoteKind) -> &'static str {
-    match v {
-        VoteKind::Aye => "AYE",
-        VoteKind::Nay => "NAY",
-        VoteKind::Abstain => "ABSTAIN",
-    }
 }

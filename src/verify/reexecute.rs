@@ -40,7 +40,7 @@ pub fn find_model(want: &Sha256Hash, magi: &MagiConfig) -> Result<PathBuf, Strin
             None => Some(m.sha256),
         };
         if pin == Some(hex.as_str()) {
-            return models::ensure(m, &dir).map_err(|e| e.to_string());
+            return models::ensure(m, &dir, &crate::progress::Quiet).map_err(|e| e.to_string());
         }
     }
     for j in magi.jurors.values() {
@@ -121,7 +121,7 @@ async fn run_juror(
                 model_id: Some(record.model_id.clone()),
                 tokenizer_json: tokenizer,
                 device: magi.device,
-                progress: false,
+                progress: crate::progress::quiet(),
             };
             let m =
                 Arc::new(CandleModel::load(&path, &opts).map_err(|e| ("model", e.to_string()))?);

@@ -40,11 +40,13 @@ impl Services {
             .get_or_try_init(|| async {
                 let magi = self.config.magi.clone();
                 let secrets = self.secrets.clone();
-                tokio::task::spawn_blocking(move || Jury::from_config(&magi, &secrets, false))
-                    .await
-                    .map_err(|e| StageError::Transient(format!("loading the jury: {e}")))?
-                    .map(Arc::new)
-                    .map_err(|e| StageError::Transient(format!("loading the jury: {e}")))
+                tokio::task::spawn_blocking(move || {
+                    Jury::from_config(&magi, &secrets, &crate::progress::quiet())
+                })
+                .await
+                .map_err(|e| StageError::Transient(format!("loading the jury: {e}")))?
+                .map(Arc::new)
+                .map_err(|e| StageError::Transient(format!("loading the jury: {e}")))
             })
             .await
             .cloned()

@@ -2,14 +2,16 @@
 //! checks them, and idempotency (a second run, and a crash between POST and comment.json).
 
 use crate::common::subsquare_server::{check_sima, spawn_subsquare};
-use crate::common::{SAMPLE, write_sample_run_with_raw};
+use crate::common::{SAMPLE, sample_juror, write_sample_run_with_raw};
 use cybergov::account::AccountId;
 use cybergov::hash::Sha256Hash;
+use cybergov::magi::juror::JurorRecord;
+use cybergov::magi::settings::MagiConfig;
+use cybergov::magi::tally::{JurorVote, tally};
+use cybergov::manifest::VoteKind;
 use cybergov::network::{Network, NetworkSpec};
 use cybergov::secret::Secret;
-use cybergov::stages::comment::render::{
-    CommentContext, CommentLinks, JurorFile, VoteFile, render_comment,
-};
+use cybergov::stages::comment::render::{CommentContext, CommentLinks, render_comment};
 use cybergov::stages::comment::{
     CommentError, CommentJob, CommentOutcome, CommentRecord, comment_run, prepare,
 };
@@ -215,31 +217,50 @@ async fn missing_inputs_are_named() {
     assert!(s.server.posts().is_empty());
 }
 
-fn juror(name: &str, vote: &str, rationale: &str) -> JurorFile {
-    JurorFile {
-        juror: name.into(),
-        vote: vote.into(),
-        rationale: rationale.into(),
-    }
+fn kind(vote: &str) -> VoteKind {
+    serde_json::from_value(json!(vote)).expect("aye, nay or abstain")
 }
 
+fn juror(name: &str, vote: &str, rationale: &str) -> JurorRecord {
+    sample_juror(name, kind(vote), rationale, Sha256Hash::of(b"content"))
+}
+
+/// vote.json as the jurors stage writes it for these jurors, with `decision` as given (and the
+/// conviction a real tally gives it), so a snapshot can show any decision.
 fn context(
     network: Network,
     referendum: u32,
-    vote: &str,
-    jurors: Vec<JurorFile>,
+    decision: &str,
+    jurors: Vec<JurorRecord>,
 ) -> CommentContext {
+    let votes = jurors
+        .iter()
+        .map(|j| JurorVote {
+            juror: j.juror.clone(),
+            vote: j.vote,
+        })
+        .collect();
+    let mut vote = tally(
+        &MagiConfig::default().tally,
+        network,
+        referendum,
+        1,
+        votes,
+        None,
+    );
+    vote.rule = "majority-2of3-v1".into();
+    vote.decision = kind(decision);
+    vote.conviction = if vote.decision == VoteKind::Abstain {
+        0
+    } else {
+        1
+    };
     CommentContext {
         network,
         referendum,
         run: 1,
         manifest_sha256: Sha256Hash::of(format!("{network}-{referendum}").as_bytes()),
-        vote: VoteFile {
-            decision: vote.into(),
-            conviction: Some(json!(1)),
-            rule: "majority-2of3-v1".into(),
-            abstain_reason: None,
-        },
+        vote,
         jurors,
         links: CommentLinks {
             manifest: Some(format!(
@@ -301,7 +322,7 @@ fn comment_html_snapshots() {
             juror("caspar", "abstain", "Not evaluated: forced abstain."),
         ],
     );
-    links_only.vote.abstain_reason = Some("the proposal has only 75 characters of its own text and points at 3 mutable external link(s)".into());
+    links_only.vote.forced_abstain = Some("the proposal has only 75 characters of its own text and points at 3 mutable external link(s)".into());
     let long = context(
         Network::Polkadot,
         1803,

@@ -116,6 +116,66 @@ pub async fn create_bucket(store: &S3Store) {
 /// The network and referendum of the sample run.
 pub const SAMPLE: (Network, u32) = (Network::Polkadot, 4242);
 
+/// The decoding parameters the sample jurors record.
+pub fn sample_decoding() -> Decoding {
+    Decoding {
+        strategy: "greedy".into(),
+        max_new_tokens: 256,
+        threads: 1,
+        repeat_penalty: "1.1".into(),
+        repeat_last_n: 64,
+    }
+}
+
+/// A juror record in the real shape whose vote follows from its scores (the verifiers check
+/// that), for a run over content hashing to `content_sha256`.
+pub fn sample_juror(
+    name: &str,
+    vote: VoteKind,
+    rationale: &str,
+    content_sha256: Sha256Hash,
+) -> cybergov::magi::juror::JurorRecord {
+    let score = |option: VoteKind| match option {
+        _ if option == vote => -0.5,
+        VoteKind::Abstain => -3.0,
+        _ => -2.0,
+    };
+    serde_json::from_value(serde_json::json!({
+        "schema": cybergov::magi::juror::JUROR_SCHEMA,
+        "juror": name,
+        "model": {
+            "backend": "candle",
+            "model_id": "SmolLM2-135M-Instruct",
+            "file_sha256": Sha256Hash::of(b"model"),
+            "quantization": "Q8_0",
+            "context_length": 8192,
+            "deterministic": true,
+        },
+        "decoding": sample_decoding(),
+        "prompts": {
+            "system": Sha256Hash::of(b"system"),
+            "persona": Sha256Hash::of(name.as_bytes()),
+            "rationale": Sha256Hash::of(b"rationale"),
+            "vote": Sha256Hash::of(b"vote"),
+        },
+        "content_sha256": content_sha256,
+        "prompt_sha256": Sha256Hash::of(name.as_bytes()),
+        "rationale": rationale,
+        "rationale_finish": "stop",
+        "vote": vote,
+        "scoring": cybergov::magi::juror::SCORING,
+        "scores": [
+            {"option": "AYE", "logprob": score(VoteKind::Aye), "tokens": 1},
+            {"option": "NAY", "logprob": score(VoteKind::Nay), "tokens": 1},
+            {"option": "ABSTAIN", "logprob": score(VoteKind::Abstain), "tokens": 1},
+        ],
+        "prompt_tokens": 100,
+        "completion_tokens": 10,
+        "raw_responses": [],
+    }))
+    .expect("the sample juror file is a juror record")
+}
+
 /// Writes a complete sample run `run` (artefacts, manifest, latest.json) and returns its
 /// manifest. Deterministic: the same `run` always produces the same bytes. The artefacts carry
 /// non-ASCII text on purpose.
@@ -156,58 +216,18 @@ pub async fn write_sample_run_with_raw(
     let mut outputs = Vec::new();
     let mut models = Vec::new();
     let mut votes = Vec::new();
-    let decoding = Decoding {
-        strategy: "greedy".into(),
-        max_new_tokens: 256,
-        threads: 1,
-        repeat_penalty: "1.1".into(),
-        repeat_last_n: 64,
-    };
+    let decoding = sample_decoding();
     for (i, name) in jurors.iter().enumerate() {
         let artefact = Artefact::Juror((*name).to_owned());
         // A juror record in the real shape, whose vote follows from its scores (the verifiers
         // check that): two AYE, one NAY.
         let vote = if i == 2 { VoteKind::Nay } else { VoteKind::Aye };
-        let (aye, nay) = if vote == VoteKind::Aye {
-            (-0.5, -2.0)
-        } else {
-            (-2.0, -0.5)
-        };
-        let record: cybergov::magi::juror::JurorRecord =
-            serde_json::from_value(serde_json::json!({
-                "schema": cybergov::magi::juror::JUROR_SCHEMA,
-                "juror": name,
-                "model": {
-                    "backend": "candle",
-                    "model_id": "SmolLM2-135M-Instruct",
-                    "file_sha256": Sha256Hash::of(b"model"),
-                    "quantization": "Q8_0",
-                    "context_length": 8192,
-                    "deterministic": true,
-                },
-                "decoding": decoding,
-                "prompts": {
-                    "system": Sha256Hash::of(b"system"),
-                    "persona": Sha256Hash::of(name.as_bytes()),
-                    "rationale": Sha256Hash::of(b"rationale"),
-                    "vote": Sha256Hash::of(b"vote"),
-                },
-                "content_sha256": Sha256Hash::of(&content),
-                "prompt_sha256": Sha256Hash::of(name.as_bytes()),
-                "rationale": format!("Clear deliverables — run {run}."),
-                "rationale_finish": "stop",
-                "vote": vote,
-                "scoring": cybergov::magi::juror::SCORING,
-                "scores": [
-                    {"option": "AYE", "logprob": aye, "tokens": 1},
-                    {"option": "NAY", "logprob": nay, "tokens": 1},
-                    {"option": "ABSTAIN", "logprob": -3.0, "tokens": 1},
-                ],
-                "prompt_tokens": 100,
-                "completion_tokens": 10,
-                "raw_responses": [],
-            }))
-            .expect("the sample juror file is a juror record");
+        let record = sample_juror(
+            name,
+            vote,
+            &format!("Clear deliverables — run {run}."),
+            Sha256Hash::of(&content),
+        );
         let bytes = record.to_bytes();
         let key = layout.key(&artefact);
         store.put(&key, &bytes).await.expect("put juror");

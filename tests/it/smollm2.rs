@@ -58,9 +58,18 @@ async fn run_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_smollm2_jurors_are_deterministic_and_complete() {
     let model = models::named(models::DEFAULT_MODEL).unwrap();
-    let path = models::ensure(model, &models::default_models_dir())
-        .unwrap_or_else(|e| panic!("the default juror model must be fetchable for this test: {e}"));
-    let jury = Jury::from_config(&config().magi, &Secrets::default(), false).unwrap();
+    let path = models::ensure(
+        model,
+        &models::default_models_dir(),
+        &cybergov::progress::Quiet,
+    )
+    .unwrap_or_else(|e| panic!("the default juror model must be fetchable for this test: {e}"));
+    let jury = Jury::from_config(
+        &config().magi,
+        &Secrets::default(),
+        &cybergov::progress::quiet(),
+    )
+    .unwrap();
     // Three jurors, one loaded copy of the shared model.
     assert_eq!(jury.members.len(), 3);
 

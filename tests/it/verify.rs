@@ -195,7 +195,12 @@ async fn a_retry_repairs_latest_json_after_a_crash_before_the_pointer() {
     let again = cybergov::stages::infer::infer(
         &store,
         &config.infer_settings(),
-        &cybergov::magi::jury::Jury::from_config(&config.magi, &Default::default(), false).unwrap(),
+        &cybergov::magi::jury::Jury::from_config(
+            &config.magi,
+            &Default::default(),
+            &cybergov::progress::quiet(),
+        )
+        .unwrap(),
         NETWORK,
         REFERENDUM,
         Some(1),

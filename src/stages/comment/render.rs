@@ -4,42 +4,14 @@
 //! proposal), vote labels, links — is HTML-escaped, and links must be `http(s)`, so neither a
 //! proposal nor a model can inject markup or script into the comment.
 //!
-//! The input formats belong to the jurors stage; we read only the fields documented in
-//! docs/ARCHITECTURE.md ("Comment inputs") and tolerate everything else.
+//! The inputs are the jurors stage's own records ([`VoteRecord`], [`JurorRecord`]), so the
+//! comment cannot disagree with vote.json about a field's name or meaning.
 
 use crate::hash::Sha256Hash;
+use crate::magi::juror::JurorRecord;
+use crate::magi::tally::VoteRecord;
 use crate::network::Network;
-use serde::Deserialize;
-use serde_json::Value;
 use std::fmt::Write as _;
-
-/// The fields of `vote.json` the comment shows.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct VoteFile {
-    /// `aye`, `nay` or `abstain`.
-    pub decision: String,
-    /// Conviction (a number, or a name such as `Locked1x`).
-    pub conviction: Option<Value>,
-    /// Id of the tally rule, e.g. `majority-2of3-v1`.
-    pub rule: String,
-    /// Why the vote was forced to ABSTAIN, if it was (vote.json's `forced_abstain`, set from
-    /// the augmentation policy).
-    #[serde(rename = "forced_abstain")]
-    pub abstain_reason: Option<String>,
-}
-
-/// The fields of `jurors/{name}.json` the comment shows.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct JurorFile {
-    /// Juror name.
-    pub juror: String,
-    /// `aye`, `nay` or `abstain`.
-    pub vote: String,
-    /// The juror's rationale.
-    pub rationale: String,
-}
 
 /// Where the evidence lives.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -68,9 +40,9 @@ pub struct CommentContext {
     /// The manifest's SHA-256 (the on-chain remark).
     pub manifest_sha256: Sha256Hash,
     /// vote.json.
-    pub vote: VoteFile,
-    /// The jurors' files.
-    pub jurors: Vec<JurorFile>,
+    pub vote: VoteRecord,
+    /// The jurors' records.
+    pub jurors: Vec<JurorRecord>,
     /// Links.
     pub links: CommentLinks,
 }
@@ -91,11 +63,6 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-fn label(vote: &str) -> String {
-    let v = vote.trim().to_ascii_uppercase();
-    if v.is_empty() { "UNKNOWN".into() } else { v }
-}
-
 fn link(url: &Option<String>, text: &str) -> Option<String> {
     let url = url.as_deref()?;
     (url.starts_with("https://") || url.starts_with("http://"))
@@ -107,8 +74,8 @@ const MAGI: [&str; 3] = ["balthazar", "melchior", "caspar"];
 
 /// Renders the comment.
 pub fn render_comment(ctx: &CommentContext) -> String {
-    let decision = label(&ctx.vote.decision);
-    let mut jurors = ctx.jurors.clone();
+    let decision = ctx.vote.decision.label();
+    let mut jurors: Vec<&JurorRecord> = ctx.jurors.iter().collect();
     jurors.sort_by_key(|j| {
         (
             MAGI.iter()
@@ -117,30 +84,28 @@ pub fn render_comment(ctx: &CommentContext) -> String {
             j.juror.clone(),
         )
     });
-    let count = |v: &str| jurors.iter().filter(|j| label(&j.vote) == v).count();
+    let counts = &ctx.vote.counts;
     let mut s = String::new();
     let _ = write!(
         s,
         "<h3>cybergov votes {} on {} referendum #{}</h3>",
-        escape(&decision),
-        ctx.network,
-        ctx.referendum
+        decision, ctx.network, ctx.referendum
     );
-    let conviction = match &ctx.vote.conviction {
-        Some(Value::String(c)) => format!(", conviction {}", escape(c)),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => format!(", conviction {}", escape(&other.to_string())),
+    // ABSTAIN carries no conviction (vote.json records 0 for it), so none is shown.
+    let conviction = match ctx.vote.decision {
+        crate::manifest::VoteKind::Abstain => String::new(),
+        _ => format!(", conviction {}", ctx.vote.conviction),
     };
     let _ = write!(
         s,
         "<p>Three local, open-weight language models (the MAGI) read this proposal and voted. Tally: {} AYE, {} NAY, {} ABSTAIN → <b>{}</b> (rule <code>{}</code>{conviction}).</p>",
-        count("AYE"),
-        count("NAY"),
-        count("ABSTAIN"),
-        escape(&decision),
+        counts.aye,
+        counts.nay,
+        counts.abstain,
+        decision,
         escape(&ctx.vote.rule),
     );
-    if let Some(reason) = &ctx.vote.abstain_reason {
+    if let Some(reason) = &ctx.vote.forced_abstain {
         let _ = write!(s, "<p>ABSTAIN was forced: {}</p>", escape(reason));
     }
     s.push_str("<ul>");
@@ -156,7 +121,7 @@ pub fn render_comment(ctx: &CommentContext) -> String {
             s,
             "<li><b>{}</b>: {}<blockquote>{}</blockquote></li>",
             escape(&j.juror),
-            escape(&label(&j.vote)),
+            j.vote.label(),
             paragraphs.concat()
         );
     }

@@ -111,7 +111,12 @@ pub async fn infer_run(
             .await
             .unwrap();
     }
-    let jury = Jury::from_config(&config.magi, &Secrets::default(), false).unwrap();
+    let jury = Jury::from_config(
+        &config.magi,
+        &Secrets::default(),
+        &cybergov::progress::quiet(),
+    )
+    .unwrap();
     infer(
         store,
         &config.infer_settings(),
