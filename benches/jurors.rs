@@ -23,6 +23,16 @@
 //! exact prompt text (written to a file) and generates as many tokens as candle did, greedily.
 //! Rounds are summarised by their median.
 //!
+//! Then, issue #13's profile (same GGUF and thread count for both engines):
+//! - decode-only tokens/s at 250, 1000 and 4000 tokens of context (the prompt's tokens,
+//!   repeated to length; 32 greedy steps timed after the context is in the cache);
+//! - one referendum end to end: all three jurors `deliberate` on one loaded model (the engine
+//!   shares their common prefix and scores from the generation's cache), against llama.cpp
+//!   doing the same token work the naive way: per juror one prefill and as many greedy steps
+//!   as our rationale took, then one full prefill of the scoring conversation per option.
+//!
+//! `uptime` is printed first: the machine's load is part of every figure.
+//!
 //! This is a benchmark, not a test: `cargo test --all-targets` builds it and starts it without
 //! the `--bench` flag that `cargo bench` passes, and then it returns at once.
 
@@ -72,6 +82,9 @@ struct Args {
     /// llama.cpp context size.
     #[arg(long, default_value_t = 4096)]
     n_ctx: u32,
+    /// Rounds of the decode profile and the three-juror run (alternating with the peer).
+    #[arg(long, default_value_t = 1)]
+    profile_rounds: usize,
     /// Passed by `cargo bench`; without it the binary does nothing (see `main`).
     #[arg(long, hide = true)]
     bench: bool,
@@ -110,6 +123,55 @@ struct PeerReport {
     system_info: String,
 }
 
+/// What the peer script prints for `--plan`.
+#[derive(Debug, serde::Deserialize)]
+struct PlanReport {
+    decode: Vec<DecodeReport>,
+    jury_s: f64,
+    peak_rss_kb: u64,
+}
+
+/// One decode-only measurement.
+#[derive(Debug, serde::Deserialize)]
+struct DecodeReport {
+    context: usize,
+    tok_s: f64,
+}
+
+/// The token work of one juror, for the peer to repeat.
+#[derive(Debug, serde::Serialize)]
+struct JurorWork {
+    prompt: Vec<u32>,
+    gen_tokens: u32,
+    score_prompt: Vec<u32>,
+    options: Vec<Vec<u32>>,
+}
+
+/// Decode-only contexts of issue #13.
+const DECODE_CONTEXTS: [usize; 3] = [250, 1000, 4000];
+/// Greedy steps timed per context.
+const DECODE_STEPS: usize = 32;
+
+/// `ids` repeated to `n` tokens.
+fn cycled(ids: &[u32], n: usize) -> Vec<u32> {
+    ids.iter().copied().cycle().take(n).collect()
+}
+
+/// Our decode-only tokens/s after `context` is in the cache.
+fn decode_profile(model: &CandleModel, context: &[u32]) -> Result<f64> {
+    model.with_engine(|m| -> Result<f64> {
+        m.rewind(0);
+        let mut seq = context.to_vec();
+        let mut logits = m.logits(&seq, 1)?.pop().context("logits")?;
+        let t = Instant::now();
+        for _ in 0..DECODE_STEPS {
+            seq.push(cybergov::magi::candle::sampling::argmax(&logits));
+            logits = m.logits(&seq, 1)?.pop().context("logits")?;
+        }
+        Ok(DECODE_STEPS as f64 / t.elapsed().as_secs_f64())
+    })
+}
+
 /// `VmHWM` / `VmRSS` of this process, in KiB.
 fn proc_status_kb(field: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -143,6 +205,10 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let args = Args::parse();
+    match std::process::Command::new("uptime").output() {
+        Ok(o) => print!("uptime: {}", String::from_utf8_lossy(&o.stdout)),
+        Err(e) => println!("uptime: unavailable ({e})"),
+    }
     // SAFETY: first thing in main, before any other thread (rayon, tokio) exists.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
     let threads = candle_core::utils::get_num_threads();
@@ -188,9 +254,12 @@ async fn measure_ours(
     messages: &[ChatMessage],
     tokens: u32,
 ) -> Result<(Round, String, FinishReason)> {
+    // Each timed call starts from an empty cache: the engine would otherwise reuse the prompt.
+    model.clear_cache();
     let t = Instant::now();
     let g1 = model.generate(messages, &GenerateParams::greedy(1)).await?;
     let t1 = t.elapsed().as_secs_f64();
+    model.clear_cache();
     let t = Instant::now();
     let gn = model
         .generate(messages, &GenerateParams::greedy(tokens))
@@ -349,9 +418,99 @@ async fn run(args: Args, threads: usize) -> Result<()> {
         repeat_penalty: magi.repeat_penalty.clone(),
         repeat_last_n: magi.repeat_last_n,
     };
+    model.clear_cache();
     let t = Instant::now();
     let record = deliberate(JURORS[0], &model, &prompts, &content, &decoding).await?;
     let deliberate_s = t.elapsed().as_secs_f64();
+    // The juror workload's peak, before the profile's 4000-token contexts grow the KV cache.
+    let peak_juror = proc_status_kb("VmHWM:");
+
+    // Issue #13's profile: decode-only at several contexts, then the whole jury.
+    let base = model.encode(&prompt, true)?;
+    let contexts: Vec<Vec<u32>> = DECODE_CONTEXTS.iter().map(|&n| cycled(&base, n)).collect();
+    let labels: Vec<&str> = cybergov::magi::juror::OPTIONS
+        .iter()
+        .map(|(l, _)| *l)
+        .collect();
+    let mut our_decode: Vec<Vec<f64>> = vec![Vec::new(); contexts.len()];
+    let mut their_decode: Vec<Vec<f64>> = vec![Vec::new(); contexts.len()];
+    let (mut our_jury, mut their_jury) = (Vec::new(), Vec::new());
+    let mut peer_plan_rss = 0u64;
+    let mut votes = Vec::new();
+    for round in 1..=args.profile_rounds.max(1) {
+        for (i, c) in contexts.iter().enumerate() {
+            let tps = decode_profile(&model, c)?;
+            println!(
+                "profile round {round} candle:    decode at {:4} context {tps:6.2} tok/s",
+                c.len()
+            );
+            our_decode[i].push(tps);
+        }
+        model.clear_cache();
+        let t = Instant::now();
+        let mut work = Vec::new();
+        votes.clear();
+        for j in JURORS {
+            let r = deliberate(j, &model, &prompts, &content, &decoding).await?;
+            votes.push(format!("{j} {:?}", r.vote));
+            let mut msgs = rationale_messages(&prompts, j, &content);
+            let prompt_ids = model.encode(&model.template().render(&msgs), true)?;
+            msgs.push(ChatMessage::assistant(r.rationale.clone()));
+            msgs.push(ChatMessage::user(prompts.vote.trim_end()));
+            work.push(JurorWork {
+                prompt: prompt_ids,
+                gen_tokens: r.completion_tokens,
+                score_prompt: model.encode(&model.template().render(&msgs), true)?,
+                options: labels
+                    .iter()
+                    .map(|l| model.encode(l, false))
+                    .collect::<Result<_, _>>()?,
+            });
+        }
+        // The tokenizations above are outside the timed work of a deliberation, but cheap.
+        let jury_s = t.elapsed().as_secs_f64();
+        println!(
+            "profile round {round} candle:    three jurors {jury_s:.2} s ({})",
+            votes.join(", ")
+        );
+        our_jury.push(jury_s);
+        if peer {
+            let plan = serde_json::json!({
+                "decode": { "contexts": contexts, "steps": DECODE_STEPS },
+                "jury": work,
+            });
+            let plan_file = dir.join("plan.json");
+            std::fs::write(&plan_file, serde_json::to_vec(&plan)?)?;
+            let p: PlanReport = LLAMA_CPP.run(
+                &args.peer.python,
+                &[
+                    "--model".into(),
+                    path.display().to_string(),
+                    "--prompt-file".into(),
+                    prompt_file.display().to_string(),
+                    "--threads".into(),
+                    threads.to_string(),
+                    "--n-ctx".into(),
+                    args.n_ctx.to_string(),
+                    "--plan".into(),
+                    plan_file.display().to_string(),
+                ],
+            )?;
+            for (i, d) in p.decode.iter().enumerate() {
+                println!(
+                    "profile round {round} llama.cpp: decode at {:4} context {:6.2} tok/s",
+                    d.context, d.tok_s
+                );
+                their_decode[i].push(d.tok_s);
+            }
+            println!(
+                "profile round {round} llama.cpp: three jurors {:.2} s (naive: a full prefill per option)",
+                p.jury_s
+            );
+            their_jury.push(p.jury_s);
+            peer_plan_rss = peer_plan_rss.max(p.peak_rss_kb);
+        }
+    }
     let peak = proc_status_kb("VmHWM:");
 
     let med = |v: &[Round], f: fn(&Round) -> f64| median(v.iter().map(f).collect());
@@ -392,10 +551,10 @@ async fn run(args: Args, threads: usize) -> Result<()> {
                 fmt_ratio(our_tg, th_tg)
             );
             println!(
-                "| peak RSS, MiB | {:.1} | {:.1} | {} |",
-                mib(peak),
+                "| peak RSS (juror workload), MiB | {:.1} | {:.1} | {} |",
+                mib(peak_juror),
                 mib(p.peak_rss_kb),
-                fmt_ratio(peak as f64, p.peak_rss_kb as f64)
+                fmt_ratio(peak_juror as f64, p.peak_rss_kb as f64)
             );
             println!(
                 "| model load, s | {load_s:.2} | {:.2} | {} |",
@@ -426,15 +585,46 @@ async fn run(args: Args, threads: usize) -> Result<()> {
                 "| generation ({} tok), tok/s (median) | {our_tg:.2} | n/a | |",
                 ours[0].gen_tokens
             );
-            println!("| peak RSS, MiB | {:.1} | n/a | |", mib(peak));
+            println!(
+                "| peak RSS (juror workload), MiB | {:.1} | n/a | |",
+                mib(peak_juror)
+            );
             println!("| model load, s | {load_s:.2} | n/a | |");
             println!("| one deliberate(), s | {deliberate_s:.2} | — | |");
         }
     }
     println!();
+    println!("| issue #13 profile | cybergov | llama.cpp | ratio (ours / theirs) |");
+    println!("|---|---:|---:|---:|");
+    for (i, n) in DECODE_CONTEXTS.iter().enumerate() {
+        let ours = median(our_decode[i].clone());
+        let theirs = median(their_decode[i].clone());
+        println!(
+            "| decode at {n} context, tok/s (median) | {ours:.2} | {theirs:.2} | {} |",
+            fmt_ratio(ours, theirs)
+        );
+    }
+    let (oj, tj) = (median(our_jury.clone()), median(their_jury.clone()));
     println!(
-        "candle RSS after load {:.1} MiB; peak (VmHWM, load + all rounds + deliberate) {:.1} MiB",
+        "| three jurors end to end, s (median) | {oj:.2} | {tj:.2} | {:.2}× faster |",
+        tj / oj
+    );
+    println!(
+        "| peak RSS incl. the profile, MiB | {:.1} | {:.1} | {} |",
+        mib(peak),
+        mib(peer_plan_rss),
+        fmt_ratio(peak as f64, peer_plan_rss as f64)
+    );
+    let stats = model.with_engine(|m| m.stats());
+    println!(
+        "engine prefix reuse over the whole benchmark: {} positions computed, {} reused",
+        stats.computed, stats.reused
+    );
+    println!();
+    println!(
+        "candle RSS after load {:.1} MiB; peak (VmHWM) after load + all rounds + deliberate {:.1} MiB, after the profile too {:.1} MiB",
         mib(rss_after_load),
+        mib(peak_juror),
         mib(peak)
     );
     Ok(())

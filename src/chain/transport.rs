@@ -89,6 +89,21 @@ impl TransportError {
     }
 }
 
+impl TransportError {
+    /// Whether the rejection says the extrinsic's nonce is already spent in the chain's state
+    /// (`Stale`, "outdated"). Then it is in a block already, or it can never be: another
+    /// transaction of the same account took its nonce (two votes signed at once).
+    pub fn is_stale(&self) -> bool {
+        match self {
+            TransportError::Rejected { cause } => {
+                let c = cause.to_lowercase();
+                c.contains("stale") || c.contains("outdated")
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A connection to the chain that hosts governance.
 #[async_trait]
 pub trait Transport: Send + Sync {

@@ -1,10 +1,17 @@
-//! The local backend: quantized GGUF models run by candle, greedy, on CPU (or CUDA).
+//! The local backend: quantized GGUF models run by cybergov's own engine on CPU, greedy.
 //!
 //! Determinism is the point. Decoding is greedy (argmax, first index on ties), the prompt is
 //! rendered in code ([`template`]), the tokenizer comes from the GGUF itself ([`tokenizer`]), and
 //! the weights file is hashed on load, so a rerun with the same file and inputs reproduces the
-//! same tokens — and the verifier can check that it was the same file.
+//! same tokens — and the verifier can check that it was the same file. The engine
+//! (`crates/engine`: [`transformer`] on [`kernels`]) fixes the arithmetic of every value it computes, whatever
+//! the thread count and however tokens are batched, so its KV cache can be reused across
+//! requests that share a prefix (the scoring after a generation, jurors sharing a model).
+//! candle provides the GGUF reader.
 
+pub use cybergov_engine::{kernels, transformer};
+
+pub mod sampling;
 pub mod template;
 pub mod tokenizer;
 
@@ -16,16 +23,28 @@ use crate::hash::Sha256Hash;
 use crate::progress::Progress;
 use async_trait::async_trait;
 use candle_core::quantized::gguf_file;
-use candle_core::{Device, IndexOp, Tensor};
-use candle_transformers::models::{quantized_llama, quantized_phi3, quantized_qwen2};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use template::ChatTemplate;
 use tokenizer::Tokenizer;
+use transformer::{Transformer, Weights};
 
-/// The longest context candle's quantized llama supports; larger metadata values are capped.
-const MAX_CONTEXT: usize = quantized_llama::MAX_SEQ_LEN;
+/// The longest context the engine holds; larger metadata values are capped.
+pub const MAX_CONTEXT: usize = 4096;
+
+/// Names the engine's arithmetic. Change it whenever a kernel's result can change, so that a
+/// record made by another engine is recognised as such rather than as tampering.
+pub const KERNEL_ID: &str = "q8_0-lanes16+f32-lanes8/v1";
+
+/// The engine identity recorded with every local model.
+pub fn engine_id() -> super::model::EngineId {
+    super::model::EngineId {
+        name: "cybergov".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        kernel: KERNEL_ID.into(),
+    }
+}
 
 /// Where to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -40,52 +59,21 @@ pub enum DeviceChoice {
 }
 
 impl DeviceChoice {
-    fn device(self) -> Result<Device, ModelError> {
-        let cuda = || {
-            Device::new_cuda(0).map_err(|e| ModelError::Load {
+    /// Checks that the engine can run here: it is CPU-only, so `cuda` is refused and `auto`
+    /// means the CPU.
+    fn check(self) -> Result<(), ModelError> {
+        match self {
+            DeviceChoice::Cpu | DeviceChoice::Auto => Ok(()),
+            DeviceChoice::Cuda => Err(ModelError::Load {
                 path: "device".into(),
-                message: format!("CUDA unavailable (build with --features cuda): {e}"),
-            })
-        };
-        match self {
-            DeviceChoice::Cpu => Ok(Device::Cpu),
-            DeviceChoice::Cuda => cuda(),
-            DeviceChoice::Auto => Ok(cuda().unwrap_or(Device::Cpu)),
-        }
-    }
-}
-
-enum Weights {
-    Llama(quantized_llama::ModelWeights),
-    Qwen2(quantized_qwen2::ModelWeights),
-    Phi3(quantized_phi3::ModelWeights),
-}
-
-impl Weights {
-    /// Logits for the position after `ids`, which start at `pos` (0 resets the KV cache).
-    fn logits(&mut self, ids: &[u32], pos: usize, device: &Device) -> candle_core::Result<Tensor> {
-        let input = Tensor::new(ids, device)?.unsqueeze(0)?;
-        let out = match self {
-            Weights::Llama(m) => m.forward(&input, pos)?,
-            Weights::Qwen2(m) => m.forward(&input, pos)?,
-            Weights::Phi3(m) => m.forward(&input, pos)?,
-        };
-        out.squeeze(0)?.to_dtype(candle_core::DType::F32)
-    }
-
-    /// A copy sharing the weights and holding a copy of the KV cache, where the architecture
-    /// allows it (qwen2's weights are not `Clone`: callers re-run the prefix instead).
-    fn fork(&self) -> Option<Weights> {
-        match self {
-            Weights::Llama(m) => Some(Weights::Llama(m.clone())),
-            Weights::Phi3(m) => Some(Weights::Phi3(m.clone())),
-            Weights::Qwen2(_) => None,
+                message: "the cybergov engine runs on CPU only; use device = \"cpu\"".into(),
+            }),
         }
     }
 }
 
 struct Loaded {
-    weights: Weights,
+    model: Transformer,
     tokenizer: Tokenizer,
 }
 
@@ -100,8 +88,11 @@ struct Inner {
     path: PathBuf,
     template: ChatTemplate,
     stop_ids: Vec<u32>,
-    device: Device,
-    // One inference at a time per model: the KV cache lives in the weights.
+    // Every computation of this model runs inside this pool: its workers stay warm between
+    // kernels, and the thread count is the model's, not the caller's.
+    pool: rayon::ThreadPool,
+    // The model's one lock: one request at a time (one KV cache, shared by every request so
+    // that a common prefix is computed once), taken *before* entering `pool` (see `run`).
     loaded: Mutex<Loaded>,
     progress: Arc<dyn Progress>,
 }
@@ -127,6 +118,9 @@ pub struct LoadOptions {
     pub device: DeviceChoice,
     /// Where loading and generating report how far they are.
     pub progress: Arc<dyn Progress>,
+    /// Worker threads (default: `RAYON_NUM_THREADS`, else one per core). Results do not
+    /// depend on it.
+    pub threads: Option<usize>,
 }
 
 impl Default for LoadOptions {
@@ -136,6 +130,7 @@ impl Default for LoadOptions {
             tokenizer_json: None,
             device: DeviceChoice::Cpu,
             progress: crate::progress::quiet(),
+            threads: None,
         }
     }
 }
@@ -189,13 +184,6 @@ impl CandleModel {
         let ct = gguf_file::Content::read(&mut f)
             .map_err(|e| load_err(path, format!("not a GGUF file: {e}")))?;
         let md_str = |k: &str| ct.metadata.get(k).and_then(|v| v.to_string().ok().cloned());
-        let arch = md_str("general.architecture")
-            .ok_or_else(|| load_err(path, "no general.architecture"))?;
-        let context = ct
-            .metadata
-            .get(&format!("{arch}.context_length"))
-            .and_then(|v| v.to_u32().ok())
-            .map_or(MAX_CONTEXT, |c| (c as usize).min(MAX_CONTEXT));
         let model_id = opts
             .model_id
             .clone()
@@ -231,27 +219,22 @@ impl CandleModel {
         }
         stop_ids.sort_unstable();
         stop_ids.dedup();
-        let device = opts.device.device()?;
-        let weights = match arch.as_str() {
-            "llama" | "mistral" => Weights::Llama(
-                quantized_llama::ModelWeights::from_gguf(ct, &mut f, &device)
-                    .map_err(|e| load_err(path, e))?,
-            ),
-            "qwen2" => Weights::Qwen2(
-                quantized_qwen2::ModelWeights::from_gguf(ct, &mut f, &device)
-                    .map_err(|e| load_err(path, e))?,
-            ),
-            "phi3" => Weights::Phi3(
-                quantized_phi3::ModelWeights::from_gguf(false, ct, &mut f, &device)
-                    .map_err(|e| load_err(path, e))?,
-            ),
-            other => {
-                return Err(load_err(
-                    path,
-                    format!("unsupported architecture {other:?} (llama, mistral, qwen2, phi3 are)"),
-                ));
-            }
-        };
+        opts.device.check()?;
+        let config =
+            transformer::Config::from_gguf(&ct, MAX_CONTEXT).map_err(|e| load_err(path, e))?;
+        let context = config.context;
+        let weights = Weights::load(&ct, &mut f, config).map_err(|e| load_err(path, e))?;
+        drop(ct);
+        let threads = opts
+            .threads
+            .unwrap_or_else(candle_core::utils::get_num_threads)
+            .max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("cybergov-engine-{i}"))
+            .build()
+            .map_err(|e| load_err(path, e))?;
+        let model = Transformer::new(Arc::new(weights));
         drop(step);
         let inner = Inner {
             info: ModelInfo {
@@ -261,12 +244,13 @@ impl CandleModel {
                 quantization: quant,
                 context_length: context as u32,
                 deterministic: true,
+                engine: Some(engine_id()),
             },
             path: path.to_owned(),
             template,
             stop_ids,
-            device,
-            loaded: Mutex::new(Loaded { weights, tokenizer }),
+            pool,
+            loaded: Mutex::new(Loaded { model, tokenizer }),
             progress: opts.progress.clone(),
         };
         Ok(Self {
@@ -284,18 +268,63 @@ impl CandleModel {
         &self.inner.path
     }
 
+    /// Tokenizes `text` with the model's tokenizer (`add_bos` as a prompt would).
+    pub fn encode(&self, text: &str, add_bos: bool) -> Result<Vec<u32>, ModelError> {
+        self.inner.lock().tokenizer.encode(text, add_bos)
+    }
+
+    /// Runs `f` on the engine itself, inside the model's thread pool, holding the model (for
+    /// benchmarks and tests that drive the KV cache directly).
+    pub fn with_engine<T: Send>(&self, f: impl FnOnce(&mut Transformer) -> T + Send) -> T {
+        self.inner.run(|_, loaded| f(&mut loaded.model))
+    }
+
+    /// Forgets the KV cache: the next request computes its whole prompt (benchmarks time
+    /// prefills with it).
+    pub fn clear_cache(&self) {
+        self.with_engine(|m| m.rewind(0));
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Inner) -> Result<T, ModelError> + Send + 'static,
+        f: impl FnOnce(&Inner, &mut Loaded) -> Result<T, ModelError> + Send + 'static,
     ) -> Result<T, ModelError> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&inner))
+        tokio::task::spawn_blocking(move || inner.run(f))
             .await
             .map_err(|e| infer_err(format!("inference task failed: {e}")))?
     }
 }
 
 impl Inner {
+    /// The model, for one request. A request that panicked (a bug, or an allocation failure)
+    /// poisons the lock; the model is not lost with it: the cache is forgotten, since that
+    /// request may have stopped half-way through writing it, and the next request starts from
+    /// an empty cache — the same bits as a fresh model, only slower. Without this, one panic
+    /// would fail every later juror of this model until the worker restarts.
+    fn lock(&self) -> MutexGuard<'_, Loaded> {
+        self.loaded.lock().unwrap_or_else(|poisoned| {
+            let mut loaded = poisoned.into_inner();
+            loaded.model.rewind(0);
+            self.loaded.clear_poison();
+            loaded
+        })
+    }
+
+    /// Runs `f` with the model, inside the model's pool.
+    ///
+    /// The lock is taken on the calling thread, before entering the pool, and it is the only
+    /// lock. So a request waits for another one outside the pool, and no pool worker ever
+    /// blocks on it: a worker that waits inside a parallel section may pick up queued pool
+    /// work, and were that a second request of this model waiting for the lock, it would
+    /// wait on the very worker that holds it (the deadlock `16a0788` found in the pipeline
+    /// tests). Only the holder's own parallel tasks ever reach the pool.
+    fn run<T: Send>(&self, f: impl FnOnce(&Inner, &mut Loaded) -> T + Send) -> T {
+        let mut loaded = self.lock();
+        let loaded = &mut *loaded;
+        self.pool.install(|| f(self, loaded))
+    }
+
     fn encode_prompt(
         &self,
         loaded: &Loaded,
@@ -316,47 +345,37 @@ impl Inner {
 
     fn generate_blocking(
         &self,
+        loaded: &mut Loaded,
         messages: &[ChatMessage],
         params: &GenerateParams,
     ) -> Result<Generation, ModelError> {
         let max_new_tokens = params.max_new_tokens;
-        let mut loaded = self
-            .loaded
-            .lock()
-            .map_err(|_| infer_err("model lock poisoned"))?;
-        let ids = self.encode_prompt(&loaded, messages, max_new_tokens)?;
+        let ids = self.encode_prompt(loaded, messages, max_new_tokens)?;
         let step = self
             .progress
             .step("generating", Some(u64::from(max_new_tokens)));
-        let mut logits = loaded
-            .weights
-            .logits(&ids, 0, &self.device)
-            .map_err(infer_err)?;
+        let mut context = ids.clone();
         let mut out = Vec::new();
         let mut finish = FinishReason::Length;
-        let mut context = ids.clone();
         for _ in 0..max_new_tokens {
+            // The cache holds all of `context` but its last token: one new position per step.
+            let mut logits = last_logits(&mut loaded.model, &context)?;
             if params.repeat_penalty != 1.0 {
                 let start = context.len().saturating_sub(params.repeat_last_n);
-                logits = candle_transformers::utils::apply_repeat_penalty(
-                    &logits,
+                sampling::apply_repeat_penalty(
+                    &mut logits,
                     params.repeat_penalty,
                     &context[start..],
-                )
-                .map_err(infer_err)?;
+                );
             }
-            let next = argmax(&logits)?;
-            context.push(next);
+            let next = sampling::argmax(&logits);
             if self.stop_ids.contains(&next) {
                 finish = FinishReason::Stop;
                 break;
             }
+            context.push(next);
             out.push(next);
             step.advance(1);
-            logits = loaded
-                .weights
-                .logits(&[next], ids.len() + out.len() - 1, &self.device)
-                .map_err(infer_err)?;
         }
         drop(step);
         Ok(Generation {
@@ -370,68 +389,47 @@ impl Inner {
 
     fn score_blocking(
         &self,
+        loaded: &mut Loaded,
         messages: &[ChatMessage],
         options: &[&str],
     ) -> Result<Vec<OptionScore>, ModelError> {
-        let mut loaded = self
-            .loaded
-            .lock()
-            .map_err(|_| infer_err("model lock poisoned"))?;
         let option_ids: Vec<Vec<u32>> = options
             .iter()
             .map(|o| loaded.tokenizer.encode(o, false))
             .collect::<Result<_, _>>()?;
         let longest = option_ids.iter().map(Vec::len).max().unwrap_or(0) as u32;
-        let ids = self.encode_prompt(&loaded, messages, longest)?;
-        let first = loaded
-            .weights
-            .logits(&ids, 0, &self.device)
-            .map_err(infer_err)?;
-        let base = loaded.weights.fork();
+        let ids = self.encode_prompt(loaded, messages, longest)?;
         let mut scores = Vec::with_capacity(options.len());
-        for (i, (option, oids)) in options.iter().zip(&option_ids).enumerate() {
-            // Each option continues from the prompt: on a fork of the KV cache where the
-            // architecture allows, else on the model itself after re-running the prompt (qwen2).
-            let mut branch = base.as_ref().and_then(Weights::fork);
-            if branch.is_none() && i > 0 {
-                loaded
-                    .weights
-                    .logits(&ids, 0, &self.device)
-                    .map_err(infer_err)?;
-            }
-            let mut logits = first.clone();
-            let mut logprob = 0f64;
-            for (j, &tok) in oids.iter().enumerate() {
-                let lsm = candle_nn::ops::log_softmax(&logits, 0).map_err(infer_err)?;
-                let lp = lsm.i(tok as usize).and_then(|t| t.to_scalar::<f32>());
-                logprob += f64::from(lp.map_err(infer_err)?);
-                if j + 1 < oids.len() {
-                    let w = branch.as_mut().unwrap_or(&mut loaded.weights);
-                    logits = w
-                        .logits(&[tok], ids.len() + j, &self.device)
-                        .map_err(infer_err)?;
-                }
-            }
+        for (option, oids) in options.iter().zip(&option_ids) {
+            // Every token of the option, each predicted from the prompt and the option's
+            // earlier tokens. The prompt comes from the cache (the generation that wrote the
+            // rationale left it there; the first option's run leaves it for the others).
+            let mut seq = ids.clone();
+            seq.extend_from_slice(&oids[..oids.len().saturating_sub(1)]);
+            let logits = loaded
+                .model
+                .logits(&seq, oids.len().max(1))
+                .map_err(infer_err)?;
+            let logprob = oids
+                .iter()
+                .zip(&logits)
+                .map(|(&tok, l)| sampling::log_prob(l, tok))
+                .sum();
             scores.push(OptionScore {
                 option: (*option).to_owned(),
                 logprob,
                 tokens: oids.len() as u32,
+                probability: None,
             });
         }
         Ok(scores)
     }
 }
 
-fn argmax(logits: &Tensor) -> Result<u32, ModelError> {
-    // Explicit loop rather than a tensor op: first index wins on ties, on every device.
-    let v: Vec<f32> = logits.to_vec1().map_err(infer_err)?;
-    let mut best = 0usize;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    Ok(best as u32)
+/// The logits after the last token of `ids`.
+fn last_logits(model: &mut Transformer, ids: &[u32]) -> Result<Vec<f32>, ModelError> {
+    let mut l = model.logits(ids, 1).map_err(infer_err)?;
+    l.pop().ok_or_else(|| infer_err("no logits"))
 }
 
 #[async_trait]
@@ -442,14 +440,8 @@ impl LanguageModel for CandleModel {
 
     async fn count_tokens(&self, text: &str) -> Result<usize, ModelError> {
         let text = text.to_owned();
-        self.blocking(move |m| {
-            let loaded = m
-                .loaded
-                .lock()
-                .map_err(|_| infer_err("model lock poisoned"))?;
-            Ok(loaded.tokenizer.encode(&text, false)?.len())
-        })
-        .await
+        self.blocking(move |_, loaded| Ok(loaded.tokenizer.encode(&text, false)?.len()))
+            .await
     }
 
     async fn generate(
@@ -458,7 +450,7 @@ impl LanguageModel for CandleModel {
         params: &GenerateParams,
     ) -> Result<Generation, ModelError> {
         let (messages, params) = (messages.to_vec(), params.clone());
-        self.blocking(move |m| m.generate_blocking(&messages, &params))
+        self.blocking(move |m, loaded| m.generate_blocking(loaded, &messages, &params))
             .await
     }
 
@@ -469,9 +461,9 @@ impl LanguageModel for CandleModel {
     ) -> Result<Scoring, ModelError> {
         let messages = messages.to_vec();
         let options: Vec<String> = options.iter().map(|o| (*o).to_owned()).collect();
-        self.blocking(move |m| {
+        self.blocking(move |m, loaded| {
             let options: Vec<&str> = options.iter().map(String::as_str).collect();
-            let scores = m.score_blocking(&messages, &options)?;
+            let scores = m.score_blocking(loaded, &messages, &options)?;
             Ok(Scoring {
                 scores,
                 raw_response: None,

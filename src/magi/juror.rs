@@ -15,8 +15,17 @@ use serde::{Deserialize, Serialize};
 
 /// The `schema` of juror records.
 pub const JUROR_SCHEMA: &str = "cybergov.juror/v1";
-/// How the vote is chosen (recorded so a future method gets a new id).
+/// How the vote is chosen (recorded so a future method gets a new id): the sum of every
+/// option token's log-probability; the best sum wins. Each score also records its probability
+/// normalised over the three options.
 pub const SCORING: &str = "option-logprob-sum-after-rationale-v1";
+/// How the conversation is laid out (recorded so a future layout gets a new id): the shared
+/// system text and the quoted proposal first, the juror's persona after them, so that jurors
+/// on one model share the longest possible prefix (computed once, see
+/// [`crate::magi::candle::transformer`]).
+pub const PROMPT_LAYOUT: &str = "shared-proposal-then-persona-v2";
+/// The layout of records that do not name one: the persona in the system turn.
+pub const PROMPT_LAYOUT_V1: &str = "persona-in-system-v1";
 /// The options, as scored.
 pub const OPTIONS: [(&str, VoteKind); 3] = [
     ("AYE", VoteKind::Aye),
@@ -39,6 +48,9 @@ pub struct JurorRecord {
     pub decoding: Decoding,
     /// Hashes of the prompt files used.
     pub prompts: PromptHashes,
+    /// [`PROMPT_LAYOUT`].
+    #[serde(default = "layout_v1")]
+    pub prompt_layout: String,
     /// SHA-256 of the content (content.md) deliberated on.
     pub content_sha256: Sha256Hash,
     /// SHA-256 of the exact conversation given to the model for the rationale (canonical JSON
@@ -62,6 +74,10 @@ pub struct JurorRecord {
     pub raw_responses: Vec<serde_json::Value>,
 }
 
+fn layout_v1() -> String {
+    PROMPT_LAYOUT_V1.into()
+}
+
 impl JurorRecord {
     /// The stored bytes: pretty JSON with a trailing newline (stable for identical records).
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -71,21 +87,36 @@ impl JurorRecord {
     }
 }
 
-/// The conversation that asks `juror` for a rationale on `content`.
+/// The conversation that asks `juror` for a rationale on `content` ([`PROMPT_LAYOUT`]): the
+/// shared system text, then a user turn with the quoted proposal, the juror's persona and the
+/// request. Everything before the persona is the same for every juror.
 pub fn rationale_messages(prompts: &Prompts, juror: &str, content: &str) -> Vec<ChatMessage> {
     let persona = prompts.personas.get(juror).map_or("", String::as_str);
     vec![
-        ChatMessage::system(format!(
-            "{}\n{}",
-            prompts.system.trim_end(),
-            persona.trim_end()
-        )),
+        ChatMessage::system(prompts.system.trim_end()),
         ChatMessage::user(format!(
-            "{}\n\n{}",
+            "{}\n\n{}\n\n{}",
             quote(content),
+            persona.trim_end(),
             prompts.rationale.trim_end()
         )),
     ]
+}
+
+/// Sets each score's probability: `exp(logprob)` normalised over `scores` (max-shifted, so
+/// long options do not underflow to zero together).
+pub fn normalise(scores: &mut [OptionScore]) {
+    let max = scores
+        .iter()
+        .map(|s| s.logprob)
+        .fold(f64::NEG_INFINITY, f64::max);
+    if !max.is_finite() {
+        return;
+    }
+    let total: f64 = scores.iter().map(|s| (s.logprob - max).exp()).sum();
+    for s in scores {
+        s.probability = Some((s.logprob - max).exp() / total);
+    }
 }
 
 /// Runs one juror on `content`.
@@ -116,7 +147,8 @@ pub async fn deliberate(
     messages.push(ChatMessage::user(prompts.vote.trim_end()));
     let labels: Vec<&str> = OPTIONS.iter().map(|(l, _)| *l).collect();
     let scoring = model.score_options(&messages, &labels).await?;
-    let scores = scoring.scores;
+    let mut scores = scoring.scores;
+    normalise(&mut scores);
     let vote = choose(&scores);
     let raw_responses: Vec<serde_json::Value> = generation
         .raw_response
@@ -130,6 +162,7 @@ pub async fn deliberate(
         model: model.info().clone(),
         decoding: decoding.clone(),
         prompts: prompts.hashes(juror),
+        prompt_layout: PROMPT_LAYOUT.into(),
         content_sha256: Sha256Hash::of(content.as_bytes()),
         prompt_sha256,
         rationale,
@@ -176,6 +209,7 @@ mod tests {
             option: option.into(),
             logprob,
             tokens: 1,
+            probability: None,
         }
     }
 

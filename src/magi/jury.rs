@@ -93,6 +93,7 @@ impl Jury {
                             tokenizer_json: j.tokenizer.clone(),
                             device: config.device,
                             progress: progress.clone(),
+                            threads: None,
                         };
                         let m: Arc<dyn LanguageModel> =
                             Arc::new(CandleModel::load(&path, &opts).map_err(|source| {

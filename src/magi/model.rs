@@ -104,6 +104,10 @@ pub struct OptionScore {
     pub logprob: f64,
     /// How many tokens the option took.
     pub tokens: u32,
+    /// `exp(logprob)` normalised over the options scored together (set by the juror; absent in
+    /// records made before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
 }
 
 /// The options' scores, and the provider's raw response for remote backends.
@@ -117,7 +121,7 @@ pub struct Scoring {
 
 // The model description is recorded in juror files and augment.json: a record type, so it
 // lives with the records (below this layer) and is re-exported here for the backends.
-pub use crate::records::model::ModelInfo;
+pub use crate::records::model::{EngineId, ModelInfo};
 
 /// Errors of a model backend.
 #[derive(Debug, thiserror::Error)]

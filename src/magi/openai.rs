@@ -62,6 +62,7 @@ impl OpenAiModel {
             quantization: None,
             context_length: settings.context_length,
             deterministic: false,
+            engine: None,
         };
         Ok(Self {
             settings,
@@ -203,6 +204,7 @@ impl LanguageModel for OpenAiModel {
                     option: (*opt).to_owned(),
                     logprob: best.unwrap_or(MISSING_LOGPROB),
                     tokens: 1,
+                    probability: None,
                 }
             })
             .collect();

@@ -582,6 +582,38 @@ async fn recover(
         }
         match transport.submit(&bytes).await {
             Ok(_) => {}
+            Err(e) if e.is_stale() => {
+                // Its nonce is spent. If not by this extrinsic (look once more, up to the block
+                // the chain has now), then by another transaction of the proxy, and these bytes
+                // can never be included: waiting for the era to end would stall the run (a
+                // devnet builds no blocks while idle), so sign anew now.
+                let (now, _) = transport.head(false).await?;
+                return match chain::wait_for_inclusion(
+                    transport,
+                    hash,
+                    sub.era_start,
+                    now.min(sub.era_end),
+                    spec.vote.wait_for,
+                    timeout,
+                )
+                .await?
+                {
+                    Inclusion::Found(i, f) => Ok(Some((i, f))),
+                    // In a block but not final yet: never sign anew, look again later.
+                    Inclusion::TimedOut => Err(VoteError::NotIncluded {
+                        extrinsic_hash: sub.extrinsic_hash.clone(),
+                    }),
+                    // Every block up to `now` searched: not there.
+                    Inclusion::Expired => {
+                        tracing::warn!(
+                            extrinsic = %sub.extrinsic_hash,
+                            nonce = sub.nonce,
+                            "the recorded vote extrinsic's nonce was spent by another transaction"
+                        );
+                        Ok(None)
+                    }
+                };
+            }
             Err(e) if e.is_already_known() => {}
             Err(TransportError::Rejected { cause }) => {
                 tracing::warn!(%cause, "re-sending the recorded extrinsic was refused; still looking for it");

@@ -122,6 +122,7 @@ async fn run_juror(
                 tokenizer_json: tokenizer,
                 device: magi.device,
                 progress: crate::progress::quiet(),
+                threads: None,
             };
             let m =
                 Arc::new(CandleModel::load(&path, &opts).map_err(|e| ("model", e.to_string()))?);
@@ -162,6 +163,23 @@ async fn run_juror(
     )
     .await
     .map_err(|e| ("reexecute", e.to_string()))
+}
+
+/// When the stored record was computed by another engine than this binary's, says so: the
+/// bytes then differ because the arithmetic does, not because the record was altered.
+fn engine_note(stored: &[u8], again: &JurorRecord) -> Option<String> {
+    let before: JurorRecord = serde_json::from_slice(stored).ok()?;
+    let (was, now) = (before.model.engine.as_ref(), again.model.engine.as_ref()?);
+    match was {
+        Some(was) if was.kernel == now.kernel => None,
+        Some(was) => Some(format!(
+            "the record was computed by {was}, this binary is {now}: re-run with cybergov {}",
+            was.version
+        )),
+        None => Some(format!(
+            "the record names no engine (made before cybergov recorded one), this binary is {now}: re-run with the cybergov built from the manifest's commit"
+        )),
+    }
 }
 
 /// Re-runs every juror of `manifest` on the inputs in `store` and compares the outputs.
@@ -223,7 +241,11 @@ pub async fn reexecute(
                 format!("reexecute {name}"),
                 format!("{} bytes identical, vote {:?}", bytes.len(), again.vote),
             ),
-            Ok(s) => check(false, format!("reexecute {name}"), difference(&s, &bytes)),
+            Ok(s) => check(
+                false,
+                format!("reexecute {name}"),
+                engine_note(&s, &again).unwrap_or_else(|| difference(&s, &bytes)),
+            ),
             Err(e) => check(false, format!("reexecute {name}"), e),
         });
     }

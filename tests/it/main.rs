@@ -9,6 +9,7 @@ mod chain_offline;
 mod cli;
 mod comment;
 mod config;
+mod engine;
 mod github;
 mod layering;
 mod ledger;

@@ -143,7 +143,10 @@ async fn end_to_end(backend: Backend) {
     for r in [0, REF, 2] {
         let runs = ledger.runs(Some(P), Some(r)).await.unwrap();
         assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].state, "completed", "{runs:?}");
+        if runs[0].state != "completed" {
+            let stages = ledger.stages(Some(P), Some(r), Some(1)).await.unwrap();
+            panic!("referendum {r}: {runs:?}\n{stages:#?}");
+        }
         assert_complete_and_verified(&w, &ledger, r, 1).await;
     }
 

@@ -42,8 +42,58 @@ impl Rng {
     }
 }
 
+/// The shape of a random model: the architecture and its sizes.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    /// `general.architecture`: `llama` or `qwen2` (q/k/v biases, halves rotary).
+    pub arch: &'static str,
+    /// Hidden size.
+    pub dim: usize,
+    /// Feed-forward size.
+    pub ff: usize,
+    /// Layers.
+    pub layers: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Separate output projection (else tied to the embedding).
+    pub output: bool,
+}
+
+impl Shape {
+    /// The tiny llama: 2 layers, hidden 64, 4 heads over 2 KV heads.
+    pub const TINY_LLAMA: Shape = Shape {
+        arch: "llama",
+        dim: 64,
+        ff: 128,
+        layers: 2,
+        heads: 4,
+        kv_heads: 2,
+        output: true,
+    };
+    /// Qwen2.5-0.5B's widths (hidden 896, feed-forward 4864, GQA 14/2, tied embedding) with
+    /// `layers` layers.
+    pub fn qwen25_05b(layers: usize) -> Shape {
+        Shape {
+            arch: "qwen2",
+            dim: 896,
+            ff: 4864,
+            layers,
+            heads: 14,
+            kv_heads: 2,
+            output: false,
+        }
+    }
+}
+
 /// Writes the tiny model to `path`. Different seeds give different (random) models.
 pub fn write_tiny_llama(path: &Path, seed: u64) {
+    write_random(path, seed, &Shape::TINY_LLAMA);
+}
+
+/// Writes a random model of `shape` with the tiny byte-level tokenizer.
+pub fn write_random(path: &Path, seed: u64, shape: &Shape) {
     use gguf_file::Value as V;
     let table = byte_chars();
     let mut tokens: Vec<String> = vec![
@@ -77,9 +127,18 @@ pub fn write_tiny_llama(path: &Path, seed: u64) {
         types.push(4);
     }
     let vocab = tokens.len();
-    let (dim, ff, layers, heads, kv_heads) = (64usize, 128usize, 2usize, 4usize, 2usize);
+    let (dim, ff, layers, heads, kv_heads) = (
+        shape.dim,
+        shape.ff,
+        shape.layers,
+        shape.heads,
+        shape.kv_heads,
+    );
+    let arch = shape.arch;
     let head_dim = dim / heads;
     let mut rng = Rng(seed.max(1));
+    let mut bias_rng = Rng(seed.max(1) ^ 0x9E37_79B9);
+    let rng_bias = |r: &mut Rng| r.next() * 0.1;
     let mut random = |shape: &[usize], scale: f32| {
         let n: usize = shape.iter().product();
         let v: Vec<f32> = (0..n).map(|_| rng.next() * scale).collect();
@@ -99,8 +158,10 @@ pub fn write_tiny_llama(path: &Path, seed: u64) {
     let mut tensors: Vec<(String, QTensor)> = vec![
         ("token_embd.weight".into(), random(&[vocab, dim], 0.5)),
         ("output_norm.weight".into(), ones(dim)),
-        ("output.weight".into(), random(&[vocab, dim], 0.2)),
     ];
+    if shape.output {
+        tensors.push(("output.weight".into(), random(&[vocab, dim], 0.2)));
+    }
     for l in 0..layers {
         let p = format!("blk.{l}");
         tensors.push((format!("{p}.attn_norm.weight"), ones(dim)));
@@ -118,22 +179,64 @@ pub fn write_tiny_llama(path: &Path, seed: u64) {
         tensors.push((format!("{p}.ffn_gate.weight"), random(&[ff, dim], 0.2)));
         tensors.push((format!("{p}.ffn_up.weight"), random(&[ff, dim], 0.2)));
         tensors.push((format!("{p}.ffn_down.weight"), random(&[dim, ff], 0.2)));
+        if arch == "qwen2" {
+            let mut bias = |name: &str, n: usize| {
+                let v: Vec<f32> = (0..n).map(|_| rng_bias(&mut bias_rng)).collect();
+                (
+                    format!("{p}.{name}.bias"),
+                    QTensor::quantize(
+                        &Tensor::from_vec(v, n, &Device::Cpu).unwrap(),
+                        GgmlDType::F32,
+                    )
+                    .unwrap(),
+                )
+            };
+            let b = [
+                bias("attn_q", dim),
+                bias("attn_k", kv_heads * head_dim),
+                bias("attn_v", kv_heads * head_dim),
+            ];
+            tensors.extend(b);
+        }
     }
     let strings = |v: &[String]| V::Array(v.iter().map(|s| V::String(s.clone())).collect());
+    let keys: Vec<String> = [
+        "context_length",
+        "embedding_length",
+        "block_count",
+        "feed_forward_length",
+        "attention.head_count",
+        "attention.head_count_kv",
+        "rope.dimension_count",
+        "rope.freq_base",
+        "attention.layer_norm_rms_epsilon",
+        "vocab_size",
+    ]
+    .iter()
+    .map(|n| format!("{arch}.{n}"))
+    .collect();
+    let k = |n: &str| -> &str {
+        keys.iter()
+            .find(|x| x[arch.len() + 1..] == *n)
+            .expect("a listed key")
+    };
     let metadata: Vec<(&str, V)> = vec![
-        ("general.architecture", V::String("llama".into())),
-        ("general.name", V::String("tiny-random-llama".into())),
+        ("general.architecture", V::String(arch.into())),
+        ("general.name", V::String(format!("tiny-random-{arch}"))),
         ("general.alignment", V::U32(32)),
-        ("llama.context_length", V::U32(4096)),
-        ("llama.embedding_length", V::U32(dim as u32)),
-        ("llama.block_count", V::U32(layers as u32)),
-        ("llama.feed_forward_length", V::U32(ff as u32)),
-        ("llama.attention.head_count", V::U32(heads as u32)),
-        ("llama.attention.head_count_kv", V::U32(kv_heads as u32)),
-        ("llama.rope.dimension_count", V::U32(head_dim as u32)),
-        ("llama.rope.freq_base", V::F32(10000.0)),
-        ("llama.attention.layer_norm_rms_epsilon", V::F32(1e-5)),
-        ("llama.vocab_size", V::U32(vocab as u32)),
+        (k("context_length"), V::U32(4096)),
+        (k("embedding_length"), V::U32(dim as u32)),
+        (k("block_count"), V::U32(layers as u32)),
+        (k("feed_forward_length"), V::U32(ff as u32)),
+        (k("attention.head_count"), V::U32(heads as u32)),
+        (k("attention.head_count_kv"), V::U32(kv_heads as u32)),
+        (k("rope.dimension_count"), V::U32(head_dim as u32)),
+        (
+            k("rope.freq_base"),
+            V::F32(if arch == "qwen2" { 1_000_000.0 } else { 10000.0 }),
+        ),
+        (k("attention.layer_norm_rms_epsilon"), V::F32(1e-5)),
+        (k("vocab_size"), V::U32(vocab as u32)),
         ("tokenizer.ggml.model", V::String("gpt2".into())),
         ("tokenizer.ggml.pre", V::String("smollm".into())),
         ("tokenizer.ggml.tokens", strings(&tokens)),

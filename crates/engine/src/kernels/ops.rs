@@ -1,0 +1,121 @@
+//! Small element-wise and reduction kernels with a fixed arithmetic: plain IEEE operations in a
+//! written-down order (no fused multiply-add, no library `exp`), so every CPU computes the
+//! same bits.
+
+/// Σ a·b over eight lanes (`i % 8`), then one fixed tree; `a.len()` a multiple of 8.
+#[inline(always)]
+pub fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for k in 0..8 {
+            acc[k] += ca[k] * cb[k];
+        }
+    }
+    reduce8(&acc)
+}
+
+/// Σ a over eight lanes (`i % 8`, a tail in lane order), then [`reduce8`].
+#[inline(always)]
+pub fn sum8(a: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = a.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] += c[k];
+        }
+    }
+    for (k, v) in tail.iter().enumerate() {
+        acc[k] += v;
+    }
+    reduce8(&acc)
+}
+
+/// The fixed reduction of eight accumulators.
+#[inline(always)]
+pub fn reduce8(a: &[f32; 8]) -> f32 {
+    let u = [a[0] + a[4], a[1] + a[5], a[2] + a[6], a[3] + a[7]];
+    (u[0] + u[2]) + (u[1] + u[3])
+}
+
+#[allow(clippy::excessive_precision)] // Cephes' coefficients, as published
+/// eˣ from IEEE operations alone (Cephes' single-precision polynomial, ≈1 ulp), so it is the
+/// same everywhere and vectorises; `x` is clamped to [-87, 88].
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.0, 88.0);
+    // Round to nearest by the 1.5·2²³ trick: two additions, no library call, vectorises.
+    const MAGIC: f32 = 12_582_912.0;
+    let n = (x * LOG2E + MAGIC) - MAGIC;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1;
+    let y = p * r * r + r + 1.0;
+    f32::from_bits(((n as i32 + 127) as u32) << 23) * y
+}
+
+/// RMS normalisation of one row: `x · w / sqrt(mean(x²) + eps)`.
+#[inline(always)]
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let mut sq = [0f32; 8];
+    for c in x.chunks_exact(8) {
+        for k in 0..8 {
+            sq[k] += c[k] * c[k];
+        }
+    }
+    let mut ss = reduce8(&sq);
+    for v in x.chunks_exact(8).remainder() {
+        ss += v * v;
+    }
+    let inv = 1.0 / (ss / x.len() as f32 + eps).sqrt();
+    for ((o, v), w) in out.iter_mut().zip(x).zip(w) {
+        *o = v * inv * w;
+    }
+}
+
+/// `silu(g) · u` element-wise: the gated feed-forward activation.
+#[inline(always)]
+pub fn silu_mul(g: &[f32], u: &[f32], out: &mut [f32]) {
+    for ((o, g), u) in out.iter_mut().zip(g).zip(u) {
+        *o = g / (1.0 + exp(-g)) * u;
+    }
+}
+
+/// How rotary embeddings pair a head's dimensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Adjacent pairs `(2i, 2i+1)` (GGUF llama, whose q/k rows are permuted for it).
+    Interleaved,
+    /// Halves `(i, i + d/2)` (GGUF qwen2, GPT-NeoX).
+    Halves,
+}
+
+/// Rotary embedding tables for one position: `cos`, `sin` of `pos · freq[i]`, computed in f64
+/// and rounded once, so they do not depend on the platform's single-precision `sin`.
+pub fn rope_table(freqs: &[f64], pos: usize, cos: &mut [f32], sin: &mut [f32]) {
+    for ((f, c), s) in freqs.iter().zip(cos.iter_mut()).zip(sin.iter_mut()) {
+        let a = pos as f64 * f;
+        *c = a.cos() as f32;
+        *s = a.sin() as f32;
+    }
+}
+
+/// Rotates one head vector in place.
+#[inline(always)]
+pub fn rope(x: &mut [f32], cos: &[f32], sin: &[f32], style: RopeStyle) {
+    let half = x.len() / 2;
+    for i in 0..half {
+        let (a, b) = match style {
+            RopeStyle::Interleaved => (2 * i, 2 * i + 1),
+            RopeStyle::Halves => (i, i + half),
+        };
+        let (x0, x1) = (x[a], x[b]);
+        x[a] = x0 * cos[i] - x1 * sin[i];
+        x[b] = x0 * sin[i] + x1 * cos[i];
+    }
+}

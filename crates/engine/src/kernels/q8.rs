@@ -1,0 +1,493 @@
+//! Q8_0 matrices and the one matrix product the engine uses: weights in Q8_0 blocks of 32
+//! (one f32 scale each) times activations quantized the same way.
+//!
+//! The arithmetic of one output element is fixed by definition, not by the instruction set:
+//! each block's 32 products are summed exactly in integers, in eight lanes of four products;
+//! lane `k` of block `b` is multiplied by `d_w[b] * d_x[b]` and added to accumulator
+//! `(b % 2) * 8 + k` in one fused multiply-add, blocks in increasing order; the sixteen accumulators are then reduced in
+//! one fixed tree ([`reduce16`]). The AVX2 kernel and the portable one follow that definition
+//! to the bit (integer sums are exact, and every float operation is the same operation in the
+//! same order), so a result depends neither on the CPU, nor on the thread that computed it,
+//! nor on how many tokens were multiplied together.
+
+use rayon::prelude::*;
+
+/// Elements per block.
+pub const QK: usize = 32;
+
+/// A row-major Q8_0 matrix: `rows` × `cols`, `cols` a multiple of [`QK`].
+#[derive(Clone, Debug, Default)]
+pub struct Q8Matrix {
+    /// Output dimension.
+    pub rows: usize,
+    /// Input dimension.
+    pub cols: usize,
+    /// Quantized values, row-major.
+    pub qs: Vec<i8>,
+    /// One scale per block, row-major.
+    pub d: Vec<f32>,
+}
+
+/// IEEE half to single precision (exact).
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let man = u32::from(h & 0x3ff);
+    let bits = match (exp, man) {
+        (0, 0) => sign,
+        (0, m) => {
+            // Subnormal half: normalise into a single-precision normal.
+            let mut e = 127 - 15 + 1;
+            let mut m = m;
+            while m & 0x400 == 0 {
+                m <<= 1;
+                e -= 1;
+            }
+            sign | (e << 23) | ((m & 0x3ff) << 13)
+        }
+        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
+        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// Quantizes `x` (a multiple of [`QK`] long) into `qs` and `d`, by the engine's own rule:
+/// scale `max|x| / 127`, values `x / scale` rounded half to even.
+pub fn quantize_row(x: &[f32], qs: &mut [i8], d: &mut [f32]) {
+    for ((xb, qb), db) in x
+        .chunks_exact(QK)
+        .zip(qs.chunks_exact_mut(QK))
+        .zip(d.iter_mut())
+    {
+        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let scale = amax / 127.0;
+        let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+        for (q, v) in qb.iter_mut().zip(xb) {
+            // Round half to even by the 1.5·2²³ trick (two additions, no library call).
+            const MAGIC: f32 = 12_582_912.0;
+            let r = ((v * inv).clamp(-127.0, 127.0) + MAGIC) - MAGIC;
+            *q = r as i8;
+        }
+        *db = scale;
+    }
+}
+
+impl Q8Matrix {
+    /// From GGUF Q8_0 bytes: blocks of an f16 scale and 32 `i8`.
+    pub fn from_q8_0_bytes(bytes: &[u8], rows: usize, cols: usize) -> Option<Self> {
+        let nb = rows * cols / QK;
+        if !cols.is_multiple_of(QK) || bytes.len() != nb * 34 {
+            return None;
+        }
+        let mut qs = Vec::with_capacity(rows * cols);
+        let mut d = Vec::with_capacity(nb);
+        for b in bytes.chunks_exact(34) {
+            d.push(f16_to_f32(u16::from_le_bytes([b[0], b[1]])));
+            qs.extend(b[2..].iter().map(|&v| v as i8));
+        }
+        Some(Self { rows, cols, qs, d })
+    }
+
+    /// Quantizes a dense row-major matrix with [`quantize_row`].
+    pub fn quantize(x: &[f32], rows: usize, cols: usize) -> Self {
+        assert!(cols.is_multiple_of(QK) && x.len() == rows * cols);
+        let mut m = Self {
+            rows,
+            cols,
+            qs: vec![0; rows * cols],
+            d: vec![0.0; rows * cols / QK],
+        };
+        quantize_row(x, &mut m.qs, &mut m.d);
+        m
+    }
+
+    /// Stacks matrices with the same `cols` (a fused projection: one product instead of
+    /// several, with the same per-element arithmetic).
+    pub fn stack(parts: &[Q8Matrix]) -> Self {
+        let cols = parts[0].cols;
+        let mut out = Self {
+            rows: 0,
+            cols,
+            qs: Vec::new(),
+            d: Vec::new(),
+        };
+        for p in parts {
+            assert_eq!(p.cols, cols);
+            out.rows += p.rows;
+            out.qs.extend_from_slice(&p.qs);
+            out.d.extend_from_slice(&p.d);
+        }
+        out
+    }
+
+    /// Row `r` dequantized into `out` (an embedding lookup: no whole-matrix copy).
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let nb = self.cols / QK;
+        let qs = &self.qs[r * self.cols..(r + 1) * self.cols];
+        let d = &self.d[r * nb..(r + 1) * nb];
+        for ((o, q), s) in out.chunks_exact_mut(QK).zip(qs.chunks_exact(QK)).zip(d) {
+            for (o, &q) in o.iter_mut().zip(q) {
+                *o = f32::from(q) * s;
+            }
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.qs.len() + 4 * self.d.len()
+    }
+}
+
+/// Activations of `n` tokens quantized for [`matmul`].
+#[derive(Clone, Debug, Default)]
+pub struct Q8Acts {
+    /// Tokens.
+    pub n: usize,
+    /// Elements per token.
+    pub cols: usize,
+    /// Values, token-major.
+    pub qs: Vec<i8>,
+    /// Scales, token-major.
+    pub d: Vec<f32>,
+}
+
+impl Q8Acts {
+    /// Quantizes `x` (`n` × `cols`), reusing this buffer; tokens in parallel (each token is
+    /// quantized on its own, so the result does not depend on the split).
+    pub fn quantize(&mut self, x: &[f32], cols: usize) {
+        let n = x.len() / cols;
+        self.n = n;
+        self.cols = cols;
+        self.qs.resize(n * cols, 0);
+        self.d.resize(n * cols / QK, 0.0);
+        let nb = cols / QK;
+        self.qs
+            .par_chunks_mut(cols)
+            .zip(self.d.par_chunks_mut(nb))
+            .zip(x.par_chunks(cols))
+            .for_each(|((q, d), x)| quantize_row(x, q, d));
+    }
+}
+
+/// The fixed reduction of the sixteen accumulators.
+#[inline(always)]
+pub fn reduce16(a: &[f32; 16]) -> f32 {
+    let mut t = [0f32; 8];
+    for k in 0..8 {
+        t[k] = a[k] + a[8 + k];
+    }
+    let u = [t[0] + t[4], t[1] + t[5], t[2] + t[6], t[3] + t[7]];
+    let v = [u[0] + u[2], u[1] + u[3]];
+    v[0] + v[1]
+}
+
+/// One output element, portably: the definition itself.
+pub fn dot_portable(w: &[i8], dw: &[f32], x: &[i8], dx: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    for (b, (&sw, &sx)) in dw.iter().zip(dx).enumerate() {
+        let s = sw * sx;
+        let base = (b % 2) * 8;
+        let wb = &w[b * QK..(b + 1) * QK];
+        let xb = &x[b * QK..(b + 1) * QK];
+        for k in 0..8 {
+            let mut l = 0i32;
+            for i in 4 * k..4 * k + 4 {
+                l += i32::from(wb[i]) * i32::from(xb[i]);
+            }
+            acc[base + k] = (l as f32).mul_add(s, acc[base + k]);
+        }
+    }
+    reduce16(&acc)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::QK;
+    use std::arch::x86_64::*;
+
+    /// Lane sums of one block: lane `k` = Σ of products `4k..4k+4` (exact).
+    ///
+    /// # Safety
+    /// AVX2 is available; `w` and `x` each point at 32 readable bytes.
+    #[inline(always)]
+    unsafe fn lanes(w: *const i8, x: *const i8) -> __m256 {
+        unsafe {
+            let wv = _mm256_loadu_si256(w as *const __m256i);
+            let xv = _mm256_loadu_si256(x as *const __m256i);
+            // |w| · (x with w's sign) = w · x; |w| ≤ 128 and |x| ≤ 127 keep pairs in i16.
+            let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
+            _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)))
+        }
+    }
+
+    /// # Safety
+    /// AVX2 is available.
+    #[inline(always)]
+    unsafe fn finish(a0: __m256, a1: __m256) -> f32 {
+        unsafe {
+            let mut a = [0f32; 16];
+            _mm256_storeu_ps(a.as_mut_ptr(), a0);
+            _mm256_storeu_ps(a.as_mut_ptr().add(8), a1);
+            super::reduce16(&a)
+        }
+    }
+
+    /// [`super::dot_portable`] for `R` weight rows against one token, sharing its loads.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA, and every `w[r]` and `x` hold `dx.len()` whole blocks
+    /// (`dx.len() · QK` values) and every `dw[r]` holds `dx.len()` scales.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_rows<const R: usize>(
+        w: [&[i8]; R],
+        dw: [&[f32]; R],
+        x: &[i8],
+        dx: &[f32],
+    ) -> [f32; R] {
+        let nb = dx.len();
+        debug_assert!(x.len() >= nb * QK);
+        debug_assert!((0..R).all(|r| w[r].len() >= nb * QK && dw[r].len() >= nb));
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); 2]; R];
+            for b in 0..nb {
+                let xp = x.as_ptr().add(b * QK);
+                let half = b % 2;
+                for r in 0..R {
+                    let s = _mm256_set1_ps(*dw[r].get_unchecked(b) * *dx.get_unchecked(b));
+                    let l = lanes(w[r].as_ptr().add(b * QK), xp);
+                    acc[r][half] = _mm256_fmadd_ps(l, s, acc[r][half]);
+                }
+            }
+            let mut out = [0f32; R];
+            for r in 0..R {
+                out[r] = finish(acc[r][0], acc[r][1]);
+            }
+            out
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::QK;
+    use std::arch::x86_64::*;
+
+    /// [`super::dot_portable`] for `R` rows with AVX-512 VNNI: one 512-bit step covers two
+    /// blocks, whose lanes are exactly accumulators `0..8` (the even block) and `8..16` (the
+    /// odd one) of the definition; an odd last block goes to lanes `0..8` alone.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW, DQ and VNNI, AVX2 and FMA ([`super::detected`] checks each
+    /// one: `_mm512_insertf32x8` is DQ), and the slices hold whole blocks as for
+    /// [`super::avx2::dot_rows`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
+    pub unsafe fn dot_rows<const R: usize>(
+        w: [&[i8]; R],
+        dw: [&[f32]; R],
+        x: &[i8],
+        dx: &[f32],
+    ) -> [f32; R] {
+        let nb = dx.len();
+        debug_assert!(x.len() >= nb * QK);
+        debug_assert!((0..R).all(|r| w[r].len() >= nb * QK && dw[r].len() >= nb));
+        unsafe {
+            let mut acc = [_mm512_setzero_ps(); R];
+            let zero = _mm512_setzero_si512();
+            let mut b = 0;
+            while b + 2 <= nb {
+                let xv = _mm512_loadu_si512(x.as_ptr().add(b * QK) as *const _);
+                let (sx0, sx1) = (*dx.get_unchecked(b), *dx.get_unchecked(b + 1));
+                for r in 0..R {
+                    let wv = _mm512_loadu_si512(w[r].as_ptr().add(b * QK) as *const _);
+                    // |w| (as u8) · (x with w's sign): exact i32 lanes of four products.
+                    let neg = _mm512_movepi8_mask(wv);
+                    let xs = _mm512_mask_sub_epi8(xv, neg, zero, xv);
+                    let l = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), xs);
+                    let s0 = _mm256_set1_ps(*dw[r].get_unchecked(b) * sx0);
+                    let s1 = _mm256_set1_ps(*dw[r].get_unchecked(b + 1) * sx1);
+                    let s = _mm512_insertf32x8(_mm512_castps256_ps512(s0), s1, 1);
+                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(l), s, acc[r]);
+                }
+                b += 2;
+            }
+            let mut out = [0f32; R];
+            for r in 0..R {
+                let mut a = [0f32; 16];
+                _mm512_storeu_ps(a.as_mut_ptr(), acc[r]);
+                if b < nb {
+                    // The odd last block: lanes 0..8, as in the definition.
+                    let wb = &w[r][b * QK..(b + 1) * QK];
+                    let xb = &x[b * QK..(b + 1) * QK];
+                    let s = *dw[r].get_unchecked(b) * *dx.get_unchecked(b);
+                    for (k, ak) in a.iter_mut().take(8).enumerate() {
+                        let mut l = 0i32;
+                        for i in 4 * k..4 * k + 4 {
+                            l += i32::from(wb[i]) * i32::from(xb[i]);
+                        }
+                        *ak = (l as f32).mul_add(s, *ak);
+                    }
+                }
+                out[r] = super::reduce16(&a);
+            }
+            out
+        }
+    }
+}
+
+/// Which kernel runs here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// The portable definition.
+    Portable,
+    /// AVX2 and FMA (x86_64).
+    Avx2,
+    /// AVX-512 F/BW/DQ with VNNI (x86_64); attention uses the AVX2 code.
+    Avx512Vnni,
+}
+
+/// The fastest kernel this CPU has (they all give the same bits).
+pub fn detected() -> Kernel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static K: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *K.get_or_init(|| {
+            let avx2 = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma");
+            let vnni = std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512vnni");
+            if std::env::var_os("CYBERGOV_ENGINE_NO_AVX512").is_none() && avx2 && vnni {
+                Kernel::Avx512Vnni
+            } else if avx2 {
+                Kernel::Avx2
+            } else {
+                Kernel::Portable
+            }
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    Kernel::Portable
+}
+
+#[inline(always)]
+fn dot_rows<const R: usize>(
+    kernel: Kernel,
+    w: [&[i8]; R],
+    dw: [&[f32]; R],
+    x: &[i8],
+    dx: &[f32],
+) -> [f32; R] {
+    // The unchecked kernels read `dx.len()` whole blocks of every row: checked here, once per
+    // call of R · cols products. (`kernel` itself was checked against the CPU by `matmul_with`,
+    // this function's only caller.)
+    let nb = dx.len();
+    assert!(x.len() >= nb * QK && (0..R).all(|r| w[r].len() >= nb * QK && dw[r].len() >= nb));
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Avx2` is only chosen when the CPU has AVX2 and FMA; slices are whole blocks
+        // (checked above).
+        Kernel::Avx2 => unsafe { avx2::dot_rows(w, dw, x, dx) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: chosen only when the CPU has AVX-512 F/BW/DQ/VNNI, AVX2 and FMA; slices are
+        // whole blocks (checked above).
+        Kernel::Avx512Vnni => unsafe { avx512::dot_rows(w, dw, x, dx) },
+        _ => std::array::from_fn(|r| dot_portable(w[r], dw[r], x, dx)),
+    }
+}
+
+/// The output of [`matmul_with`], written from several threads at disjoint indices (each
+/// chunk of weight rows owns its rows' elements of every token; the output is token-major, so
+/// no chunk owns a contiguous slice that safe code could hand out).
+#[derive(Clone, Copy)]
+struct Out {
+    ptr: *mut f32,
+    len: usize,
+}
+// SAFETY: `Out` is only a pointer and a length; what makes sharing it sound is `write`'s
+// contract (one writer per index, while the borrowed output lives).
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    fn new(out: &mut [f32]) -> Self {
+        Self {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+        }
+    }
+
+    /// Writes element `i`.
+    ///
+    /// # Safety
+    /// `i < len`; no other thread reads or writes element `i` during the call; the slice
+    /// `Out::new` was made from is still mutably borrowed by the caller (so it is alive and
+    /// nothing else reads it).
+    unsafe fn write(self, i: usize, v: f32) {
+        debug_assert!(i < self.len, "element {i} of {}", self.len);
+        // SAFETY: the caller's contract.
+        unsafe { *self.ptr.add(i) = v };
+    }
+}
+
+/// Rows per register tile.
+const TILE: usize = 4;
+
+/// `out[t][r] = Σ_c w[r][c] · x[t][c]` for every token `t` of `x` and row `r` of `w`
+/// (`out` is `x.n` × `w.rows`). Weight rows are split over the current rayon pool; each
+/// element is computed whole by one thread with [`dot_portable`]'s arithmetic.
+pub fn matmul(w: &Q8Matrix, x: &Q8Acts, out: &mut [f32]) {
+    matmul_with(detected(), w, x, out);
+}
+
+/// [`matmul`] with a chosen kernel (tests compare them).
+pub fn matmul_with(kernel: Kernel, w: &Q8Matrix, x: &Q8Acts, out: &mut [f32]) {
+    let here = detected();
+    assert!(
+        kernel == Kernel::Portable
+            || kernel == here
+            || (kernel == Kernel::Avx2 && here == Kernel::Avx512Vnni),
+        "kernel {kernel:?} is not available on this CPU ({here:?})"
+    );
+    assert_eq!(w.cols, x.cols);
+    assert_eq!(out.len(), x.n * w.rows);
+    let (rows, cols, n) = (w.rows, w.cols, x.n);
+    let nb = cols / QK;
+    let threads = rayon::current_num_threads().max(1);
+    // Enough chunks to balance, each a whole number of tiles.
+    let per = rows.div_ceil(threads * 8).div_ceil(TILE).max(1) * TILE;
+    let dst = Out::new(out);
+    (0..rows.div_ceil(per)).into_par_iter().for_each(|c| {
+        let (r0, r1) = (c * per, ((c + 1) * per).min(rows));
+        let mut r = r0;
+        while r < r1 {
+            let wrow = |i: usize| &w.qs[i * cols..(i + 1) * cols];
+            let drow = |i: usize| &w.d[i * nb..(i + 1) * nb];
+            if r + TILE <= r1 {
+                let ws: [&[i8]; TILE] = std::array::from_fn(|i| wrow(r + i));
+                let ds: [&[f32]; TILE] = std::array::from_fn(|i| drow(r + i));
+                for t in 0..n {
+                    let xs = &x.qs[t * cols..(t + 1) * cols];
+                    let xd = &x.d[t * nb..(t + 1) * nb];
+                    let v = dot_rows(kernel, ws, ds, xs, xd);
+                    for (i, v) in v.into_iter().enumerate() {
+                        // SAFETY: row r + i < rows belongs to this chunk alone and t < n, so the
+                        // index is inside `out` (n · rows long) and written by this task only;
+                        // `out` stays borrowed until every task has finished.
+                        unsafe { dst.write(t * rows + r + i, v) };
+                    }
+                }
+                r += TILE;
+            } else {
+                for t in 0..n {
+                    let xs = &x.qs[t * cols..(t + 1) * cols];
+                    let xd = &x.d[t * nb..(t + 1) * nb];
+                    let [v] = dot_rows(kernel, [wrow(r)], [drow(r)], xs, xd);
+                    // SAFETY: as above, for row r.
+                    unsafe { dst.write(t * rows + r, v) };
+                }
+                r += 1;
+            }
+        }
+    });
+}

@@ -1,0 +1,581 @@
+//! The engine's decoder-only transformer (GGUF `llama` — SmolLM2, Llama 3.x, Mistral — and
+//! `qwen2`; the architectures differ only in [`Config`]: rotary style, q/k/v biases).
+//!
+//! Weights are read with candle's GGUF reader and kept as [`Q8Matrix`] (Q8_0 files as they
+//! are; other types requantized once at load by the engine's own rule). The token embedding
+//! stays quantized: rows are dequantized on lookup, and it doubles as the output projection
+//! when the file ties them. The KV cache is preallocated per layer and remembers the tokens it
+//! holds: [`Transformer::logits`] rewinds it to the longest common prefix with the new request
+//! and runs only the rest. That is safe because every kernel computes a token's values the same
+//! way however tokens are batched (see [`super::kernels`]).
+
+use super::kernels::attention::{self, Shape};
+use super::kernels::ops::{self, RopeStyle};
+use super::kernels::q8::{Q8Acts, Q8Matrix, QK};
+use candle_core::quantized::{GgmlDType, gguf_file};
+use rayon::prelude::*;
+use std::io::{Read, Seek, SeekFrom};
+
+/// Why a model could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The file lacks something the architecture needs.
+    #[error("{0}")]
+    Format(String),
+    /// Reading the file failed.
+    #[error("reading tensor {name}: {message}")]
+    Read {
+        /// The tensor.
+        name: String,
+        /// Why.
+        message: String,
+    },
+    /// The request does not fit the cache.
+    #[error("{tokens} tokens exceed the engine's context of {context}")]
+    Context {
+        /// Tokens asked for.
+        tokens: usize,
+        /// The limit.
+        context: usize,
+    },
+}
+
+/// Architecture parameters, from GGUF metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// `general.architecture`.
+    pub arch: String,
+    /// Hidden size.
+    pub hidden: usize,
+    /// Feed-forward size.
+    pub ff: usize,
+    /// Layers.
+    pub layers: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Dimensions per head.
+    pub head_dim: usize,
+    /// RMS norm epsilon.
+    pub eps: f32,
+    /// Rotary base.
+    pub rope_base: f64,
+    /// How rotary pairs dimensions.
+    pub rope_style: RopeStyle,
+    /// Vocabulary size.
+    pub vocab: usize,
+    /// Most positions the cache holds.
+    pub context: usize,
+}
+
+impl Config {
+    /// Reads the configuration of `arch` from `ct`, capping the context at `max_context`.
+    pub fn from_gguf(ct: &gguf_file::Content, max_context: usize) -> Result<Self, EngineError> {
+        let fmt = |m: String| EngineError::Format(m);
+        let arch = ct
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok().cloned())
+            .ok_or_else(|| fmt("no general.architecture".into()))?;
+        let rope_style = match arch.as_str() {
+            "llama" | "mistral" => RopeStyle::Interleaved,
+            "qwen2" => RopeStyle::Halves,
+            other => {
+                return Err(fmt(format!(
+                    "unsupported architecture {other:?} (llama, mistral, qwen2 are)"
+                )));
+            }
+        };
+        let u = |k: &str| {
+            ct.metadata
+                .get(&format!("{arch}.{k}"))
+                .and_then(|v| v.to_u32().ok())
+                .map(|v| v as usize)
+                .ok_or_else(|| fmt(format!("no {arch}.{k}")))
+        };
+        let f = |k: &str, default: f32| {
+            ct.metadata
+                .get(&format!("{arch}.{k}"))
+                .and_then(|v| v.to_f32().ok())
+                .unwrap_or(default)
+        };
+        let hidden = u("embedding_length")?;
+        let heads = u("attention.head_count")?;
+        let kv_heads = u("attention.head_count_kv").unwrap_or(heads);
+        let head_dim = hidden / heads;
+        let vocab = ct
+            .tensor_infos
+            .get("token_embd.weight")
+            .map(|i| i.shape.dims()[0])
+            .ok_or_else(|| fmt("no token_embd.weight".into()))?;
+        let cfg = Self {
+            hidden,
+            ff: u("feed_forward_length")?,
+            layers: u("block_count")?,
+            heads,
+            kv_heads,
+            head_dim,
+            eps: f("attention.layer_norm_rms_epsilon", 1e-6),
+            rope_base: f64::from(f("rope.freq_base", 10_000.0)),
+            rope_style,
+            vocab,
+            context: u("context_length").unwrap_or(max_context).min(max_context),
+            arch: arch.clone(),
+        };
+        if let Ok(rd) = u("rope.dimension_count")
+            && rd != head_dim
+        {
+            return Err(fmt(format!(
+                "partial rotary ({rd} of {head_dim}) is not supported"
+            )));
+        }
+        if !hidden.is_multiple_of(QK)
+            || !cfg.ff.is_multiple_of(QK)
+            || !(heads * head_dim).is_multiple_of(QK)
+            || !head_dim.is_multiple_of(16)
+            || heads % kv_heads != 0
+        {
+            return Err(fmt(format!("unsupported shape {cfg:?}")));
+        }
+        Ok(cfg)
+    }
+
+    fn kv_dim(&self) -> usize {
+        self.kv_heads * self.head_dim
+    }
+    fn q_dim(&self) -> usize {
+        self.heads * self.head_dim
+    }
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    /// q, k, v stacked: one product.
+    wqkv: Q8Matrix,
+    bqkv: Option<Vec<f32>>,
+    wo: Q8Matrix,
+    ffn_norm: Vec<f32>,
+    /// gate and up stacked.
+    wgu: Q8Matrix,
+    wdown: Q8Matrix,
+}
+
+/// Reads tensors from a GGUF file without keeping more than one dense copy at a time.
+struct Reader<'a, R> {
+    ct: &'a gguf_file::Content,
+    f: &'a mut R,
+}
+
+impl<R: Read + Seek> Reader<'_, R> {
+    fn err(name: &str, e: impl std::fmt::Display) -> EngineError {
+        EngineError::Read {
+            name: name.into(),
+            message: e.to_string(),
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.ct.tensor_infos.contains_key(name)
+    }
+
+    fn dense(&mut self, name: &str) -> Result<Vec<f32>, EngineError> {
+        let t = self
+            .ct
+            .tensor(self.f, name, &candle_core::Device::Cpu)
+            .map_err(|e| Self::err(name, e))?;
+        let t = t
+            .dequantize(&candle_core::Device::Cpu)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| Self::err(name, e))?;
+        Ok(t)
+    }
+
+    fn vector(&mut self, name: &str, len: usize) -> Result<Vec<f32>, EngineError> {
+        let v = self.dense(name)?;
+        if v.len() != len {
+            return Err(Self::err(
+                name,
+                format!("{} values, expected {len}", v.len()),
+            ));
+        }
+        Ok(v)
+    }
+
+    fn matrix(&mut self, name: &str, rows: usize, cols: usize) -> Result<Q8Matrix, EngineError> {
+        let info = self
+            .ct
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| Self::err(name, "missing"))?;
+        if info.shape.dims() != [rows, cols] {
+            return Err(Self::err(
+                name,
+                format!("shape {:?}, expected [{rows}, {cols}]", info.shape.dims()),
+            ));
+        }
+        if info.ggml_dtype == GgmlDType::Q8_0 {
+            // Q8_0 as stored: read the raw blocks, no dense copy.
+            let start = self.ct.tensor_data_offset + info.offset;
+            let mut bytes = vec![0u8; rows * cols / QK * 34];
+            self.f
+                .seek(SeekFrom::Start(start))
+                .and_then(|_| self.f.read_exact(&mut bytes))
+                .map_err(|e| Self::err(name, e))?;
+            return Q8Matrix::from_q8_0_bytes(&bytes, rows, cols)
+                .ok_or_else(|| Self::err(name, "bad Q8_0 data"));
+        }
+        let dense = self.dense(name)?;
+        Ok(Q8Matrix::quantize(&dense, rows, cols))
+    }
+}
+
+/// The loaded weights.
+pub struct Weights {
+    cfg: Config,
+    embed: Q8Matrix,
+    /// `None`: tied to `embed`.
+    output: Option<Q8Matrix>,
+    output_norm: Vec<f32>,
+    layers: Vec<Layer>,
+    /// Rotary frequency of each dimension pair.
+    freqs: Vec<f64>,
+}
+
+impl Weights {
+    /// Loads every tensor the architecture needs.
+    pub fn load<R: Read + Seek>(
+        ct: &gguf_file::Content,
+        f: &mut R,
+        cfg: Config,
+    ) -> Result<Self, EngineError> {
+        let mut r = Reader { ct, f };
+        let (h, kv, q, ff) = (cfg.hidden, cfg.kv_dim(), cfg.q_dim(), cfg.ff);
+        let embed = r.matrix("token_embd.weight", cfg.vocab, h)?;
+        let output = if r.has("output.weight") {
+            Some(r.matrix("output.weight", cfg.vocab, h)?)
+        } else {
+            None
+        };
+        let output_norm = r.vector("output_norm.weight", h)?;
+        let mut layers = Vec::with_capacity(cfg.layers);
+        for l in 0..cfg.layers {
+            let p = |n: &str| format!("blk.{l}.{n}");
+            let bqkv = if r.has(&p("attn_q.bias")) {
+                let mut b = r.vector(&p("attn_q.bias"), q)?;
+                b.extend(r.vector(&p("attn_k.bias"), kv)?);
+                b.extend(r.vector(&p("attn_v.bias"), kv)?);
+                Some(b)
+            } else {
+                None
+            };
+            layers.push(Layer {
+                attn_norm: r.vector(&p("attn_norm.weight"), h)?,
+                wqkv: Q8Matrix::stack(&[
+                    r.matrix(&p("attn_q.weight"), q, h)?,
+                    r.matrix(&p("attn_k.weight"), kv, h)?,
+                    r.matrix(&p("attn_v.weight"), kv, h)?,
+                ]),
+                bqkv,
+                wo: r.matrix(&p("attn_output.weight"), h, q)?,
+                ffn_norm: r.vector(&p("ffn_norm.weight"), h)?,
+                wgu: Q8Matrix::stack(&[
+                    r.matrix(&p("ffn_gate.weight"), ff, h)?,
+                    r.matrix(&p("ffn_up.weight"), ff, h)?,
+                ]),
+                wdown: r.matrix(&p("ffn_down.weight"), h, ff)?,
+            });
+        }
+        let hd = cfg.head_dim;
+        let factors = if r.has("rope_freqs.weight") {
+            Some(r.vector("rope_freqs.weight", hd / 2)?)
+        } else {
+            None
+        };
+        let freqs = (0..hd / 2)
+            .map(|i| {
+                let f = 1.0 / cfg.rope_base.powf((2 * i) as f64 / hd as f64);
+                // Llama 3.1-style scaling: per-pair divisors stored in the file.
+                factors.as_ref().map_or(f, |fs| f / f64::from(fs[i]))
+            })
+            .collect();
+        Ok(Self {
+            cfg,
+            embed,
+            output,
+            output_norm,
+            layers,
+            freqs,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Bytes of weights held.
+    pub fn bytes(&self) -> usize {
+        let l: usize = self
+            .layers
+            .iter()
+            .map(|l| l.wqkv.bytes() + l.wo.bytes() + l.wgu.bytes() + l.wdown.bytes())
+            .sum();
+        l + self.embed.bytes() + self.output.as_ref().map_or(0, Q8Matrix::bytes)
+    }
+}
+
+/// Per-layer keys (in tiles of eight positions, see [`attention::key_index`]) and values
+/// (position-major), sized
+/// for the whole context up front. The buffers are zero-allocated, so the memory becomes
+/// resident only as positions are written.
+struct KvCache {
+    k_t: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    /// Positions per key row: the context rounded up to 8 (attention reads keys 8 at a time).
+    cap: usize,
+}
+
+/// Scratch buffers reused across calls.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    h: Vec<f32>,
+    qkv: Vec<f32>,
+    q: Vec<f32>,
+    att: Vec<f32>,
+    o: Vec<f32>,
+    gu: Vec<f32>,
+    act: Vec<f32>,
+    acts: Q8Acts,
+}
+
+/// Counters of the prefix reuse (for tests and benchmarks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Positions computed.
+    pub computed: u64,
+    /// Positions taken from the cache.
+    pub reused: u64,
+}
+
+/// An attention implementation: `(q, cache, shape, p0, out)` as [`attention::causal`] takes
+/// them.
+pub type AttentionFn = fn(&[f32], attention::Kv<'_>, Shape, usize, &mut [f32]);
+
+/// A model with its KV cache.
+pub struct Transformer {
+    w: std::sync::Arc<Weights>,
+    attention: AttentionFn,
+    cache: KvCache,
+    /// The tokens whose keys and values the cache holds, in order.
+    tokens: Vec<u32>,
+    scratch: Scratch,
+    stats: Stats,
+}
+
+impl Transformer {
+    /// A model with an empty cache (the cache's memory is reserved, touched only when used).
+    pub fn new(w: std::sync::Arc<Weights>) -> Self {
+        let cap = w.cfg.context.div_ceil(8) * 8;
+        let n = cap * w.cfg.kv_dim();
+        let layers = w.cfg.layers;
+        Self {
+            cache: KvCache {
+                k_t: (0..layers).map(|_| vec![0f32; n]).collect(),
+                v: (0..layers).map(|_| vec![0f32; n]).collect(),
+                cap,
+            },
+            w,
+            attention: attention::causal,
+            tokens: Vec::new(),
+            scratch: Scratch::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.w.cfg
+    }
+
+    /// Replaces the attention kernel (tests compare the engine's with a reference).
+    pub fn with_attention(mut self, f: AttentionFn) -> Self {
+        self.attention = f;
+        self
+    }
+
+    /// Reuse counters so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The tokens held in the cache.
+    pub fn cached(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Forgets the cache beyond `len` positions.
+    pub fn rewind(&mut self, len: usize) {
+        // Positions past `len` are simply overwritten by the next request.
+        self.tokens.truncate(len.min(self.tokens.len()));
+    }
+
+    /// The next-token logits after each of the last `want` tokens of `ids` (`want ≥ 1`),
+    /// reusing the cached prefix `ids` shares with earlier requests.
+    pub fn logits(&mut self, ids: &[u32], want: usize) -> Result<Vec<Vec<f32>>, EngineError> {
+        let want = want.clamp(1, ids.len().max(1));
+        if ids.is_empty() {
+            return Err(EngineError::Format("no tokens".into()));
+        }
+        if ids.len() > self.w.cfg.context {
+            return Err(EngineError::Context {
+                tokens: ids.len(),
+                context: self.w.cfg.context,
+            });
+        }
+        let common = self
+            .tokens
+            .iter()
+            .zip(ids)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(ids.len() - want);
+        self.rewind(common);
+        self.stats.reused += common as u64;
+        self.stats.computed += (ids.len() - common) as u64;
+        let new = &ids[common..];
+        self.forward(new, common)?;
+        self.tokens.extend_from_slice(new);
+        Ok(self.head(new.len(), want))
+    }
+
+    /// Runs `new` at positions `p0..`, appending to the cache; leaves the final hidden states
+    /// in `scratch.x`.
+    fn forward(&mut self, new: &[u32], p0: usize) -> Result<(), EngineError> {
+        let w = self.w.clone();
+        let c = &w.cfg;
+        let (n, hd) = (new.len(), c.head_dim);
+        let (hidden, qd, kvd, ff) = (c.hidden, c.q_dim(), c.kv_dim(), c.ff);
+        let qkvd = qd + 2 * kvd;
+        let s = &mut self.scratch;
+        s.x.resize(n * hidden, 0.0);
+        for (t, &id) in new.iter().enumerate() {
+            if id as usize >= c.vocab {
+                return Err(EngineError::Format(format!(
+                    "token {id} outside the vocabulary"
+                )));
+            }
+            w.embed
+                .dequantize_row(id as usize, &mut s.x[t * hidden..(t + 1) * hidden]);
+        }
+        s.h.resize(n * hidden, 0.0);
+        s.qkv.resize(n * qkvd, 0.0);
+        s.q.resize(n * qd, 0.0);
+        s.att.resize(n * qd, 0.0);
+        s.o.resize(n * hidden, 0.0);
+        s.gu.resize(n * 2 * ff, 0.0);
+        s.act.resize(n * ff, 0.0);
+        let half = hd / 2;
+        let mut cos = vec![0f32; n * half];
+        let mut sin = vec![0f32; n * half];
+        for t in 0..n {
+            ops::rope_table(
+                &w.freqs,
+                p0 + t,
+                &mut cos[t * half..(t + 1) * half],
+                &mut sin[t * half..(t + 1) * half],
+            );
+        }
+        let shape = Shape {
+            heads: c.heads,
+            kv_heads: c.kv_heads,
+            head_dim: hd,
+        };
+        for (li, l) in w.layers.iter().enumerate() {
+            // Attention block.
+            norm_rows(&s.x, &l.attn_norm, c.eps, hidden, &mut s.h);
+            s.acts.quantize(&s.h, hidden);
+            super::kernels::q8::matmul(&l.wqkv, &s.acts, &mut s.qkv);
+            let (kc, vc, cap) = (
+                &mut self.cache.k_t[li],
+                &mut self.cache.v[li],
+                self.cache.cap,
+            );
+            for t in 0..n {
+                let row = &mut s.qkv[t * qkvd..(t + 1) * qkvd];
+                if let Some(b) = &l.bqkv {
+                    for (x, b) in row.iter_mut().zip(b) {
+                        *x += b;
+                    }
+                }
+                let (cs, sn) = (
+                    &cos[t * half..(t + 1) * half],
+                    &sin[t * half..(t + 1) * half],
+                );
+                for head in row[..qd + kvd].chunks_exact_mut(hd) {
+                    ops::rope(head, cs, sn, c.rope_style);
+                }
+                s.q[t * qd..(t + 1) * qd].copy_from_slice(&row[..qd]);
+                let p = p0 + t;
+                for (j, &x) in row[qd..qd + kvd].iter().enumerate() {
+                    // Element j is dimension j % hd of KV head j / hd.
+                    kc[attention::key_index(j / hd, j % hd, p, hd, cap)] = x;
+                }
+                vc[p * kvd..(p + 1) * kvd].copy_from_slice(&row[qd + kvd..]);
+            }
+            let kv = attention::Kv {
+                k_t: kc,
+                v: vc,
+                cap,
+            };
+            (self.attention)(&s.q, kv, shape, p0, &mut s.att);
+            s.acts.quantize(&s.att, qd);
+            super::kernels::q8::matmul(&l.wo, &s.acts, &mut s.o);
+            add(&mut s.x, &s.o);
+            // Feed-forward block.
+            norm_rows(&s.x, &l.ffn_norm, c.eps, hidden, &mut s.h);
+            s.acts.quantize(&s.h, hidden);
+            super::kernels::q8::matmul(&l.wgu, &s.acts, &mut s.gu);
+            s.act
+                .par_chunks_mut(ff)
+                .zip(s.gu.par_chunks(2 * ff))
+                .for_each(|(a, gu)| ops::silu_mul(&gu[..ff], &gu[ff..], a));
+            s.acts.quantize(&s.act, ff);
+            super::kernels::q8::matmul(&l.wdown, &s.acts, &mut s.o);
+            add(&mut s.x, &s.o);
+        }
+        Ok(())
+    }
+
+    /// Logits of the last `want` of the `n` hidden states in `scratch.x`.
+    fn head(&mut self, n: usize, want: usize) -> Vec<Vec<f32>> {
+        let w = &self.w;
+        let hidden = w.cfg.hidden;
+        let s = &mut self.scratch;
+        let last = &s.x[(n - want) * hidden..n * hidden];
+        let mut h = vec![0f32; want * hidden];
+        norm_rows(last, &w.output_norm, w.cfg.eps, hidden, &mut h);
+        s.acts.quantize(&h, hidden);
+        let out_w = w.output.as_ref().unwrap_or(&w.embed);
+        let mut logits = vec![0f32; want * out_w.rows];
+        super::kernels::q8::matmul(out_w, &s.acts, &mut logits);
+        logits
+            .chunks_exact(out_w.rows)
+            .map(<[f32]>::to_vec)
+            .collect()
+    }
+}
+
+fn norm_rows(x: &[f32], w: &[f32], eps: f32, dim: usize, out: &mut [f32]) {
+    for (xr, o) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+        ops::rms_norm(xr, w, eps, o);
+    }
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}

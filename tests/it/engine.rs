@@ -1,0 +1,419 @@
+//! The juror engine (`crates/engine`: kernels and transformer) on random GGUFs written by the
+//! tests: its attention against a naive reference built from plain candle ops, and the
+//! determinism the KV-cache reuse depends on — the same bits across kernels, thread counts and
+//! batchings, a rewound cache equal to a fresh prefill, jurors sharing a model equal to jurors
+//! run alone. Correctness and determinism only, never time.
+
+use crate::common::tiny_gguf::{Shape as ModelShape, write_random};
+use crate::common::{tiny_model, tiny_model_path};
+use candle_core::quantized::gguf_file;
+use candle_core::{D, Device, Tensor};
+use cybergov::magi::candle::kernels::attention::{self, Kv, Shape};
+use cybergov::magi::candle::kernels::q8::{self, Kernel, Q8Acts, Q8Matrix};
+use cybergov::magi::candle::transformer::{Config, Transformer, Weights};
+use cybergov::magi::candle::{CandleModel, LoadOptions, MAX_CONTEXT};
+use cybergov::magi::juror::deliberate;
+use cybergov::magi::model::{ChatMessage, GenerateParams, LanguageModel};
+use cybergov::magi::prompts::{JURORS, Prompts};
+use cybergov::manifest::Decoding;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Deterministic pseudo-random values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.max(1);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
+fn weights(path: &Path) -> Arc<Weights> {
+    let mut f = std::fs::File::open(path).unwrap();
+    let ct = gguf_file::Content::read(&mut f).unwrap();
+    let cfg = Config::from_gguf(&ct, MAX_CONTEXT).unwrap();
+    Arc::new(Weights::load(&ct, &mut f, cfg).unwrap())
+}
+
+/// Naive attention with plain candle ops: the full masked score matrix, grouped-query heads
+/// repeated, softmax, then the weighted values. The reference for the engine's kernel.
+fn naive_attention(q: &[f32], kv: Kv<'_>, s: Shape, p0: usize, out: &mut [f32]) {
+    let dev = Device::Cpu;
+    let hd = s.head_dim;
+    let n = q.len() / (s.heads * hd);
+    let len = p0 + n;
+    // Position-major keys, gathered from the cache's transposed rows.
+    let k: Vec<f32> = (0..len)
+        .flat_map(|p| (0..s.kv_heads).flat_map(move |g| kv.key(s, g, p)))
+        .collect();
+    let v = kv.v;
+    let q = Tensor::from_slice(q, (n, s.heads, hd), &dev).unwrap();
+    let k = Tensor::from_slice(&k[..len * s.kv_heads * hd], (len, s.kv_heads, hd), &dev).unwrap();
+    let v = Tensor::from_slice(&v[..len * s.kv_heads * hd], (len, s.kv_heads, hd), &dev).unwrap();
+    let group = s.heads / s.kv_heads;
+    let mask: Vec<f32> = (0..n)
+        .flat_map(|t| (0..len).map(move |p| if p <= p0 + t { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    let mask = Tensor::from_vec(mask, (n, len), &dev).unwrap();
+    let mut heads = Vec::new();
+    for h in 0..s.heads {
+        let g = h / group;
+        let qh = q.narrow(1, h, 1).unwrap().squeeze(1).unwrap(); // n × hd
+        let kh = k.narrow(1, g, 1).unwrap().squeeze(1).unwrap(); // len × hd
+        let vh = v.narrow(1, g, 1).unwrap().squeeze(1).unwrap();
+        let scores = (qh.matmul(&kh.t().unwrap()).unwrap() / (hd as f64).sqrt()).unwrap();
+        let scores = scores.broadcast_add(&mask).unwrap();
+        let max = scores.max_keepdim(D::Minus1).unwrap();
+        let e = scores.broadcast_sub(&max).unwrap().exp().unwrap();
+        let p = e.broadcast_div(&e.sum_keepdim(D::Minus1).unwrap()).unwrap();
+        heads.push(p.matmul(&vh).unwrap()); // n × hd
+    }
+    let o = Tensor::stack(&heads, 1).unwrap().flatten_all().unwrap();
+    out.copy_from_slice(&o.to_vec1::<f32>().unwrap());
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
+#[test]
+fn attention_kernel_matches_the_naive_reference() {
+    let s = Shape {
+        heads: 6,
+        kv_heads: 2,
+        head_dim: 16,
+    };
+    let (p0, n) = (5, 7);
+    let kvd = s.kv_heads * s.head_dim;
+    let q = values(n * s.heads * s.head_dim, 1);
+    let len = p0 + n;
+    let k = values(len * kvd, 2);
+    let v = values(len * kvd, 3);
+    // The cache's layout: keys in tiles of eight positions per KV head.
+    let cap = len.div_ceil(8) * 8;
+    let mut k_t = vec![0f32; kvd * cap];
+    for p in 0..len {
+        for j in 0..kvd {
+            k_t[attention::key_index(j / s.head_dim, j % s.head_dim, p, s.head_dim, cap)] =
+                k[p * kvd + j];
+        }
+    }
+    let kv = Kv {
+        k_t: &k_t,
+        v: &v,
+        cap,
+    };
+    let mut ours = vec![0f32; q.len()];
+    let mut reference = vec![0f32; q.len()];
+    attention::causal(&q, kv, s, p0, &mut ours);
+    naive_attention(&q, kv, s, p0, &mut reference);
+    assert!(
+        max_diff(&ours, &reference) < 1e-5,
+        "{}",
+        max_diff(&ours, &reference)
+    );
+}
+
+#[test]
+fn model_logits_with_the_engine_attention_match_the_naive_attention() {
+    let w = weights(&tiny_model_path(1));
+    let ids: Vec<u32> = (0..40).map(|i| (i * 7 + 3) % 250).collect();
+    let ours = Transformer::new(w.clone()).logits(&ids, 5).unwrap();
+    let reference = Transformer::new(w)
+        .with_attention(naive_attention)
+        .logits(&ids, 5)
+        .unwrap();
+    for (a, b) in ours.iter().zip(&reference) {
+        assert!(max_diff(a, b) < 1e-4, "logits differ by {}", max_diff(a, b));
+    }
+}
+
+#[test]
+fn q8_kernels_agree_to_the_bit_and_do_not_depend_on_the_batch() {
+    let (rows, cols, n) = (37, 96, 9);
+    let w = Q8Matrix::quantize(&values(rows * cols, 4), rows, cols);
+    let x = values(n * cols, 5);
+    let mut acts = Q8Acts::default();
+    acts.quantize(&x, cols);
+    let mut portable = vec![0f32; n * rows];
+    q8::matmul_with(Kernel::Portable, &w, &acts, &mut portable);
+    let mut fast = vec![0f32; n * rows];
+    q8::matmul(&w, &acts, &mut fast);
+    assert_eq!(
+        portable,
+        fast,
+        "kernel {:?} differs from the definition",
+        q8::detected()
+    );
+    // Every kernel this CPU can run (AVX-512 implies AVX2 here) gives the definition's bits.
+    let available: &[Kernel] = match q8::detected() {
+        Kernel::Portable => &[],
+        Kernel::Avx2 => &[Kernel::Avx2],
+        Kernel::Avx512Vnni => &[Kernel::Avx2, Kernel::Avx512Vnni],
+    };
+    for &k in available {
+        let mut out = vec![0f32; n * rows];
+        q8::matmul_with(k, &w, &acts, &mut out);
+        assert_eq!(portable, out, "kernel {k:?}");
+    }
+    // Each token alone gives the same row as within the batch.
+    for t in 0..n {
+        let mut one = Q8Acts::default();
+        one.quantize(&x[t * cols..(t + 1) * cols], cols);
+        let mut out = vec![0f32; rows];
+        q8::matmul(&w, &one, &mut out);
+        assert_eq!(out, fast[t * rows..(t + 1) * rows]);
+    }
+}
+
+/// The logits after every position of `ids`, computed three ways, must be the same bits.
+fn batchings_agree(w: &Arc<Weights>, ids: &[u32]) {
+    let n = ids.len();
+    let all = Transformer::new(w.clone()).logits(ids, n).unwrap();
+    let mut one_by_one = Transformer::new(w.clone());
+    for i in 1..=n {
+        let l = one_by_one.logits(&ids[..i], 1).unwrap();
+        assert_eq!(l[0], all[i - 1], "position {} one by one", i - 1);
+    }
+    let mut split = Transformer::new(w.clone());
+    split.logits(&ids[..n / 3], 1).unwrap();
+    let rest = split.logits(ids, n - n / 3).unwrap();
+    assert_eq!(rest, all[n / 3..], "prefix then the rest");
+}
+
+#[test]
+fn a_token_computes_the_same_however_tokens_are_batched() {
+    let w = weights(&tiny_model_path(1));
+    let ids: Vec<u32> = (0..30).map(|i| (i * 11 + 5) % 250).collect();
+    batchings_agree(&w, &ids);
+}
+
+#[test]
+fn thread_counts_give_the_same_bits() {
+    let w = weights(&tiny_model_path(2));
+    let ids: Vec<u32> = (0..50).map(|i| (i * 13 + 1) % 250).collect();
+    let run = |threads: usize| {
+        pool(threads).install(|| Transformer::new(w.clone()).logits(&ids, 3).unwrap())
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(3));
+}
+
+#[test]
+fn a_rewound_cache_equals_a_fresh_prefill() {
+    let w = weights(&tiny_model_path(3));
+    let a: Vec<u32> = (0..40).map(|i| (i * 3 + 7) % 250).collect();
+    let mut b = a[..25].to_vec();
+    b.extend((0..10).map(|i| (i * 5 + 2) % 250));
+    let mut m = Transformer::new(w.clone());
+    m.logits(&a, 1).unwrap();
+    let reused = m.logits(&b, 2).unwrap();
+    assert_eq!(m.stats().reused, 25, "{:?}", m.stats());
+    assert_eq!(m.cached(), &b[..]);
+    let fresh = Transformer::new(w).logits(&b, 2).unwrap();
+    assert_eq!(reused, fresh);
+}
+
+#[test]
+fn a_qwen2_shaped_model_runs_through_configuration_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("qwen.gguf");
+    // Qwen2.5-0.5B's widths and heads (qkv biases, halves rotary, tied embedding); two of
+    // its 24 layers keep the file and the test small.
+    write_random(&path, 7, &ModelShape::qwen25_05b(2));
+    let w = weights(&path);
+    let c = w.config();
+    assert_eq!(
+        (c.arch.as_str(), c.hidden, c.heads, c.kv_heads),
+        ("qwen2", 896, 14, 2)
+    );
+    let ids: Vec<u32> = (0..12).map(|i| (i * 17 + 3) % 250).collect();
+    batchings_agree(&w, &ids);
+    let a = pool(1).install(|| Transformer::new(w.clone()).logits(&ids, 1).unwrap());
+    let b = pool(2).install(|| Transformer::new(w.clone()).logits(&ids, 1).unwrap());
+    assert_eq!(a, b);
+    assert!(a[0].iter().all(|x| x.is_finite()));
+}
+
+fn decoding(max_new_tokens: u32) -> Decoding {
+    Decoding {
+        strategy: "greedy".into(),
+        max_new_tokens,
+        threads: 1,
+        repeat_penalty: "1.1".into(),
+        repeat_last_n: 64,
+    }
+}
+
+#[tokio::test]
+async fn one_and_two_threads_generate_byte_identical_text() {
+    let msgs = [ChatMessage::user("Say something about the treasury.")];
+    let with = |threads| {
+        CandleModel::load(
+            &tiny_model_path(1),
+            &LoadOptions {
+                threads: Some(threads),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let params = GenerateParams {
+        max_new_tokens: 24,
+        repeat_penalty: 1.1,
+        repeat_last_n: 64,
+    };
+    let a = with(1).generate(&msgs, &params).await.unwrap();
+    let b = with(2).generate(&msgs, &params).await.unwrap();
+    assert_eq!(a, b);
+}
+
+#[tokio::test]
+async fn jurors_sharing_a_model_give_the_records_of_jurors_run_alone() {
+    let prompts = Prompts::embedded();
+    let content = "# Toolkit\n\nWe request 48,000 USDC for six months of light-client work.";
+    let shared = tiny_model(4);
+    let mut together = Vec::new();
+    for j in JURORS {
+        together.push(
+            deliberate(j, &shared, &prompts, content, &decoding(12))
+                .await
+                .unwrap()
+                .to_bytes(),
+        );
+    }
+    for (j, bytes) in JURORS.iter().zip(&together) {
+        let alone = deliberate(j, &tiny_model(4), &prompts, content, &decoding(12))
+            .await
+            .unwrap();
+        assert_eq!(&alone.to_bytes(), bytes, "juror {j}");
+        let p: f64 = alone.scores.iter().map(|s| s.probability.unwrap()).sum();
+        assert!(
+            (p - 1.0).abs() < 1e-9,
+            "normalised probabilities sum to {p}"
+        );
+        assert_eq!(
+            alone.model.engine,
+            Some(cybergov::magi::candle::engine_id())
+        );
+    }
+}
+
+/// Stages running jurors of the same model at once (the pipeline's infer stages of several
+/// referenda, on tokio's blocking threads) all finish, and each gets the records it would get
+/// alone. When the model's lock was taken inside its pool, a pool worker waiting inside a
+/// parallel section could pick up a queued request, which then waited for the model on the
+/// very worker that held it: the pipeline tests hung.
+#[test]
+fn stages_running_jurors_of_one_model_at_once_all_finish() {
+    let prompts = Arc::new(Prompts::embedded());
+    // Four pool threads and four stages. With the lock inside the pool, one worker picks up a
+    // queued request and blocks on the model, a second steals half of the holder's parallel
+    // section, and the holder, waiting for that half, picks up the next queued request.
+    let load = || {
+        CandleModel::load(
+            &tiny_model_path(5),
+            &LoadOptions {
+                threads: Some(4),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let model = load();
+    let contents = [
+        "# Toolkit\n\nWe request 48,000 USDC for six months of light-client work.",
+        "# Events\n\nA conference in Lisbon, 120,000 DOT for venue and travel.",
+        "# Audit\n\nTwo audits of the XCM executor, 30,000 USDT.",
+        "# Wallet\n\nA hardware wallet integration, 9,000 DOT over three milestones.",
+    ];
+    let stage = |content: &'static str| {
+        let (model, prompts) = (model.clone(), prompts.clone());
+        tokio::spawn(async move {
+            let mut records = Vec::new();
+            for j in JURORS {
+                let r = deliberate(j, &model, &prompts, content, &decoding(12))
+                    .await
+                    .unwrap();
+                records.push(r.to_bytes());
+            }
+            records
+        })
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    // A hang guard, not a timing assertion: together the stages take a few seconds.
+    let all = rt.block_on(async {
+        let stages: Vec<_> = contents.iter().map(|c| stage(c)).collect();
+        let all = async {
+            let mut records = Vec::new();
+            for s in stages {
+                records.push(s.await.unwrap());
+            }
+            records
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(120), all).await
+    });
+    let Ok(all) = all else {
+        // Dropping the runtime would wait for the deadlocked blocking threads forever.
+        rt.shutdown_background();
+        panic!("stages running one model at once deadlocked");
+    };
+    rt.block_on(async {
+        for (content, together) in contents.iter().zip(all) {
+            let alone = load();
+            for (j, bytes) in JURORS.iter().zip(&together) {
+                let r = deliberate(j, &alone, &prompts, content, &decoding(12))
+                    .await
+                    .unwrap();
+                assert_eq!(&r.to_bytes(), bytes, "juror {j} on {content:?}");
+            }
+        }
+    });
+}
+
+/// A request that panics inside the engine does not take the model down with it: the next
+/// juror of the same model runs, and gives the bytes a fresh model gives.
+#[tokio::test]
+async fn a_juror_that_panics_does_not_poison_the_model() {
+    let prompts = Prompts::embedded();
+    let content = "# Toolkit\n\nWe request 48,000 USDC for six months of light-client work.";
+    let model = tiny_model(6);
+    // Fill the cache, then panic while holding the model (a bug in the engine would do it).
+    deliberate("balthazar", &model, &prompts, content, &decoding(8))
+        .await
+        .unwrap();
+    let m = model.clone();
+    let panicked = std::thread::spawn(move || {
+        m.with_engine(|_| panic!("a bug in the engine"));
+    })
+    .join();
+    assert!(panicked.is_err(), "the request panicked");
+    let after = deliberate("melchior", &model, &prompts, content, &decoding(8))
+        .await
+        .expect("the model still answers after a panic");
+    let fresh = deliberate("melchior", &tiny_model(6), &prompts, content, &decoding(8))
+        .await
+        .unwrap();
+    assert_eq!(after.to_bytes(), fresh.to_bytes());
+    assert!(model.with_engine(|m| m.cached().len()) > 0);
+}
