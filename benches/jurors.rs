@@ -11,9 +11,9 @@
 //! - the prompt is the bundled sample referendum, augmented as the pipeline does it
 //!   (`content.md`) and wrapped in the first juror's rationale conversation, rendered with the
 //!   model's chat template;
-//! - `generate(1)` and `generate(N)` (greedy, no repetition penalty) are timed; each runs one
-//!   prefill and then one forward pass per token it returns, so a decode step costs
-//!   `(t_N - t_1) / (c_N - c_1)` and the prefill `t_1 - c_1 * step` (`c` = tokens returned);
+//! - on the engine itself: the prefill of the whole prompt from an empty cache, then N greedy
+//!   decode steps of one token each, each step timed directly (the text to compare with the
+//!   peer's comes from an untimed `generate(N)`);
 //! - peak RSS is this process's `VmHWM` at the end (model load, every round, one deliberation);
 //! - one full [`deliberate`] (rationale with the default juror decoding, then option scoring) is
 //!   timed as the real juror workload.
@@ -172,6 +172,17 @@ fn decode_profile(model: &CandleModel, context: &[u32]) -> Result<f64> {
     })
 }
 
+/// Prints `| label | ours | theirs | ours / theirs |`, or says the figure was not measured:
+/// a time that came out empty, negative or infinite is dropped rather than printed as a rate.
+fn row(label: &str, ours: f64, theirs: Option<f64>) {
+    let ok = |x: f64| x.is_finite() && x > 0.0;
+    match (ok(ours), theirs) {
+        (false, _) => println!("| {label} | not measured | | |"),
+        (true, Some(t)) if ok(t) => println!("| {label} | {ours:.2} | {t:.2} | {:.2}× |", ours / t),
+        (true, _) => println!("| {label} | {ours:.2} | n/a | |"),
+    }
+}
+
 /// `VmHWM` / `VmRSS` of this process, in KiB.
 fn proc_status_kb(field: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -208,6 +219,15 @@ fn main() -> Result<()> {
     match std::process::Command::new("uptime").output() {
         Ok(o) => print!("uptime: {}", String::from_utf8_lossy(&o.stdout)),
         Err(e) => println!("uptime: unavailable ({e})"),
+    }
+    // Figures are comparable only on an idle machine (docs/BENCHMARKS.md): say so loudly.
+    let load: Option<f64> = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok());
+    if let Some(l) = load.filter(|l| *l >= 0.5) {
+        println!(
+            "WARNING: load average {l:.2} ≥ 0.5: the machine is not idle, these figures are not for docs/BENCHMARKS.md"
+        );
     }
     // SAFETY: first thing in main, before any other thread (rayon, tokio) exists.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
@@ -254,31 +274,42 @@ async fn measure_ours(
     messages: &[ChatMessage],
     tokens: u32,
 ) -> Result<(Round, String, FinishReason)> {
-    // Each timed call starts from an empty cache: the engine would otherwise reuse the prompt.
+    // Timed on the engine itself, as the decode profile is: the prefill of the whole prompt
+    // from an empty cache, then `tokens` decode steps of one token each, each step timed as it
+    // runs. (Two `generate` calls of different lengths subtracted from each other gave a
+    // negative step under load.)
+    let prompt = model.template().render(messages);
+    let ids = model.encode(&prompt, true)?;
+    let steps = tokens.max(1) as usize;
+    let (prefill_s, gen_s) = model.with_engine(|m| -> Result<(f64, f64)> {
+        m.rewind(0);
+        let t = Instant::now();
+        let mut logits = m.logits(&ids, 1)?.pop().context("logits")?;
+        let prefill_s = t.elapsed().as_secs_f64();
+        let mut seq = ids.clone();
+        let mut gen_s = 0.0;
+        for _ in 0..steps {
+            seq.push(cybergov::magi::candle::sampling::argmax(&logits));
+            let t = Instant::now();
+            logits = m.logits(&seq, 1)?.pop().context("logits")?;
+            gen_s += t.elapsed().as_secs_f64();
+        }
+        Ok((prefill_s, gen_s))
+    })?;
+    // The text, for comparison with the peer's greedy text (not timed).
     model.clear_cache();
-    let t = Instant::now();
-    let g1 = model.generate(messages, &GenerateParams::greedy(1)).await?;
-    let t1 = t.elapsed().as_secs_f64();
-    model.clear_cache();
-    let t = Instant::now();
-    let gn = model
+    let g = model
         .generate(messages, &GenerateParams::greedy(tokens))
         .await?;
-    let tn = t.elapsed().as_secs_f64();
-    let (c1, cn) = (g1.completion_tokens, gn.completion_tokens);
-    if cn <= c1 {
-        bail!("the model ended its turn after {cn} token(s): nothing to time for generation");
-    }
-    let step = (tn - t1) / f64::from(cn - c1);
     Ok((
         Round {
-            prompt_tokens: gn.prompt_tokens,
-            prefill_s: t1 - f64::from(c1) * step,
-            gen_tokens: cn,
-            gen_s: f64::from(cn) * step,
+            prompt_tokens: ids.len() as u32,
+            prefill_s,
+            gen_tokens: steps as u32,
+            gen_s,
         },
-        gn.text,
-        gn.finish,
+        g.text,
+        g.finish,
     ))
 }
 
@@ -541,14 +572,11 @@ async fn run(args: Args, threads: usize) -> Result<()> {
                 "| prompt tokens (own tokenizer) | {} | {} | |",
                 ours[0].prompt_tokens, theirs[0].prompt_tokens
             );
-            println!(
-                "| prompt processing, tok/s (median) | {our_pp:.1} | {th_pp:.1} | {} |",
-                fmt_ratio(our_pp, th_pp)
-            );
-            println!(
-                "| generation ({} tok), tok/s (median) | {our_tg:.2} | {th_tg:.2} | {} |",
-                ours[0].gen_tokens,
-                fmt_ratio(our_tg, th_tg)
+            row("prompt processing, tok/s (median)", our_pp, Some(th_pp));
+            row(
+                &format!("decode ({} steps), tok/s (median)", ours[0].gen_tokens),
+                our_tg,
+                Some(th_tg),
             );
             println!(
                 "| peak RSS (juror workload), MiB | {:.1} | {:.1} | {} |",
@@ -580,10 +608,11 @@ async fn run(args: Args, threads: usize) -> Result<()> {
         }
         _ => {
             println!("| prompt tokens | {} | n/a | |", ours[0].prompt_tokens);
-            println!("| prompt processing, tok/s (median) | {our_pp:.1} | n/a | |");
-            println!(
-                "| generation ({} tok), tok/s (median) | {our_tg:.2} | n/a | |",
-                ours[0].gen_tokens
+            row("prompt processing, tok/s (median)", our_pp, None);
+            row(
+                &format!("decode ({} steps), tok/s (median)", ours[0].gen_tokens),
+                our_tg,
+                None,
             );
             println!(
                 "| peak RSS (juror workload), MiB | {:.1} | n/a | |",
@@ -597,17 +626,18 @@ async fn run(args: Args, threads: usize) -> Result<()> {
     println!("| issue #13 profile | cybergov | llama.cpp | ratio (ours / theirs) |");
     println!("|---|---:|---:|---:|");
     for (i, n) in DECODE_CONTEXTS.iter().enumerate() {
-        let ours = median(our_decode[i].clone());
-        let theirs = median(their_decode[i].clone());
-        println!(
-            "| decode at {n} context, tok/s (median) | {ours:.2} | {theirs:.2} | {} |",
-            fmt_ratio(ours, theirs)
+        let theirs = (!their_decode[i].is_empty()).then(|| median(their_decode[i].clone()));
+        row(
+            &format!("decode at {n} context, tok/s (median)"),
+            median(our_decode[i].clone()),
+            theirs,
         );
     }
-    let (oj, tj) = (median(our_jury.clone()), median(their_jury.clone()));
-    println!(
-        "| three jurors end to end, s (median) | {oj:.2} | {tj:.2} | {:.2}× faster |",
-        tj / oj
+    let theirs = (!their_jury.is_empty()).then(|| median(their_jury.clone()));
+    row(
+        "three jurors end to end, s (median; ratio < 1 is faster)",
+        median(our_jury.clone()),
+        theirs,
     );
     println!(
         "| peak RSS incl. the profile, MiB | {:.1} | {:.1} | {} |",

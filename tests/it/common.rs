@@ -150,6 +150,7 @@ pub fn sample_juror(
             "quantization": "Q8_0",
             "context_length": 8192,
             "deterministic": true,
+            "engine": cybergov::magi::candle::engine_id(),
         },
         "decoding": sample_decoding(),
         "prompts": {
@@ -159,6 +160,7 @@ pub fn sample_juror(
             "vote": Sha256Hash::of(b"vote"),
         },
         "content_sha256": content_sha256,
+        "prompt_layout": cybergov::magi::juror::PROMPT_LAYOUT,
         "prompt_sha256": Sha256Hash::of(name.as_bytes()),
         "rationale": rationale,
         "rationale_finish": "stop",
@@ -173,6 +175,10 @@ pub fn sample_juror(
         "completion_tokens": 10,
         "raw_responses": [],
     }))
+    .map(|mut r: cybergov::magi::juror::JurorRecord| {
+        cybergov::magi::juror::normalise(&mut r.scores);
+        r
+    })
     .expect("the sample juror file is a juror record")
 }
 
