@@ -142,6 +142,44 @@ async fn reexecution_reproduces_the_jurors_and_catches_a_fabricated_juror_output
     );
 }
 
+/// A record computed by another engine (another kernel arithmetic) differs from what this
+/// binary computes, but that is not tampering: re-execution names the version to re-run with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reexecution_names_the_engine_a_record_was_made_with() {
+    let run = make_voted_run().await;
+    let honest = std::fs::read(run.file(&Artefact::Juror("melchior".into()))).unwrap();
+    let mut record: JurorRecord = serde_json::from_slice(&honest).unwrap();
+    let engine = record
+        .model
+        .engine
+        .as_mut()
+        .expect("the engine is recorded");
+    assert_eq!(engine.kernel, cybergov::magi::candle::KERNEL_ID);
+    engine.version = "0.0.9".into();
+    engine.kernel = "q8_0-older/v0".into();
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path()).unwrap();
+    infer_run(&store, &tiny_config(1), &[("melchior", &record.to_bytes())]).await;
+    let options = VerifyOptions {
+        sidecar_url: None,
+        reexecute: Some(tiny_config(1).magi),
+    };
+    let v = verify(&store, NETWORK, REFERENDUM, None, &options).await;
+    let check = v
+        .report
+        .checks
+        .iter()
+        .find(|c| c.name == "reexecute jurors/melchior.json")
+        .expect("melchior re-executed");
+    assert!(!check.passed, "{v}");
+    assert!(
+        check.detail.contains("re-run with cybergov 0.0.9")
+            && check.detail.contains("q8_0-older/v0"),
+        "{}",
+        check.detail
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_reexecutes_with_the_configured_models() {
     let run = make_voted_run().await;
