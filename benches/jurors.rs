@@ -639,11 +639,11 @@ async fn run(args: Args, threads: usize) -> Result<()> {
         median(our_jury.clone()),
         theirs,
     );
-    println!(
-        "| peak RSS incl. the profile, MiB | {:.1} | {:.1} | {} |",
+    // The peer's figure is 0 when it did not run: then there is nothing to divide by.
+    row(
+        "peak RSS incl. the profile, MiB",
         mib(peak),
-        mib(peer_plan_rss),
-        fmt_ratio(peak as f64, peer_plan_rss as f64)
+        (peer_plan_rss > 0).then(|| mib(peer_plan_rss)),
     );
     let stats = model.with_engine(|m| m.stats());
     println!(
