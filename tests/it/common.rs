@@ -118,9 +118,15 @@ pub const SAMPLE: (Network, u32) = (Network::Polkadot, 4242);
 
 /// The decoding parameters the sample jurors record.
 pub fn sample_decoding() -> Decoding {
+    greedy_decoding(256)
+}
+
+/// The juror decoding (greedy, repetition penalty 1.1 over 64 tokens, one thread) with at most
+/// `max_new_tokens` tokens of rationale.
+pub fn greedy_decoding(max_new_tokens: u32) -> Decoding {
     Decoding {
         strategy: "greedy".into(),
-        max_new_tokens: 256,
+        max_new_tokens,
         threads: 1,
         repeat_penalty: "1.1".into(),
         repeat_last_n: 64,

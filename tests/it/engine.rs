@@ -15,7 +15,6 @@ use cybergov::magi::candle::{CandleModel, LoadOptions, MAX_CONTEXT};
 use cybergov::magi::juror::deliberate;
 use cybergov::magi::model::{ChatMessage, GenerateParams, LanguageModel};
 use cybergov::magi::prompts::{JURORS, Prompts};
-use cybergov::manifest::Decoding;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -251,15 +250,7 @@ fn a_qwen2_shaped_model_runs_through_configuration_alone() {
     assert!(a[0].iter().all(|x| x.is_finite()));
 }
 
-fn decoding(max_new_tokens: u32) -> Decoding {
-    Decoding {
-        strategy: "greedy".into(),
-        max_new_tokens,
-        threads: 1,
-        repeat_penalty: "1.1".into(),
-        repeat_last_n: 64,
-    }
-}
+use crate::common::greedy_decoding as decoding;
 
 #[tokio::test]
 async fn one_and_two_threads_generate_byte_identical_text() {

@@ -6,17 +6,8 @@ use cybergov::magi::candle::{CandleModel, LoadOptions};
 use cybergov::magi::juror::{JUROR_SCHEMA, deliberate};
 use cybergov::magi::model::{ChatMessage, FinishReason, GenerateParams, LanguageModel, ModelError};
 use cybergov::magi::prompts::Prompts;
-use cybergov::manifest::Decoding;
 
-fn decoding(max_new_tokens: u32) -> Decoding {
-    Decoding {
-        strategy: "greedy".into(),
-        max_new_tokens,
-        threads: 1,
-        repeat_penalty: "1.1".into(),
-        repeat_last_n: 64,
-    }
-}
+use crate::common::greedy_decoding as decoding;
 
 #[tokio::test]
 async fn loads_with_metadata_and_hashes_the_file() {
