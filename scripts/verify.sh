@@ -1,23 +1,40 @@
 #!/bin/sh
-# cybergov public verifier. Needs only a POSIX shell, curl, jq and sha256sum.
+# cybergov public verifier. Needs only a POSIX shell, curl, jq, sha256sum, b2sum and od.
 #
-#   scripts/verify.sh --network N --id ID [--run R] [--base-url URL] [--sidecar URL]
+#   scripts/verify.sh --network N --id ID --real 0xPUBKEY [--run R] [--base-url URL]
+#                     [--rpc-url URL] [--from-block N] [--to-block N] [--max-blocks N]
+#                     [--allow-unvoted]
 #
 # Fetches latest.json and the run's manifest from the public base URL, checks the manifest's
-# bytes hash to the recorded hash, re-hashes every artefact it lists, then reads the extrinsic
-# named in receipt.json from the chain through Substrate API Sidecar (GET /blocks/{n}) and
-# checks that its remark carries the manifest hash and its vote matches vote.json.
-# Prints "PASS <check>: <detail>" or "FAIL <check>: <why>" per check (the same check names as
-# `cybergov verify`), then PASS or FAIL; exits 1 on any failure, 2 on bad usage.
+# bytes hash to the recorded hash, re-hashes every artefact it lists, checks that the run agrees
+# with itself (each juror's vote follows from its scores, the tally from the jurors, the
+# decision from the tally, the comment states the decision), then finds the vote on chain
+# itself over JSON-RPC, never from the store: the account's standing vote on the referendum
+# (ConvictionVoting.VotingFor) must be the manifest's decision, and a block in the searched
+# range must hold an extrinsic carrying this manifest's remark, with the System.Remarked event
+# of that remark and the account's ConvictionVoting.Voted event (receipt.json, if present, only
+# says which block to search first).
+#
+# Prints "PASS <check>: <detail>", "FAIL <check>: <why>" or "NOT VOTED <check>: <why>" per
+# check (the same check names as `cybergov verify`), then the verdict: PASS, NOT VOTED (the run
+# agrees with itself but is not on chain) or FAIL. Exits 0 on PASS, 1 on FAIL, 2 on bad usage,
+# 3 on NOT VOTED (0 with --allow-unvoted, for dry runs).
 
 set -u
 
 usage() {
     cat >&2 <<'USAGE'
-usage: verify.sh --network polkadot|kusama|paseo --id REFERENDUM [--run RUN]
-                 [--base-url URL] [--sidecar URL]
-  --base-url  where the store's keys are served (default: $CYBERGOV_PUBLIC_BASE_URL)
-  --sidecar   Substrate API Sidecar of the network's Asset Hub (default: the public one)
+usage: verify.sh --network polkadot|kusama|paseo --id REFERENDUM --real 0xPUBLIC_KEY
+                 [--run RUN] [--base-url URL] [--rpc-url URL]
+                 [--from-block N] [--to-block N] [--max-blocks N] [--allow-unvoted]
+  --real           the account whose vote it is (the proxy's real account), as its 32-byte
+                   public key in hex (`subkey inspect ADDRESS` prints it)
+  --base-url       where the store's keys are served (default: $CYBERGOV_PUBLIC_BASE_URL)
+  --rpc-url        JSON-RPC over HTTP of the network's Asset Hub (default: the public one)
+  --from-block     first block searched for the vote (default: --max-blocks below the last)
+  --to-block       last block searched (default: the best block)
+  --max-blocks     how many blocks to search without --from-block (default: 50000)
+  --allow-unvoted  exit 0 on NOT VOTED: a dry run's artefacts, with no vote on chain
 USAGE
     exit "$1"
 }
@@ -31,17 +48,26 @@ NETWORK=
 ID=
 RUN=
 BASE_URL=${CYBERGOV_PUBLIC_BASE_URL:-}
-SIDECAR=
+RPC_URL=
+REAL=
+FROM_BLOCK=
+TO_BLOCK=
+MAX_BLOCKS=50000
+ALLOW_UNVOTED=
 while [ $# -gt 0 ]; do
     case $1 in
-        --network | --id | --run | --base-url | --sidecar)
+        --network | --id | --run | --base-url | --rpc-url | --real | --from-block | --to-block | --max-blocks)
             [ $# -ge 2 ] || die "$1 needs a value"
             case $1 in
                 --network) NETWORK=$2 ;;
                 --id) ID=$2 ;;
                 --run) RUN=$2 ;;
                 --base-url) BASE_URL=$2 ;;
-                --sidecar) SIDECAR=$2 ;;
+                --rpc-url) RPC_URL=$2 ;;
+                --real) REAL=$2 ;;
+                --from-block) FROM_BLOCK=$2 ;;
+                --to-block) TO_BLOCK=$2 ;;
+                --max-blocks) MAX_BLOCKS=$2 ;;
             esac
             shift 2
             ;;
@@ -49,28 +75,41 @@ while [ $# -gt 0 ]; do
         --id=*) ID=${1#*=}; shift ;;
         --run=*) RUN=${1#*=}; shift ;;
         --base-url=*) BASE_URL=${1#*=}; shift ;;
-        --sidecar=*) SIDECAR=${1#*=}; shift ;;
+        --rpc-url=*) RPC_URL=${1#*=}; shift ;;
+        --real=*) REAL=${1#*=}; shift ;;
+        --from-block=*) FROM_BLOCK=${1#*=}; shift ;;
+        --to-block=*) TO_BLOCK=${1#*=}; shift ;;
+        --max-blocks=*) MAX_BLOCKS=${1#*=}; shift ;;
+        --allow-unvoted) ALLOW_UNVOTED=1; shift ;;
         -h | --help) usage 0 ;;
         *) printf 'verify.sh: unknown argument %s\n' "$1" >&2; usage 2 ;;
     esac
 done
 
 case $NETWORK in
-    polkadot) DEFAULT_SIDECAR=https://polkadot-asset-hub-public-sidecar.parity-chains.parity.io ;;
-    kusama) DEFAULT_SIDECAR=https://kusama-asset-hub-public-sidecar.parity-chains.parity.io ;;
-    paseo) DEFAULT_SIDECAR= ;;
+    polkadot) DEFAULT_RPC=https://polkadot-asset-hub-rpc.polkadot.io ;;
+    kusama) DEFAULT_RPC=https://kusama-asset-hub-rpc.polkadot.io ;;
+    paseo) DEFAULT_RPC= ;;
     '') die "--network is required" ;;
     *) die "unknown network $NETWORK: expected polkadot, kusama or paseo" ;;
 esac
 case $ID in '' | *[!0-9]*) die "--id must be a referendum index (digits)" ;; esac
 case $RUN in *[!0-9]* | 0) die "--run must be a run number (1 or more)" ;; esac
+for n in "$FROM_BLOCK" "$TO_BLOCK" "$MAX_BLOCKS"; do
+    case $n in *[!0-9]*) die "block numbers and --max-blocks are digits" ;; esac
+done
 [ -n "$BASE_URL" ] || die "--base-url is required (or set CYBERGOV_PUBLIC_BASE_URL)"
 case $BASE_URL in http://* | https://*) ;; *) die "--base-url must be an http(s) URL" ;; esac
 BASE_URL=${BASE_URL%/}
-[ -n "$SIDECAR" ] || SIDECAR=$DEFAULT_SIDECAR
-SIDECAR=${SIDECAR%/}
+[ -n "$REAL" ] || die "--real is required: whose vote is it? (the account's public key in hex)"
+REAL=$(printf '%s' "${REAL#0x}" | tr '[:upper:]' '[:lower:]')
+case $REAL in *[!0-9a-f]*) die "--real must be a 32-byte public key in hex (0x + 64 digits)" ;; esac
+[ ${#REAL} -eq 64 ] || die "--real must be a 32-byte public key in hex (0x + 64 digits)"
+[ -n "$RPC_URL" ] || RPC_URL=$DEFAULT_RPC
+[ -n "$RPC_URL" ] || die "--rpc-url is required for $NETWORK"
+case $RPC_URL in http://* | https://*) ;; *) die "--rpc-url must be an http(s) JSON-RPC URL" ;; esac
 
-for tool in curl jq sha256sum; do
+for tool in curl jq sha256sum b2sum od; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
 done
 
@@ -80,18 +119,28 @@ trap 'rm -rf "$TMP"' EXIT
 trap 'exit 2' HUP INT TERM
 
 FAILS=0
+UNVOTED=0
 pass() { printf 'PASS %s: %s\n' "$1" "$2"; }
 fail() {
     printf 'FAIL %s: %s\n' "$1" "$2"
     FAILS=$((FAILS + 1))
 }
+unvoted() {
+    printf 'NOT VOTED %s: %s\n' "$1" "$2"
+    UNVOTED=$((UNVOTED + 1))
+}
 finish() {
-    if [ "$FAILS" -eq 0 ]; then
-        echo PASS
-        exit 0
+    if [ "$FAILS" -gt 0 ]; then
+        echo "FAIL ($FAILS failed)"
+        exit 1
     fi
-    echo "FAIL ($FAILS failed)"
-    exit 1
+    if [ "$UNVOTED" -gt 0 ]; then
+        echo "NOT VOTED"
+        [ -n "$ALLOW_UNVOTED" ] && exit 0
+        exit 3
+    fi
+    echo PASS
+    exit 0
 }
 
 # get URL FILE: downloads; GOT is ok, missing, or what went wrong.
@@ -108,30 +157,6 @@ get() {
 }
 sha() { sha256sum "$1" | cut -d ' ' -f 1; }
 size() { wc -c <"$1" | tr -d ' '; }
-
-# jq helpers shared by the chain checks: hex and decimal amounts, AccountVote rendering.
-JQ_DEFS='
-def hexval: if . >= 97 then . - 87 elif . >= 65 then . - 55 else . - 48 end;
-def unhex: ltrimstr("0x") | explode | [range(0; length; 2) as $i | (.[$i] | hexval) * 16 + (.[$i + 1] | hexval)] | implode;
-def dec: if type == "number" then tostring
-  elif type == "string" then
-    (if startswith("0x") then (ltrimstr("0x") | explode | reduce .[] as $c (0; . * 16 + ($c | hexval)) | tostring)
-     else sub("^0+(?=.)"; "") end)
-  else "?" end;
-def variant($n): if type == "object" then (to_entries | map(select(.key | ascii_downcase == ($n | ascii_downcase))) | first | .value) else null end;
-def convbyte: if type == "object" then
-    ((if .aye then 128 else 0 end)
-     + (.conviction | if type == "string" then (if . == "None" then 0 else (ltrimstr("Locked") | rtrimstr("x") | tonumber) end) else . end))
-  else (dec | tonumber) end;
-def vote: if variant("standard") != null then
-    (variant("standard") | (.vote | convbyte) as $b
-     | "Standard { \(if $b >= 128 then "aye" else "nay" end), conviction \($b % 128), balance \(.balance | dec) }")
-  elif variant("splitAbstain") != null then
-    (variant("splitAbstain") | "SplitAbstain { aye \(.aye | dec), nay \(.nay | dec), abstain \(.abstain | dec) }")
-  elif variant("split") != null then
-    (variant("split") | "Split { aye \(.aye | dec), nay \(.nay | dec) }")
-  else error("unknown AccountVote shape \(tojson)") end;
-'
 
 PREFIX=proposals/$NETWORK/$ID
 
@@ -234,32 +259,57 @@ case $FOUND in
     *) fail "previous manifest" "the nearest earlier manifest is run ${FOUND% *} with sha256 ${FOUND#* }, this manifest records ${PREV:-none}" ;;
 esac
 
+
 # Does the run agree with itself? Each juror's vote must follow from its own scores, vote.json
 # must be the tally of those votes under its rule, and the manifest must record that decision:
 # a run rewritten with every hash fixed still fails here unless its reasoning holds.
+upper() { printf '%s' "$1" | tr '[:lower:]' '[:upper:]'; }
+verdict_line() {
+    case $2 in
+        "PASS "*) pass "$1" "${2#PASS }" ;;
+        "FAIL "*) fail "$1" "${2#FAIL }" ;;
+        *) fail "$1" "cannot be checked: $2" ;;
+    esac
+}
+verdict_line jury "$(jq -r '
+    ([.models[].juror | "jurors/\(.).json"] | sort) as $m
+    | ([.outputs[].name | select(startswith("jurors/"))] | sort) as $f
+    | def names: if length == 0 then "none" else join(", ") end;
+      if ($m | length) == 0 then "FAIL the manifest names no juror: an empty jury decides nothing"
+      elif ($m | unique | length) != ($m | length) then "FAIL the manifest names a juror twice"
+      elif $m != $f then "FAIL the models are \($m | names) but the juror files are \($f | names)"
+      else "PASS \($m | length) jurors, one file each" end' "$TMP/manifest.json" 2>&1)"
+
 CHOOSE='[.scores[] | select(.option == "AYE" or .option == "NAY" or .option == "ABSTAIN")] as $s
     | if ($s | length) == 0 then "abstain"
       else ($s | map(.logprob) | max) as $m | [$s[] | select(.logprob == $m)]
         | if length == 1 then (.[0].option | ascii_downcase) else "abstain" end end'
-upper() { printf '%s' "$1" | tr '[:lower:]' '[:upper:]'; }
 : >"$TMP/juror-votes.tsv"
-jq -r '.outputs[] | select(.name | startswith("jurors/")) | .path' "$TMP/manifest.json" >"$TMP/jurors.txt"
-while read -r path; do
-    if ! get "$BASE_URL/$path" "$TMP/juror.json" ||
-        ! J=$(jq -r "\"\(.juror)\t\(.vote)\t\($CHOOSE)\"" "$TMP/juror.json" 2>/dev/null); then
-        fail "juror jurors/${path##*/}" "$path cannot be read as a juror file"
+jq -r '.models[].juror' "$TMP/manifest.json" >"$TMP/jurors.txt"
+while read -r name; do
+    path=$RUN_PREFIX/jurors/$name.json
+    if ! get "$BASE_URL/$path" "$TMP/juror.json"; then
+        fail "juror $name vote" "$path: $GOT"
+        continue
+    fi
+    if ! J=$(jq -r "\"\(.juror)\t\(.vote)\t\($CHOOSE)\"" "$TMP/juror.json" 2>/dev/null); then
+        fail "juror $name vote" "$path cannot be read as a juror file"
         continue
     fi
     juror=$(printf '%s' "$J" | cut -f 1)
     voted=$(printf '%s' "$J" | cut -f 2)
     follows=$(printf '%s' "$J" | cut -f 3)
-    if [ "$voted" = "$follows" ]; then
-        pass "juror $juror vote" "$(upper "$voted") follows from its scores"
+    if [ "$juror" != "$name" ]; then
+        fail "juror $name vote" "$path is juror $juror's record"
+    elif [ "$voted" = "$follows" ]; then
+        pass "juror $name vote" "$(upper "$voted") follows from its scores"
     else
-        fail "juror $juror vote" "records $(upper "$voted") but its own scores give $(upper "$follows")"
+        fail "juror $name vote" "records $(upper "$voted") but its own scores give $(upper "$follows")"
     fi
     printf '%s\t%s\n' "$juror" "$voted" >>"$TMP/juror-votes.tsv"
 done <"$TMP/jurors.txt"
+
+U_DECIDED=
 if get "$BASE_URL/$RUN_PREFIX/vote.json" "$TMP/vote.json" &&
     jq -e '.decision and .rule and .jurors' "$TMP/vote.json" >/dev/null 2>&1; then
     LISTED=$(jq -r '.jurors[] | "\(.juror)\t\(.vote)"' "$TMP/vote.json" | sort)
@@ -277,7 +327,8 @@ if get "$BASE_URL/$RUN_PREFIX/vote.json" "$TMP/vote.json" &&
           if .rule != "majority-without-opposition-v1" and .rule != "simple-majority-v1"
              and .rule != "unanimous-v1" then "unknown rule \(.rule)"
           elif .forced_abstain != null then "abstain"
-          elif $n > 0 and $abs == $n then "abstain"
+          elif $n == 0 then "abstain"
+          elif $abs == $n then "abstain"
           elif $aye == $n then "aye"
           elif $nay == $n then "nay"
           elif allowed($aye; $nay) then "aye"
@@ -285,142 +336,254 @@ if get "$BASE_URL/$RUN_PREFIX/vote.json" "$TMP/vote.json" &&
           else "abstain" end' "$TMP/vote.json")
     DECIDED=$(jq -r '.decision' "$TMP/vote.json")
     RULE=$(jq -r '.rule' "$TMP/vote.json")
-    U_DECIDED=$(printf '%s' "$DECIDED" | tr '[:lower:]' '[:upper:]')
-    U_TALLY=$(printf '%s' "$TALLY" | tr '[:lower:]' '[:upper:]')
-    if [ "$LISTED" != "$FOUND_VOTES" ]; then
+    U_DECIDED=$(upper "$DECIDED")
+    if [ -z "$LISTED" ]; then
+        fail tally "vote.json tallies no juror"
+    elif [ "$LISTED" != "$FOUND_VOTES" ]; then
         fail tally "vote.json's juror votes are not the juror files' votes"
     elif [ "$TALLY" = "$DECIDED" ]; then
         pass tally "$U_DECIDED under $RULE"
     else
-        fail tally "vote.json decides $U_DECIDED but its jurors' votes give $U_TALLY under $RULE"
+        fail tally "vote.json decides $U_DECIDED but its jurors' votes give $(upper "$TALLY") under $RULE"
     fi
+
+    # A forced ABSTAIN must be the hashed augment.json's policy, and nothing else.
+    POLICY=
+    POLICY_OK=1
+    if jq -e '.inputs[] | select(.name == "augment.json")' "$TMP/manifest.json" >/dev/null 2>&1; then
+        if get "$BASE_URL/$RUN_PREFIX/augment.json" "$TMP/augment.json" &&
+            POLICY=$(jq -er '.abstain.reason // ""' "$TMP/augment.json" 2>/dev/null); then
+            :
+        else
+            POLICY_OK=
+            fail "forced abstain" "$RUN_PREFIX/augment.json cannot be read"
+        fi
+        AUGMENT_LISTED=1
+    else
+        AUGMENT_LISTED=
+    fi
+    FORCED=$(jq -r '.forced_abstain // ""' "$TMP/vote.json")
+    if [ -z "$POLICY_OK" ]; then
+        :
+    elif [ -z "$POLICY" ] && [ -z "$FORCED" ]; then
+        pass "forced abstain" "no policy forced ABSTAIN, and none was forced"
+    elif [ "$POLICY" = "$FORCED" ]; then
+        pass "forced abstain" "augment.json forced it: $POLICY"
+    elif [ -n "$POLICY" ] && [ -n "$FORCED" ]; then
+        fail "forced abstain" "vote.json gives \"$FORCED\", augment.json \"$POLICY\""
+    elif [ -n "$POLICY" ]; then
+        fail "forced abstain" "augment.json forces ABSTAIN ($POLICY) but vote.json does not"
+    elif [ -n "$AUGMENT_LISTED" ]; then
+        fail "forced abstain" "vote.json forces ABSTAIN ($FORCED) but augment.json's policy did not"
+    else
+        fail "forced abstain" "vote.json forces ABSTAIN ($FORCED) but the manifest lists no augment.json"
+    fi
+
     if jq -e --slurpfile m "$TMP/manifest.json" '
         .decision == $m[0].decision.vote and .conviction == $m[0].decision.conviction
         and .balance == $m[0].decision.balance' "$TMP/vote.json" >/dev/null; then
         pass decision "the manifest's decision is vote.json's ($U_DECIDED)"
     else
-        fail decision "the manifest's decision ($(jq -r '.decision.vote' "$TMP/manifest.json")) is not vote.json's ($DECIDED)"
+        fail decision "the manifest says $(jq -r '.decision | "\(.vote | ascii_upcase) (conviction \(.conviction), balance \(.balance))"' "$TMP/manifest.json"), vote.json $U_DECIDED (conviction $(jq -r .conviction "$TMP/vote.json"), balance $(jq -r .balance "$TMP/vote.json"))"
     fi
-else
-    fail tally "$RUN_PREFIX/vote.json cannot be read"
-fi
-if get "$BASE_URL/$RUN_PREFIX/comment.json" "$TMP/comment.json"; then
-    CONTENT=$(jq -r '.entity.content // ""' "$TMP/comment.json" 2>/dev/null || true)
-    if [ -n "$CONTENT" ]; then
-        case $CONTENT in
-            *"$H"*"${U_DECIDED:-?}"* | *"${U_DECIDED:-?}"*"$H"*)
-                pass comment "states ${U_DECIDED:-?} and manifest $H" ;;
-            *) fail comment "does not state ${U_DECIDED:-?} with manifest $H" ;;
-        esac
-    fi
-fi
 
-# The chain: receipt.json names the extrinsic; Sidecar shows what it did.
-if ! get "$BASE_URL/$RUN_PREFIX/receipt.json" "$TMP/receipt.json"; then
-    if [ "$GOT" = missing ]; then
-        echo "NOTE $RUN_PREFIX/receipt.json is missing: run $RUN has not been voted, so the chain was not checked"
+    # The comment: comment.json's entity is the signed JSON *text*; its content must state
+    # this decision in the headline every comment has, and carry this manifest's hash.
+    HEADLINE="cybergov votes $U_DECIDED on $NETWORK referendum #$ID"
+    if get "$BASE_URL/$RUN_PREFIX/comment.json" "$TMP/comment.json"; then
+        verdict_line comment "$(jq -r --arg h "$H" --arg head "$HEADLINE" '
+            if .manifest_sha256 != $h then "FAIL comment.json is for manifest \(.manifest_sha256), not \($h)"
+            elif .entity == null then
+              (if .posted then "FAIL comment.json says posted but holds no entity"
+               else "PASS an existing comment carries manifest \($h) (\(.skipped_reason // "no reason given"))" end)
+            else (.entity | fromjson | .content) as $c
+              | if ($c | contains($head)) | not then "FAIL does not state \($head | tojson)"
+                elif ($c | contains($h)) | not then "FAIL does not carry manifest \($h)"
+                else "PASS states \($head | tojson) with manifest \($h)" end
+            end' "$TMP/comment.json" 2>&1)"
+    elif [ "$GOT" = missing ]; then
+        pass comment "no comment recorded yet"
     else
-        fail receipt "$BASE_URL/$RUN_PREFIX/receipt.json: $GOT"
+        fail comment "$BASE_URL/$RUN_PREFIX/comment.json: $GOT"
     fi
-    finish
+else
+    for c in tally "forced abstain" decision comment; do
+        fail "$c" "vote.json: $RUN_PREFIX/vote.json cannot be read"
+    done
 fi
+
+# The chain, found without the store: JSON-RPC over HTTP.
+# rpc METHOD PARAMS: the answer's result in $TMP/rpc.json; RPC_ERR says why not.
+rpc() {
+    if ! curl -sS --max-time 60 -H 'Content-Type: application/json' \
+        --data "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$1\",\"params\":$2}" \
+        -o "$TMP/rpc.json" "$RPC_URL" 2>"$TMP/curl.err"; then
+        RPC_ERR="$RPC_URL: $(head -n 1 "$TMP/curl.err")"
+        return 1
+    fi
+    if ! jq -e 'has("result")' "$TMP/rpc.json" >/dev/null 2>&1; then
+        RPC_ERR="$1: $(jq -c '.error // .' "$TMP/rpc.json" 2>/dev/null | cut -c 1-300)"
+        return 1
+    fi
+}
+result() { jq -r '.result // ""' "$TMP/rpc.json"; }
+tohex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
+
+# SCALE in jq: bytes of a hex string, compact lengths, little-endian u128 from decimal text,
+# and the (poll, AccountVote) pairs of a ConvictionVoting.Voting value.
+JQ_SCALE='
+def nib: if . >= 97 then . - 87 elif . >= 65 then . - 55 else . - 48 end;
+def hb($i): .[$i:$i + 2] | explode | (.[0] | nib) * 16 + (.[1] | nib);
+def compact($i): hb($i) as $b | ($b % 4) as $m
+  | if $m == 0 then [($b / 4 | floor), 2]
+    elif $m == 1 then [((hb($i) + hb($i + 2) * 256) / 4 | floor), 4]
+    elif $m == 2 then [((hb($i) + hb($i + 2) * 256 + hb($i + 4) * 65536 + hb($i + 6) * 16777216) / 4 | floor), 8]
+    else error("a compact length too large") end;
+def hex2: "0123456789abcdef" as $d | $d[(. / 16 | floor):(. / 16 | floor) + 1] + $d[(. % 16):(. % 16) + 1];
+def le128: sub("^0+"; "")
+  | [foreach range(16) as $i ({n: ., b: 0};
+      if .n == "" then {n: "", b: 0}
+      else reduce (.n | explode[] - 48) as $d ({q: "", r: 0};
+          (.r * 10 + $d) as $x | .q += ([($x / 256 | floor) + 48] | implode) | .r = $x % 256)
+        | {n: (.q | sub("^0+"; "")), b: .r} end;
+      .b | hex2)] | join("");
+def account_vote: if .vote == "abstain" then "02" + ("0" | le128) + ("0" | le128) + (.balance | le128)
+  else "00" + ((if .vote == "aye" then 128 else 0 end) + .conviction | hex2) + (.balance | le128) end;
+def votes: . as $h
+  | if .[0:2] != "00" then [] else compact(2) as [$n, $w]
+    | reduce range($n) as $k ({p: (2 + $w), out: []};
+        .p as $p | ($h[$p + 8:$p + 10]) as $v
+        | (if $v == "00" then 36 elif $v == "01" then 66 elif $v == "02" then 98
+           else error("unknown AccountVote variant \($v)") end) as $len
+        | .out += [{poll: $h[$p:$p + 8], vote: $h[$p + 8:$p + 8 + $len]}]
+        | .p = $p + 8 + $len)
+    | .out end;
+def le_number: [range(0; length; 2) as $i | hb($i)] | reverse | reduce .[] as $b (0; . * 256 + $b);
+def describe: if .[0:2] == "00" then hb(2) as $b
+    | "Standard { \(if $b >= 128 then "aye" else "nay" end), conviction \($b % 128), balance \(.[4:36] | le_number) }"
+  elif .[0:2] == "02" then "SplitAbstain { aye \(.[2:34] | le_number), nay \(.[34:66] | le_number), abstain \(.[66:98] | le_number) }"
+  elif .[0:2] == "01" then "Split { aye \(.[2:34] | le_number), nay \(.[34:66] | le_number) }"
+  else "an unknown vote" end;
+'
+WANT=$(jq -r "$JQ_SCALE"'.decision | account_vote' "$TMP/manifest.json" 2>&1)
+WANT_TEXT=$(jq -rn --arg v "$WANT" "$JQ_SCALE"'$v | describe')
+POLL=$(printf '%08x' "$ID" | sed 's/\(..\)\(..\)\(..\)\(..\)/\4\3\2\1/')
 REMARK="cybergov:v1:$NETWORK:$ID:$RUN:$H"
-if ! jq -e '(.block_number | type) == "number" and (.extrinsic_hash | type) == "string"' \
-    "$TMP/receipt.json" >/dev/null 2>&1; then
-    fail receipt "receipt.json is invalid (no block_number or extrinsic_hash)"
+REMARK_HEX=$(tohex "$REMARK")
+REMARK_HASH=$(printf '%s' "$REMARK" | b2sum -l 256 | cut -d ' ' -f 1)
+VOTING_FOR=0x074b65e262fcd5bd9c785caf7f42e00a29f2dc2b64e354002faef2a81f1aa8bb
+SYSTEM_EVENTS=0x26aa394eea5630e07c48ae0c9558cef780d41e5e16056765bc8461851072c9d7
+CHAIN_ERR=
+
+# The account's standing vote: ConvictionVoting.VotingFor(real, class) for every class the
+# account has (the keys end in twox64(real) ++ real ++ twox64(class) ++ class).
+STANDING=
+START=null
+while [ -z "$CHAIN_ERR" ]; do
+    if ! rpc state_getKeysPaged "[\"$VOTING_FOR\", 1000, $START]"; then
+        CHAIN_ERR=$RPC_ERR
+        break
+    fi
+    jq -r '.result // [] | .[]' "$TMP/rpc.json" >"$TMP/keys.txt"
+    while read -r key; do
+        [ "$(printf '%s' "$key" | cut -c 83-146)" = "$REAL" ] || continue
+        rpc state_getStorage "[\"$key\"]" || { CHAIN_ERR=$RPC_ERR; break; }
+        v=$(jq -r --arg poll "$POLL" "$JQ_SCALE"'.result // "" | ltrimstr("0x")
+            | [votes[] | select(.poll == $poll) | .vote] | first // ""' "$TMP/rpc.json" 2>&1) ||
+            { CHAIN_ERR="VotingFor: $v"; break; }
+        if [ -n "$v" ]; then STANDING=$v; fi
+    done <"$TMP/keys.txt"
+    [ "$(wc -l <"$TMP/keys.txt")" -ge 1000 ] || break
+    START="\"$(tail -n 1 "$TMP/keys.txt")\""
+done
+
+# The remark: the hint block first (receipt.json's, if any), then the range, newest first.
+BEST=
+if [ -z "$CHAIN_ERR" ]; then
+    if rpc chain_getHeader '[]'; then
+        BEST=$(($(jq -r '.result.number' "$TMP/rpc.json")))
+    else
+        CHAIN_ERR=$RPC_ERR
+    fi
+fi
+FOUND_AT=
+CARRIED=
+if [ -z "$CHAIN_ERR" ]; then
+    TO=${TO_BLOCK:-$BEST}
+    [ "$TO" -le "$BEST" ] || TO=$BEST
+    if [ -n "$FROM_BLOCK" ]; then
+        FROM=$FROM_BLOCK
+    else
+        FROM=$((TO - MAX_BLOCKS + 1))
+        [ "$FROM" -ge 0 ] || FROM=0
+    fi
+    HINT=
+    if get "$BASE_URL/$RUN_PREFIX/receipt.json" "$TMP/receipt.json"; then
+        HINT=$(jq -r '.block_number // "" | tostring' "$TMP/receipt.json" 2>/dev/null)
+        case $HINT in '' | *[!0-9]*) HINT= ;; esac
+        # The hint only reorders the search: a block outside the range is not searched.
+        if [ -n "$HINT" ] && { [ "$HINT" -lt "$FROM" ] || [ "$HINT" -gt "$TO" ]; }; then HINT=; fi
+    fi
+    n=$TO
+    [ -z "$HINT" ] || n=$HINT
+    while [ -z "$FOUND_AT" ] && [ -z "$CHAIN_ERR" ]; do
+        if [ "$n" -ge 0 ] && [ "$n" -le "$BEST" ]; then
+            if ! rpc chain_getBlockHash "[$n]"; then CHAIN_ERR=$RPC_ERR; break; fi
+            BH=$(result)
+            if ! rpc chain_getBlock "[\"$BH\"]"; then CHAIN_ERR=$RPC_ERR; break; fi
+            IDX=$(jq -r --arg r "$REMARK_HEX" '[.result.block.extrinsics | to_entries[]
+                | select(.value | contains($r)) | .key] | map(tostring) | join(" ")' "$TMP/rpc.json")
+            if [ -n "$IDX" ]; then
+                if ! rpc state_getStorage "[\"$SYSTEM_EVENTS\", \"$BH\"]"; then CHAIN_ERR=$RPC_ERR; break; fi
+                EVENTS=$(result)
+                case $EVENTS in
+                    *"$REMARK_HASH"*)
+                        if printf '%s' "$EVENTS" | grep -q "${REAL}0[012]"; then
+                            FOUND_AT="extrinsic $IDX of block $n ($BH)"
+                        else
+                            CARRIED="$CARRIED; block $n: no ConvictionVoting.Voted event by the account"
+                        fi
+                        ;;
+                    *) CARRIED="$CARRIED; block $n: no System.Remarked event with the remark's hash 0x$REMARK_HASH" ;;
+                esac
+            fi
+        fi
+        if [ -n "$HINT" ]; then
+            HINT=
+            n=$TO
+            continue
+        fi
+        [ "$n" -gt "$FROM" ] || break
+        n=$((n - 1))
+    done
+fi
+
+REAL_TEXT=0x$REAL
+if [ -n "$CHAIN_ERR" ]; then
+    fail "vote on chain" "the chain cannot be read: $CHAIN_ERR"
+    fail "remark on chain" "the chain cannot be read: $CHAIN_ERR"
     finish
 fi
-PROBLEMS=$(jq -r --arg n "$NETWORK" --arg id "$ID" --arg run "$RUN" --arg h "$H" --arg remark "$REMARK" '
-    [ (if "\(.network) \(.referendum) \(.run)" != "\($n) \($id) \($run)" then "it is for \(.network) #\(.referendum) run \(.run)" else empty end),
-      (if .manifest_sha256 != $h then "it records manifest \(.manifest_sha256), the manifest hashes to \($h)" else empty end),
-      (if .remark != $remark then "its remark is \(.remark | tojson)" else empty end)
-    ] | join("; ")' "$TMP/receipt.json")
-BN=$(jq -r '.block_number' "$TMP/receipt.json")
-XH=$(jq -r '.extrinsic_hash' "$TMP/receipt.json")
-BH=$(jq -r '.block_hash // ""' "$TMP/receipt.json")
-REAL=$(jq -r '.real // ""' "$TMP/receipt.json")
-if [ -z "$PROBLEMS" ]; then
-    pass receipt "extrinsic $XH in block $BN"
+if [ -n "$STANDING" ]; then
+    GOT_TEXT=$(jq -rn --arg v "$STANDING" "$JQ_SCALE"'$v | describe')
+fi
+CARRIED=${CARRIED#; }
+[ -z "$CARRIED" ] || CARRIED=" ($CARRIED)"
+if [ -z "$STANDING" ] && [ -z "$FOUND_AT" ]; then
+    unvoted "vote on chain" "$REAL_TEXT has no vote on referendum $ID"
+    unvoted "remark on chain" "no successful vote of $REAL_TEXT in blocks $FROM..=$TO carries \"$REMARK\"$CARRIED"
+    finish
+fi
+if [ -z "$STANDING" ]; then
+    fail "vote on chain" "$REAL_TEXT has no vote on referendum $ID"
+elif [ "$STANDING" = "$WANT" ]; then
+    pass "vote on chain" "$REAL_TEXT votes $GOT_TEXT on referendum $ID"
 else
-    fail receipt "$PROBLEMS"
+    fail "vote on chain" "$REAL_TEXT votes $GOT_TEXT on referendum $ID; the manifest decides $WANT_TEXT"
 fi
-
-if [ -z "$SIDECAR" ]; then
-    fail extrinsic "no Sidecar URL for $NETWORK: give --sidecar"
-    finish
-fi
-if ! get "$SIDECAR/blocks/$BN" "$TMP/block.json"; then
-    fail extrinsic "GET $SIDECAR/blocks/$BN: $GOT"
-    finish
-fi
-GOT_BH=$(jq -r '.hash // ""' "$TMP/block.json" 2>/dev/null)
-if [ -n "$BH" ] && [ "$GOT_BH" != "$BH" ]; then
-    fail extrinsic "block $BN has hash $GOT_BH, receipt.json records $BH"
-    finish
-fi
-jq --arg h "$XH" '[.extrinsics | to_entries[] | select(.value.hash == $h)] | first // empty' \
-    "$TMP/block.json" >"$TMP/xt.json" 2>/dev/null
-if [ ! -s "$TMP/xt.json" ]; then
-    fail extrinsic "block $BN has no extrinsic $XH"
-    finish
-fi
-if jq -e '.value | .method.pallet == "utility" and .method.method == "batchAll"
-        and .success == true and (.args.calls | length) == 2' "$TMP/xt.json" >/dev/null; then
-    pass extrinsic "$XH is extrinsic $(jq -r .key "$TMP/xt.json") of block $BN, a successful utility.batchAll"
+if [ -n "$FOUND_AT" ]; then
+    pass "remark on chain" "$FOUND_AT carries \"$REMARK\" with $REAL_TEXT's vote"
 else
-    fail extrinsic "$(jq -r '"extrinsic \(.key) of block '"$BN"' is \(.value.method.pallet).\(.value.method.method) with \(.value.args.calls | length) calls, success \(.value.success); expected a successful utility.batchAll of 2 calls"' "$TMP/xt.json")"
-    finish
+    fail "remark on chain" "$REAL_TEXT voted on referendum $ID, but no successful extrinsic in blocks $FROM..=$TO carries this manifest's remark \"$REMARK\"$CARRIED"
 fi
-
-OUT=$(jq -r --arg remark "$REMARK" "$JQ_DEFS"'
-    .value.args.calls[1] as $c
-    | if $c.method.pallet == "system" and $c.method.method == "remarkWithEvent" then
-        ($c.args.remark | unhex) as $t
-        | if $t == $remark then "PASS \($t | tojson) carries the manifest hash"
-          else "FAIL the chain'"'"'s remark is \($t | tojson), expected \($remark | tojson)" end
-      else "FAIL the batch'"'"'s second call is \($c.method.pallet).\($c.method.method), not system.remarkWithEvent" end' \
-    "$TMP/xt.json" 2>&1)
-case $OUT in
-    "PASS "*) pass remark "${OUT#PASS }" ;;
-    "FAIL "*) fail remark "${OUT#FAIL }" ;;
-    *) fail remark "cannot read the remark: $OUT" ;;
-esac
-
-if ! get "$BASE_URL/$RUN_PREFIX/vote.json" "$TMP/vote.json"; then
-    fail "vote on chain" "vote.json cannot be fetched: $GOT"
-elif ! WANT=$(jq -er "$JQ_DEFS"'
-        (.decision | ascii_downcase) as $d | (.balance | dec) as $b
-        | if $d == "abstain" then "SplitAbstain { aye 0, nay 0, abstain \($b) }"
-          elif $d == "aye" or $d == "nay" then "Standard { \($d), conviction \(.conviction // 0), balance \($b) }"
-          else error("decision \($d) is not aye, nay or abstain") end' "$TMP/vote.json" 2>"$TMP/jq.err"); then
-    fail "vote on chain" "vote.json cannot be read: $(head -n 1 "$TMP/jq.err")"
-else
-    OUT=$(jq -r --arg want "$WANT" --arg id "$ID" --arg real "$REAL" "$JQ_DEFS"'
-        .value as $x | $x.args.calls[0] as $c0
-        | try (
-            (if $c0.method.pallet == "proxy" and $c0.method.method == "proxy" then
-                (if $real != "" and $c0.args.real != $real and ($c0.args.real | variant("id")) != $real
-                 then error("the proxy voted for \($c0.args.real | tojson), receipt.json names \($real)")
-                 else $c0.args.call end)
-             else $c0 end) as $v
-            | [$x.events[]? | select(.method.pallet == "proxy" and .method.method == "ProxyExecuted")
-                | .data[0] | variant("err") | select(. != null)] as $errs
-            | if $v.method.pallet != "convictionVoting" or $v.method.method != "vote" then
-                "FAIL the batch'"'"'s first call is \($v.method.pallet).\($v.method.method), not convictionVoting.vote (through proxy.proxy)"
-              elif ($v.args.pollIndex | dec) != $id then
-                "FAIL the vote is on poll \($v.args.pollIndex), not referendum \($id)"
-              elif ($errs | length) > 0 then
-                "FAIL the proxied vote failed on chain: \($errs[0] | tojson)"
-              else ($v.args.vote | vote) as $got
-                | if $got == $want then "PASS \($got) on referendum \($id) matches vote.json"
-                  else "FAIL the chain has \($got), vote.json asks for \($want)" end
-              end)
-          catch "FAIL \(.)"' "$TMP/xt.json" 2>&1)
-    case $OUT in
-        "PASS "*) pass "vote on chain" "${OUT#PASS }" ;;
-        "FAIL "*) fail "vote on chain" "${OUT#FAIL }" ;;
-        *) fail "vote on chain" "cannot read the vote: $OUT" ;;
-    esac
-fi
-
 finish

@@ -40,6 +40,35 @@ pub struct RunTarget {
     pub run: Option<u32>,
 }
 
+/// How `cybergov verify` finds the vote on chain: never from the run being checked.
+#[derive(Debug, Clone, Args)]
+pub struct ChainArgs {
+    /// JSON-RPC endpoint of the network's governance chain (default: the network's rpc_url,
+    /// or its sidecar_url when vote.transport is "sidecar").
+    #[arg(long, value_name = "URL", conflicts_with = "sidecar")]
+    pub rpc_url: Option<String>,
+    /// Substrate API Sidecar to read the chain from instead of JSON-RPC.
+    #[arg(long, value_name = "URL")]
+    pub sidecar: Option<String>,
+    /// The account whose vote it is, the proxy's real account (default: the network's
+    /// real_account).
+    #[arg(long, value_name = "ADDRESS")]
+    pub real: Option<String>,
+    /// First block to search for the vote (default: the referendum's submission, or
+    /// --max-blocks below the last).
+    #[arg(long, value_name = "N")]
+    pub from_block: Option<u64>,
+    /// Last block to search for the vote (default: the best block).
+    #[arg(long, value_name = "N")]
+    pub to_block: Option<u64>,
+    /// Search at most this many blocks when --from-block is not given.
+    #[arg(long, value_name = "N", default_value_t = 50_000)]
+    pub max_blocks: u64,
+    /// Exit 0 on NOT VOTED (a dry run): consistent artefacts, no vote on chain.
+    #[arg(long)]
+    pub allow_unvoted: bool,
+}
+
 /// The stages of the job graph, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StageName {
@@ -112,9 +141,9 @@ pub enum Command {
         /// Read the artefacts from this public base URL instead of the configured store.
         #[arg(long, value_name = "URL")]
         base_url: Option<String>,
-        /// Substrate API Sidecar to read the chain from (default: the network's sidecar_url).
-        #[arg(long, value_name = "URL")]
-        sidecar: Option<String>,
+        /// Where and what to look for on chain.
+        #[command(flatten)]
+        chain: ChainArgs,
     },
     /// Run the whole pipeline offline on a bundled sample referendum.
     Demo {

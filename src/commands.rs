@@ -47,9 +47,9 @@ fn run_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             run,
             reexecute,
             base_url,
-            sidecar,
+            chain,
         } => {
-            let sources = verify::Sources { base_url, sidecar };
+            let sources = verify::Sources { base_url, chain };
             rt.block_on(verify::run(&config, &secrets, &run, &sources, reexecute))
         }
         Command::Demo { dir } => rt.block_on(demo::run(&dir, &config)),

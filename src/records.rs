@@ -2,4 +2,6 @@
 //! every reader share the type, so they cannot disagree on a field's name or shape.
 
 pub mod augment;
+pub mod comment;
 pub mod model;
+pub mod vote;

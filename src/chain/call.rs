@@ -13,8 +13,8 @@
 
 use super::value::{self, Value};
 use crate::account::AccountId;
-use crate::magi::tally::VoteRecord;
 use crate::manifest::VoteKind;
+use crate::records::vote::VoteRecord;
 use serde::{Deserialize, Serialize};
 
 /// `ConvictionVoting`'s `AccountVote`, as cybergov casts it. Serialized into `receipt.json` as

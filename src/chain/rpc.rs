@@ -62,6 +62,73 @@ impl RpcTransport {
         unavailable(&self.endpoint, e)
     }
 
+    /// The extrinsics of block `number` whose bytes satisfy `matches`: each one's hash, where
+    /// it is, and its events.
+    async fn find_where(
+        &self,
+        number: u64,
+        matches: impl Fn(&[u8]) -> bool + Send,
+    ) -> Result<Vec<(H256, Included)>, TransportError> {
+        let Some(block_hash) = self.block_hash(number).await? else {
+            return Ok(Vec::new());
+        };
+        let Some(block) = self
+            .methods
+            .chain_get_block(Some(block_hash))
+            .await
+            .map_err(|e| self.err(e))?
+        else {
+            return Ok(Vec::new());
+        };
+        let found: Vec<(usize, H256)> = block
+            .block
+            .extrinsics
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| matches(&x.0))
+            .map(|(i, x)| (i, H256(blake2_256(&x.0))))
+            .collect();
+        if found.is_empty() {
+            return Ok(Vec::new());
+        }
+        let at = self
+            .client
+            .at_block_hash_and_number(block_hash, number)
+            .await
+            .map_err(|e| self.err(e))?;
+        let events = at.events().fetch().await.map_err(|e| self.err(e))?;
+        let mut out: Vec<(H256, Included)> = found
+            .iter()
+            .map(|&(index, hash)| {
+                let included = Included {
+                    block_number: number,
+                    block_hash,
+                    index: index as u32,
+                    events: Vec::new(),
+                };
+                (hash, included)
+            })
+            .collect();
+        for ev in events.iter() {
+            let ev = ev.map_err(|e| TransportError::Unexpected(e.to_string()))?;
+            let Phase::ApplyExtrinsic(i) = ev.phase() else {
+                continue;
+            };
+            let Some((_, included)) = out.iter_mut().find(|(_, inc)| inc.index == i) else {
+                continue;
+            };
+            let fields: Value = ev
+                .decode_as()
+                .map_err(|e| TransportError::Unexpected(e.to_string()))?;
+            included.events.push(EventRecord {
+                pallet: ev.pallet_name().to_owned(),
+                variant: ev.event_name().to_owned(),
+                fields: value::event_fields_json(&fields),
+            });
+        }
+        Ok(out)
+    }
+
     async fn at_best(&self) -> Result<OnlineClientAtBlock<SubstrateConfig>, TransportError> {
         let (number, hash) = self.head(false).await?;
         self.client
@@ -131,52 +198,16 @@ impl Transport for RpcTransport {
         number: u64,
         hash: H256,
     ) -> Result<Option<Included>, TransportError> {
-        let Some(block_hash) = self.block_hash(number).await? else {
-            return Ok(None);
-        };
-        let Some(block) = self
-            .methods
-            .chain_get_block(Some(block_hash))
-            .await
-            .map_err(|e| self.err(e))?
-        else {
-            return Ok(None);
-        };
-        let Some(index) = block
-            .block
-            .extrinsics
-            .iter()
-            .position(|x| blake2_256(&x.0) == hash.0)
-        else {
-            return Ok(None);
-        };
-        let at = self
-            .client
-            .at_block_hash_and_number(block_hash, number)
-            .await
-            .map_err(|e| self.err(e))?;
-        let events = at.events().fetch().await.map_err(|e| self.err(e))?;
-        let mut records = Vec::new();
-        for ev in events.iter() {
-            let ev = ev.map_err(|e| TransportError::Unexpected(e.to_string()))?;
-            if !matches!(ev.phase(), Phase::ApplyExtrinsic(i) if i as usize == index) {
-                continue;
-            }
-            let fields: Value = ev
-                .decode_as()
-                .map_err(|e| TransportError::Unexpected(e.to_string()))?;
-            records.push(EventRecord {
-                pallet: ev.pallet_name().to_owned(),
-                variant: ev.event_name().to_owned(),
-                fields: value::event_fields_json(&fields),
-            });
-        }
-        Ok(Some(Included {
-            block_number: number,
-            block_hash,
-            index: index as u32,
-            events: records,
-        }))
+        let found = self.find_where(number, |x| blake2_256(x) == hash.0).await?;
+        Ok(found.into_iter().next().map(|(_, included)| included))
+    }
+
+    async fn find_carrying(
+        &self,
+        number: u64,
+        needle: &[u8],
+    ) -> Result<Vec<(H256, Included)>, TransportError> {
+        self.find_where(number, |x| contains(x, needle)).await
     }
 
     async fn referendum(&self, referendum: u32) -> Result<ReferendumStatus, TransportError> {
@@ -283,6 +314,11 @@ fn submit_error(endpoint: &str, e: subxt::rpcs::Error) -> TransportError {
     }
 }
 
+/// Whether `haystack` holds `needle` as a contiguous run of bytes.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// Reads `Referenda.ReferendumInfoFor`'s value.
 pub fn referendum_status(info: Option<&Value>) -> ReferendumStatus {
     let Some(info) = info else {
@@ -294,7 +330,12 @@ pub fn referendum_status(info: Option<&Value>) -> ReferendumStatus {
                 .and_then(value::as_u128)
                 .and_then(|t| u16::try_from(t).ok());
             match track {
-                Some(track) => ReferendumStatus::Ongoing { track },
+                Some(track) => ReferendumStatus::Ongoing {
+                    track,
+                    submitted: value::field(fields, "submitted")
+                        .and_then(value::as_u128)
+                        .and_then(|n| u64::try_from(n).ok()),
+                },
                 None => ReferendumStatus::Closed("Ongoing without a readable track".into()),
             }
         }

@@ -60,7 +60,67 @@ fn unexpected(what: &str, body: &Json) -> TransportError {
     TransportError::Unexpected(format!("{what}: {text}"))
 }
 
+/// An extrinsic's events as Sidecar lists them under it.
+fn events_of(ext: &Json) -> Vec<EventRecord> {
+    let Some(events) = ext.get("events").and_then(Json::as_array) else {
+        return Vec::new();
+    };
+    events
+        .iter()
+        .map(|e| EventRecord {
+            pallet: pallet_name(
+                e.pointer("/method/pallet")
+                    .and_then(Json::as_str)
+                    .unwrap_or(""),
+            ),
+            variant: e
+                .pointer("/method/method")
+                .and_then(Json::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            fields: e.get("data").cloned().unwrap_or(Json::Null),
+        })
+        .collect()
+}
+
 impl SidecarTransport {
+    /// The extrinsics of block `number` (as Sidecar renders them) that satisfy `matches`: each
+    /// one's hash, where it is, and its events.
+    async fn find_where(
+        &self,
+        number: u64,
+        matches: impl Fn(&Json) -> bool + Send,
+    ) -> Result<Vec<(H256, Included)>, TransportError> {
+        let json = match self.get(&format!("/blocks/{number}")).await? {
+            (200, json) => json,
+            (400 | 404, _) => return Ok(Vec::new()),
+            (status, json) => return Err(unexpected(&format!("block {number}: {status}"), &json)),
+        };
+        let block_hash = json
+            .get("hash")
+            .and_then(hash_of)
+            .ok_or_else(|| unexpected("block hash", &json))?;
+        let extrinsics = json
+            .get("extrinsics")
+            .and_then(Json::as_array)
+            .ok_or_else(|| unexpected("block extrinsics", &json))?;
+        let mut out = Vec::new();
+        for (index, ext) in extrinsics.iter().enumerate().filter(|(_, x)| matches(x)) {
+            let extrinsic_hash = ext
+                .get("hash")
+                .and_then(hash_of)
+                .ok_or_else(|| unexpected("extrinsic hash", ext))?;
+            let included = Included {
+                block_number: number,
+                block_hash,
+                index: index as u32,
+                events: events_of(ext),
+            };
+            out.push((extrinsic_hash, included));
+        }
+        Ok(out)
+    }
+
     /// A client for the Sidecar at `base` (e.g. `https://sidecar.example.org`).
     pub fn new(base: &str, ss58_prefix: u16) -> Result<Self, TransportError> {
         let http = crate::http::client_builder()
@@ -236,53 +296,24 @@ impl Transport for SidecarTransport {
         number: u64,
         hash: H256,
     ) -> Result<Option<Included>, TransportError> {
-        let json = match self.get(&format!("/blocks/{number}")).await? {
-            (200, json) => json,
-            (400 | 404, _) => return Ok(None),
-            (status, json) => return Err(unexpected(&format!("block {number}: {status}"), &json)),
-        };
-        let block_hash = json
-            .get("hash")
-            .and_then(hash_of)
-            .ok_or_else(|| unexpected("block hash", &json))?;
-        let extrinsics = json
-            .get("extrinsics")
-            .and_then(Json::as_array)
-            .ok_or_else(|| unexpected("block extrinsics", &json))?;
-        let Some((index, ext)) = extrinsics
-            .iter()
-            .enumerate()
-            .find(|(_, x)| x.get("hash").and_then(hash_of) == Some(hash))
-        else {
-            return Ok(None);
-        };
-        let events = ext
-            .get("events")
-            .and_then(Json::as_array)
-            .map(|evs| {
-                evs.iter()
-                    .map(|e| EventRecord {
-                        pallet: pallet_name(
-                            e.pointer("/method/pallet")
-                                .and_then(Json::as_str)
-                                .unwrap_or(""),
-                        ),
-                        variant: e
-                            .pointer("/method/method")
-                            .and_then(Json::as_str)
-                            .unwrap_or("")
-                            .to_owned(),
-                        fields: e.get("data").cloned().unwrap_or(Json::Null),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Some(Included {
-            block_number: number,
-            block_hash,
-            index: index as u32,
-            events,
-        }))
+        let found = self
+            .find_where(number, |x| x.get("hash").and_then(hash_of) == Some(hash))
+            .await?;
+        Ok(found.into_iter().next().map(|(_, included)| included))
+    }
+
+    async fn find_carrying(
+        &self,
+        number: u64,
+        needle: &[u8],
+    ) -> Result<Vec<(H256, Included)>, TransportError> {
+        // Sidecar renders byte arguments (a remark) as `0x` hex strings.
+        let hex = hex::encode(needle);
+        self.find_where(number, |x| {
+            x.get("args")
+                .is_some_and(|args| args.to_string().contains(&hex))
+        })
+        .await
     }
 
     async fn referendum(&self, referendum: u32) -> Result<ReferendumStatus, TransportError> {
@@ -300,7 +331,11 @@ impl Transport for SidecarTransport {
                 .and_then(num)
                 .and_then(|t| u16::try_from(t).ok())
                 .ok_or_else(|| unexpected("referendumInfoFor track", &value))?;
-            Ok(ReferendumStatus::Ongoing { track })
+            let submitted = fields
+                .get("submitted")
+                .and_then(num)
+                .and_then(|n| u64::try_from(n).ok());
+            Ok(ReferendumStatus::Ongoing { track, submitted })
         } else {
             Ok(ReferendumStatus::Closed(pallet_name(name)))
         }

@@ -14,6 +14,9 @@ pub enum ReferendumStatus {
     Ongoing {
         /// The track (the `class` of `ConvictionVoting.VotingFor`).
         track: u16,
+        /// The block it was submitted in, as the runtime counts blocks (on Asset Hub that may
+        /// be the relay chain's numbering, so a reader checks it against its own head).
+        submitted: Option<u64>,
     },
     /// Decided or otherwise closed (`Approved`, `Rejected`, `Cancelled`, `TimedOut`, `Killed`).
     Closed(String),
@@ -119,6 +122,15 @@ pub trait Transport: Send + Sync {
         number: u64,
         hash: H256,
     ) -> Result<Option<Included>, TransportError>;
+
+    /// The extrinsics of block `number` whose bytes contain `needle` (a remark's text): each
+    /// one's hash, where it is and its events. This is how a verifier finds a vote without
+    /// being told where it is; all of them, since anyone may copy a public remark.
+    async fn find_carrying(
+        &self,
+        number: u64,
+        needle: &[u8],
+    ) -> Result<Vec<(H256, Included)>, TransportError>;
 
     /// `Referenda.ReferendumInfoFor(referendum)`.
     async fn referendum(&self, referendum: u32) -> Result<ReferendumStatus, TransportError>;

@@ -13,9 +13,11 @@ use crate::account::AccountId;
 use crate::chain::receipt::{Receipt, ReceiptError};
 use crate::hash::Sha256Hash;
 use crate::magi::juror::JurorRecord;
-use crate::magi::tally::VoteRecord;
 use crate::manifest::Manifest;
 use crate::network::NetworkSpec;
+use crate::proposal::Proposal;
+pub use crate::records::comment::CommentRecord;
+use crate::records::vote::VoteRecord;
 use crate::retry::Transient;
 use crate::store::layout::{Artefact, RunLayout};
 use crate::store::{ObjectKey, ObjectStore, StoreError};
@@ -23,28 +25,9 @@ use crate::subsquare::SubsquareClient;
 use crate::subsquare::SubsquareError;
 use crate::subsquare::sima::{self, CommentEntity};
 use render::{CommentContext, CommentLinks};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use subxt_signer::sr25519::Keypair;
-
-/// comment.json. Never holds a secret: the signature and the signed entity are public.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommentRecord {
-    /// Whether this run posted the comment (false: an existing one was found).
-    pub posted: bool,
-    /// Why nothing was posted, when nothing was.
-    pub skipped_reason: Option<String>,
-    /// Subsquare's id of the comment, if known.
-    pub comment_id: Option<String>,
-    /// The manifest hash the comment carries.
-    pub manifest_sha256: Sha256Hash,
-    /// The signed entity JSON, exactly the bytes signed and sent (when posted).
-    pub entity: Option<String>,
-    /// The signer's address (when posted).
-    pub address: Option<String>,
-    /// `0x`-hex sr25519 signature over `entity` (when posted).
-    pub signature: Option<String>,
-}
 
 /// What the stage did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,17 +148,15 @@ pub async fn prepare(
         });
     }
     let raw_key = run.key(&Artefact::RawSubsquare);
-    let raw: Value = parse(
-        &raw_key,
-        &get_required(store, raw_key.clone(), "the referendum's submission block").await?,
-    )?;
-    let proposed_height = raw
-        .pointer("/indexer/blockHeight")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| CommentError::BadInput {
+    // The submission block comes from raw_subsquare.json read through the one parser of
+    // that record, the one the augment stage uses.
+    let raw = get_required(store, raw_key.clone(), "the referendum's submission block").await?;
+    let proposed_height = Proposal::from_subsquare(run.referendum.network, job.spec, &raw)
+        .map_err(|e| CommentError::BadInput {
             key: raw_key.to_string(),
-            message: "field \"indexer.blockHeight\": missing".into(),
-        })?;
+            message: e.to_string(),
+        })?
+        .proposed_height;
     let public = |key: &ObjectKey| {
         job.public_base_url
             .map(|b| format!("{}/{}", b.trim_end_matches('/'), key))
@@ -278,9 +259,7 @@ async fn write_record(
     key: &ObjectKey,
     record: &CommentRecord,
 ) -> Result<(), StoreError> {
-    let mut bytes = serde_json::to_vec_pretty(record).expect("record serializes");
-    bytes.push(b'\n');
-    store.put(key, &bytes).await.map(|_| ())
+    store.put(key, &record.to_bytes()).await.map(|_| ())
 }
 
 impl Transient for CommentError {

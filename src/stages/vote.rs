@@ -27,12 +27,12 @@ use crate::chain::tx::{self, DecodedTx, TxError};
 use crate::chain::value::Value;
 use crate::chain::{self, Inclusion, remark_text};
 use crate::hash::Sha256Hash;
-use crate::magi::tally::VoteRecord;
 use crate::manifest::Manifest;
 use crate::manifest::verify::verify_run;
 use crate::network::TransportKind;
 use crate::network::{Network, NetworkSpec};
 pub use crate::pipeline::settings::VoteMode;
+use crate::records::vote::VoteRecord;
 use crate::secret::Secret;
 use crate::store::layout::{Artefact, ReferendumLayout, RunLayout};
 use crate::store::{ObjectStore, StoreError};
@@ -339,7 +339,7 @@ pub async fn vote_stage(
     }
 
     let track = match transport.referendum(referendum).await? {
-        ReferendumStatus::Ongoing { track } => track,
+        ReferendumStatus::Ongoing { track, .. } => track,
         ReferendumStatus::Closed(state) => {
             return Err(VoteError::NotOngoing {
                 network,

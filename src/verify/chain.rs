@@ -1,444 +1,252 @@
-//! The chain check, through Substrate API Sidecar's `GET /blocks/{blockId}`.
+//! The chain, found without the store.
 //!
-//! Sidecar renders calls as `{method: {pallet, method}, args}` with polkadot-js names (camelCase
-//! pallets, methods and argument names: `utility.batchAll`, `proxy.proxy` with `real`,
-//! `forceProxyType`, `call`; `convictionVoting.vote` with `pollIndex`, `vote`;
-//! `system.remarkWithEvent` with `remark` as `0x` hex). Numbers come as decimal strings. An
-//! `AccountVote` is an enum object: `{"standard": {"vote": "0x81", "balance": "…"}}` (the vote
-//! byte: 0x80 = aye, low bits = conviction) or `{"splitAbstain": {"aye", "nay", "abstain"}}`.
+//! Everything in the store is what a forger controls, so the chain is looked up from what the
+//! verifier is given (the network, the referendum, the voting account) and the manifest's own
+//! hash, never from `receipt.json`:
+//!
+//! - `vote on chain`: the account's standing vote on the referendum
+//!   (`ConvictionVoting.VotingFor(real, track)`), compared with the manifest's decision;
+//! - `remark on chain`: an extrinsic in a bounded block range whose bytes carry this manifest's
+//!   remark and whose events show that it ran: no `ExtrinsicFailed`, `Proxy.ProxyExecuted` Ok,
+//!   `System.Remarked` with the remark's hash, and `ConvictionVoting.Voted` by the account.
+//!   `batch_all` is atomic, so the remark and the account's vote happened together.
+//!
+//! A receipt, when present, only says which block to search first.
 
 use super::check;
+use crate::account::AccountId;
 use crate::chain::call::AccountVote;
-use crate::chain::receipt::Receipt;
+use crate::chain::outcome::{self, EventRecord};
+use crate::chain::transport::{ReferendumStatus, Transport};
 use crate::hash::Sha256Hash;
+use crate::manifest::Manifest;
 use crate::manifest::verify::Check;
-use crate::network::Network;
-use serde_json::Value;
-use std::time::Duration;
 
-/// What the chain must show for this run.
+/// How the chain is reached and what is looked for, all from outside the run being checked.
+pub struct ChainLookup<'a> {
+    /// The network's governance chain.
+    pub transport: &'a dyn Transport,
+    /// The account whose vote it is (the proxy's `real`).
+    pub real: AccountId,
+    /// The network's SS58 prefix (Sidecar renders accounts as addresses).
+    pub ss58_prefix: u16,
+    /// Where to read `VotingFor` when the referendum is no longer ongoing (its track is then
+    /// not on chain): the network's tracks.
+    pub tracks: Vec<u16>,
+    /// First block searched for the remark (default: the referendum's submission, when the
+    /// chain counts blocks the same way, else `max_blocks` below the last).
+    pub from_block: Option<u64>,
+    /// Last block searched (default: the best block).
+    pub to_block: Option<u64>,
+    /// At most this many blocks are searched, the newest first.
+    pub max_blocks: u64,
+    /// A block to search first (receipt.json's), which changes no verdict.
+    pub hint_block: Option<u64>,
+}
+
+/// What the chain says about the run.
 #[derive(Clone, Debug)]
-pub struct Expected {
-    /// Network.
-    pub network: Network,
-    /// Referendum (the poll index).
-    pub referendum: u32,
-    /// Run.
-    pub run: u32,
-    /// The manifest's hash.
-    pub manifest_sha256: Sha256Hash,
+pub struct ChainFindings {
+    /// `vote on chain` and `remark on chain`, passed or failed.
+    pub checks: Vec<Check>,
+    /// The same checks when the chain holds neither this run's vote nor any vote of the
+    /// account: the run was not voted (not a contradiction).
+    pub not_voted: Vec<Check>,
 }
 
-/// The vote vote.json asks for: AYE/NAY as `Standard` with its conviction and balance,
-/// ABSTAIN as `SplitAbstain { 0, 0, balance }`.
-pub fn vote_from_vote_json(bytes: &[u8]) -> Result<AccountVote, String> {
-    let record: crate::magi::tally::VoteRecord =
-        serde_json::from_slice(bytes).map_err(|e| format!("vote.json: {e}"))?;
-    AccountVote::from_record(&record).map_err(|e| format!("vote.json: {e}"))
+/// Where a run's remark was found, and the extrinsics that carried it without doing it.
+struct Search {
+    found: Option<(u64, String)>,
+    failed: Vec<String>,
+    range: (u64, u64),
 }
 
-/// A number as Sidecar writes it: a decimal string, `0x` hex, or a JSON number.
-fn number(v: &Value) -> Option<u128> {
-    match v {
-        Value::Number(n) => n.as_u64().map(u128::from),
-        Value::String(s) => match s.strip_prefix("0x") {
-            Some(hex) => u128::from_str_radix(hex, 16).ok(),
-            None => s.parse().ok(),
-        },
-        _ => None,
-    }
-}
-
-/// An enum variant name as Sidecar writes it (camelCase), for case-insensitive matching.
-fn variant<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
-    v.as_object()?
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v)
-}
-
-/// Reads an `AccountVote` as Sidecar renders it.
-pub fn vote_from_sidecar(v: &Value) -> Result<AccountVote, String> {
-    let amount = |v: &Value, field: &str| {
-        number(&v[field]).ok_or_else(|| format!("{field} is not an amount: {}", v[field]))
-    };
-    if let Some(s) = variant(v, "standard") {
-        let byte = match &s["vote"] {
-            obj @ Value::Object(_) => {
-                let aye = obj["aye"].as_bool().ok_or("vote.aye is not a bool")?;
-                let conviction = match &obj["conviction"] {
-                    Value::String(c) => conviction_from_name(c)?,
-                    other => number(other)
-                        .and_then(|n| u8::try_from(n).ok())
-                        .ok_or("vote.conviction is not a conviction")?,
-                };
-                (if aye { 0x80 } else { 0 }) | conviction
-            }
-            other => number(other)
-                .and_then(|n| u8::try_from(n).ok())
-                .ok_or_else(|| format!("vote byte {other} is not one byte"))?,
-        };
-        return Ok(AccountVote::Standard {
-            aye: byte & 0x80 != 0,
-            conviction: byte & 0x7f,
-            balance: amount(s, "balance")?,
-        });
-    }
-    if let Some(s) = variant(v, "splitAbstain") {
-        return Ok(AccountVote::SplitAbstain {
-            aye: amount(s, "aye")?,
-            nay: amount(s, "nay")?,
-            abstain: amount(s, "abstain")?,
-        });
-    }
-    if variant(v, "split").is_some() {
-        return Err(format!("a Split vote, which cybergov never casts: {v}"));
-    }
-    Err(format!("unknown AccountVote shape {v}"))
-}
-
-fn conviction_from_name(name: &str) -> Result<u8, String> {
-    match name {
-        "None" => Ok(0),
-        _ => name
-            .strip_prefix("Locked")
-            .and_then(|r| r.strip_suffix('x'))
-            .and_then(|n| n.parse::<u8>().ok())
-            .filter(|n| (1..=6).contains(n))
-            .ok_or_else(|| format!("unknown conviction {name:?}")),
-    }
-}
-
-fn is_call(call: &Value, pallet: &str, method: &str) -> bool {
-    call["method"]["pallet"].as_str() == Some(pallet)
-        && call["method"]["method"].as_str() == Some(method)
-}
-
-fn call_name(call: &Value) -> String {
-    format!(
-        "{}.{}",
-        call["method"]["pallet"].as_str().unwrap_or("?"),
-        call["method"]["method"].as_str().unwrap_or("?")
-    )
-}
-
-/// Decodes `0x…` remark bytes as text (lossy: a foreign remark still shows).
-fn remark_text(v: &Value) -> Option<String> {
-    let hex = v.as_str()?.strip_prefix("0x")?;
-    hex::decode(hex)
-        .ok()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-}
-
-/// Fetches `GET {sidecar}/blocks/{n}`.
-async fn fetch_block(sidecar: &str, number: u64) -> Result<Value, String> {
-    let url = format!("{}/blocks/{number}", sidecar.trim_end_matches('/'));
-    let client = crate::http::client_builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let response = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("GET {url}: HTTP {status}"));
-    }
-    response
-        .json()
-        .await
-        .map_err(|e| format!("GET {url}: not JSON: {e}"))
-}
-
-/// The chain checks of one run: `receipt`, `extrinsic`, `remark`, `vote on chain`.
+/// The chain checks of `manifest`'s run.
 pub async fn check_chain(
-    sidecar: Option<&str>,
-    expected: &Expected,
-    receipt_bytes: &[u8],
-    vote_json: Result<&[u8], String>,
-) -> Vec<Check> {
-    let mut out = Vec::new();
-    let remark = crate::chain::remark_text(
-        expected.network,
-        expected.referendum,
-        expected.run,
-        &expected.manifest_sha256,
-    );
-    let receipt: Receipt = match serde_json::from_slice(receipt_bytes) {
-        Ok(r) => r,
-        Err(e) => {
-            out.push(check(
-                false,
-                "receipt",
-                format!("receipt.json is invalid: {e}"),
-            ));
-            return out;
-        }
+    lookup: &ChainLookup<'_>,
+    manifest: &Manifest,
+    manifest_sha256: Sha256Hash,
+) -> ChainFindings {
+    let fail = |name: &str, why: String| ChainFindings {
+        checks: vec![check(false, name, why)],
+        not_voted: Vec::new(),
     };
-    let mut problems = Vec::new();
-    if (receipt.network, receipt.referendum, receipt.run)
-        != (expected.network, expected.referendum, expected.run)
-    {
-        problems.push(format!(
-            "it is for {} #{} run {}",
-            receipt.network, receipt.referendum, receipt.run
-        ));
-    }
-    if receipt.manifest_sha256 != expected.manifest_sha256 {
-        problems.push(format!(
-            "it records manifest {}, the manifest hashes to {}",
-            receipt.manifest_sha256, expected.manifest_sha256
-        ));
-    }
-    if receipt.remark != remark {
-        problems.push(format!("its remark is {:?}", receipt.remark));
-    }
-    out.push(if problems.is_empty() {
-        check(
-            true,
-            "receipt",
-            format!(
-                "extrinsic {} in block {}",
-                receipt.extrinsic_hash, receipt.block_number
-            ),
-        )
-    } else {
-        check(false, "receipt", problems.join("; "))
-    });
-
-    let Some(sidecar) = sidecar else {
-        out.push(check(
-            false,
-            "extrinsic",
-            format!(
-                "no Sidecar URL for {}: give --sidecar or set networks.{}.sidecar_url",
-                expected.network, expected.network
-            ),
-        ));
-        return out;
-    };
-    let block = match fetch_block(sidecar, receipt.block_number).await {
-        Ok(b) => b,
-        Err(e) => {
-            out.push(check(false, "extrinsic", e));
-            return out;
-        }
-    };
-    let want = &receipt.block_hash;
-    if block["hash"].as_str() != Some(want.as_str()) {
-        out.push(check(
-            false,
-            "extrinsic",
-            format!(
-                "block {} has hash {}, receipt.json records {want}",
-                receipt.block_number, block["hash"]
-            ),
-        ));
-        return out;
-    }
-    let extrinsics = block["extrinsics"].as_array().cloned().unwrap_or_default();
-    let Some((index, xt)) = extrinsics
-        .iter()
-        .enumerate()
-        .find(|(_, x)| x["hash"].as_str() == Some(receipt.extrinsic_hash.as_str()))
-    else {
-        out.push(check(
-            false,
-            "extrinsic",
-            format!(
-                "block {} has no extrinsic {}",
-                receipt.block_number, receipt.extrinsic_hash
-            ),
-        ));
-        return out;
-    };
-    let calls = xt["args"]["calls"].as_array().cloned().unwrap_or_default();
-    let shape_ok = is_call(xt, "utility", "batchAll") && calls.len() == 2;
-    if xt["success"].as_bool() != Some(true) || !shape_ok {
-        out.push(check(
-            false,
-            "extrinsic",
-            format!(
-                "extrinsic {index} of block {} is {} with {} calls, success {}; expected a successful utility.batchAll of 2 calls",
-                receipt.block_number,
-                call_name(xt),
-                calls.len(),
-                xt["success"]
-            ),
-        ));
-        return out;
-    }
-    out.push(check(
-        true,
-        "extrinsic",
-        format!(
-            "{} is extrinsic {index} of block {}, a successful utility.batchAll",
-            receipt.extrinsic_hash, receipt.block_number
-        ),
-    ));
-
-    // The remark: the batch's second call.
-    let remark_call = &calls[1];
-    out.push(
-        match (
-            is_call(remark_call, "system", "remarkWithEvent"),
-            remark_text(&remark_call["args"]["remark"]),
-        ) {
-            (true, Some(text)) if text == remark => check(
-                true,
-                "remark",
-                format!("{text:?} carries the manifest hash"),
-            ),
-            (true, Some(text)) => check(
-                false,
-                "remark",
-                format!("the chain's remark is {text:?}, expected {remark:?}"),
-            ),
-            _ => check(
-                false,
-                "remark",
-                format!(
-                    "the batch's second call is {}, not system.remarkWithEvent with hex bytes",
-                    call_name(remark_call)
-                ),
-            ),
-        },
-    );
-
-    // The vote: the batch's first call, through the proxy (or direct when no proxy is used).
-    out.push(check_vote(&calls[0], xt, expected, &receipt, vote_json));
-    out
-}
-
-fn check_vote(
-    first: &Value,
-    xt: &Value,
-    expected: &Expected,
-    receipt: &Receipt,
-    vote_json: Result<&[u8], String>,
-) -> Check {
-    let name = "vote on chain";
-    let want = match vote_json.and_then(vote_from_vote_json) {
+    let d = &manifest.decision;
+    let want = match AccountVote::from_decision(d.vote, d.conviction, &d.balance) {
         Ok(v) => v,
-        Err(e) => return check(false, name, e),
+        Err(e) => return fail("vote on chain", format!("the manifest's decision: {e}")),
     };
-    let vote_call = if is_call(first, "proxy", "proxy") {
-        {
-            let real = &receipt.real;
-            let on_chain = &first["args"]["real"];
-            let matches = on_chain.as_str() == Some(real)
-                || variant(on_chain, "id").and_then(Value::as_str) == Some(real);
-            if !matches {
-                return check(
-                    false,
-                    name,
-                    format!("the proxy voted for {on_chain}, receipt.json names {real}"),
-                );
-            }
-        }
-        &first["args"]["call"]
+    let referendum = manifest.referendum;
+    let (standing, submitted) = match standing_vote(lookup, referendum).await {
+        Ok(v) => v,
+        Err(e) => return fail("vote on chain", e),
+    };
+    let remark =
+        crate::chain::remark_text(manifest.network, referendum, manifest.run, &manifest_sha256);
+    let search = match search_remark(lookup, &remark, submitted).await {
+        Ok(s) => s,
+        Err(e) => return fail("remark on chain", e),
+    };
+    let real = lookup.real.to_ss58(lookup.ss58_prefix);
+    let (from, to) = search.range;
+    let failed = if search.failed.is_empty() {
+        String::new()
     } else {
-        first
+        format!(" ({})", search.failed.join("; "))
     };
-    if !is_call(vote_call, "convictionVoting", "vote") {
-        return check(
-            false,
-            name,
-            format!(
-                "the batch's first call is {}, not convictionVoting.vote (through proxy.proxy)",
-                call_name(vote_call)
-            ),
-        );
-    }
-    let poll = number(&vote_call["args"]["pollIndex"]);
-    if poll != Some(u128::from(expected.referendum)) {
-        return check(
-            false,
-            name,
-            format!(
-                "the vote is on poll {}, not referendum {}",
-                vote_call["args"]["pollIndex"], expected.referendum
-            ),
-        );
-    }
-    // A failed inner call does not fail the batch: Proxy.ProxyExecuted carries its result.
-    let events = xt["events"].as_array().cloned().unwrap_or_default();
-    if let Some(err) = events
-        .iter()
-        .filter(|e| is_call(e, "proxy", "ProxyExecuted"))
-        .find_map(|e| variant(&e["data"][0], "err"))
-    {
-        return check(
-            false,
-            name,
-            format!("the proxied vote failed on chain: {err}"),
-        );
-    }
-    match vote_from_sidecar(&vote_call["args"]["vote"]) {
-        Ok(got) if got == want => check(
+
+    let vote_check = match &standing {
+        Some(v) if *v == want => check(
             true,
-            name,
-            format!(
-                "{} on referendum {} matches vote.json",
-                got.describe(),
-                expected.referendum
-            ),
+            "vote on chain",
+            format!("{real} votes {} on referendum {referendum}", v.describe()),
         ),
-        Ok(got) => check(
+        Some(v) => check(
             false,
-            name,
+            "vote on chain",
             format!(
-                "the chain has {}, vote.json asks for {}",
-                got.describe(),
+                "{real} votes {} on referendum {referendum}; the manifest decides {}",
+                v.describe(),
                 want.describe()
             ),
         ),
-        Err(e) => check(false, name, e),
+        None => check(
+            false,
+            "vote on chain",
+            format!("{real} has no vote on referendum {referendum}"),
+        ),
+    };
+    let remark_check = match &search.found {
+        Some((block, hash)) => check(
+            true,
+            "remark on chain",
+            format!("extrinsic {hash} in block {block} carries {remark:?} with {real}'s vote"),
+        ),
+        None => check(
+            false,
+            "remark on chain",
+            format!(
+                "no successful vote of {real} in blocks {from}..={to} carries {remark:?}{failed}"
+            ),
+        ),
+    };
+    if standing.is_none() && search.found.is_none() {
+        return ChainFindings {
+            checks: Vec::new(),
+            not_voted: vec![vote_check, remark_check],
+        };
+    }
+    let remark_check = match (&search.found, &standing) {
+        // The account voted, but not with this manifest: whatever this run is, the chain does
+        // not back it.
+        (None, Some(_)) => check(
+            false,
+            "remark on chain",
+            format!(
+                "{real} voted on referendum {referendum}, but no successful extrinsic in blocks {from}..={to} carries this manifest's remark {remark:?}{failed}"
+            ),
+        ),
+        _ => remark_check,
+    };
+    ChainFindings {
+        checks: vec![vote_check, remark_check],
+        not_voted: Vec::new(),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
+/// The account's standing vote on `referendum`: on its track while it is ongoing, else on
+/// whichever of the network's tracks holds one. Also the block it was submitted in, if known.
+async fn standing_vote(
+    lookup: &ChainLookup<'_>,
+    referendum: u32,
+) -> Result<(Option<AccountVote>, Option<u64>), String> {
+    let status = lookup
+        .transport
+        .referendum(referendum)
+        .await
+        .map_err(|e| format!("reading referendum {referendum}: {e}"))?;
+    let (tracks, submitted) = match status {
+        ReferendumStatus::Ongoing { track, submitted } => (vec![track], submitted),
+        ReferendumStatus::Closed(_) | ReferendumStatus::Unknown => (lookup.tracks.clone(), None),
+    };
+    for track in tracks {
+        let vote = lookup
+            .transport
+            .current_vote(&lookup.real, track, referendum)
+            .await
+            .map_err(|e| format!("reading VotingFor on track {track}: {e}"))?;
+        if vote.is_some() {
+            return Ok((vote, submitted));
+        }
+    }
+    Ok((None, submitted))
+}
 
-    #[test]
-    fn sidecar_vote_shapes() {
-        let std = json!({"standard": {"vote": "0x81", "balance": "1000"}});
-        assert_eq!(
-            vote_from_sidecar(&std).unwrap(),
-            AccountVote::Standard {
-                aye: true,
-                conviction: 1,
-                balance: 1000
+/// Searches the hint block, then the range from the newest block down, for an extrinsic that
+/// carries `remark` and did what a cybergov vote does.
+async fn search_remark(
+    lookup: &ChainLookup<'_>,
+    remark: &str,
+    submitted: Option<u64>,
+) -> Result<Search, String> {
+    let t = lookup.transport;
+    let (best, _) = t.head(false).await.map_err(|e| e.to_string())?;
+    let to = lookup.to_block.unwrap_or(best).min(best);
+    let from = match lookup.from_block {
+        Some(f) => f,
+        None => {
+            // A submission block above our head is another chain's numbering (Asset Hub's
+            // referenda may count relay-chain blocks): it bounds nothing here.
+            let floor = to.saturating_sub(lookup.max_blocks.saturating_sub(1));
+            submitted.filter(|s| *s <= to).unwrap_or(floor).max(floor)
+        }
+    };
+    let mut search = Search {
+        found: None,
+        failed: Vec::new(),
+        range: (from, to),
+    };
+    // The hint only reorders the search: a block outside the range is not searched.
+    let hint = lookup.hint_block.filter(|h| (from..=to).contains(h));
+    let blocks = hint
+        .into_iter()
+        .chain((from..=to).rev().filter(|n| Some(*n) != hint));
+    for number in blocks {
+        let carrying = t
+            .find_carrying(number, remark.as_bytes())
+            .await
+            .map_err(|e| format!("reading block {number}: {e}"))?;
+        for (hash, included) in carrying {
+            let hash = format!("0x{}", hex::encode(hash.0));
+            match did_vote(&included.events, remark, lookup) {
+                Ok(()) => {
+                    search.found = Some((number, hash));
+                    return Ok(search);
+                }
+                Err(why) => search
+                    .failed
+                    .push(format!("extrinsic {hash} in block {number}: {why}")),
             }
-        );
-        let human =
-            json!({"Standard": {"vote": {"aye": false, "conviction": "Locked3x"}, "balance": 5}});
-        assert_eq!(
-            vote_from_sidecar(&human).unwrap(),
-            AccountVote::Standard {
-                aye: false,
-                conviction: 3,
-                balance: 5
-            }
-        );
-        let abstain = json!({"splitAbstain": {"aye": "0", "nay": "0", "abstain": "7"}});
-        assert_eq!(
-            vote_from_sidecar(&abstain).unwrap(),
-            AccountVote::SplitAbstain {
-                aye: 0,
-                nay: 0,
-                abstain: 7
-            }
-        );
-        let split = json!({"split": {"aye": "1", "nay": "2"}});
-        assert!(
-            vote_from_sidecar(&split)
-                .unwrap_err()
-                .contains("never casts")
-        );
+        }
+    }
+    Ok(search)
+}
+
+/// Whether the events of an extrinsic carrying the remark show a cybergov vote that ran.
+fn did_vote(events: &[EventRecord], remark: &str, lookup: &ChainLookup<'_>) -> Result<(), String> {
+    outcome::check(events, remark).map_err(|e| e.to_string())?;
+    let hex = hex::encode(lookup.real.0);
+    let ss58 = lookup.real.to_ss58(lookup.ss58_prefix);
+    let voted = events
+        .iter()
+        .filter(|e| e.pallet == "ConvictionVoting" && e.variant == "Voted")
+        .any(|e| {
+            let f = e.fields.to_string();
+            f.contains(&hex) || f.contains(&ss58)
+        });
+    if voted {
+        Ok(())
+    } else {
+        Err("no ConvictionVoting.Voted event by the account".into())
     }
 }

@@ -8,7 +8,6 @@ pub mod http_store;
 pub mod metadata;
 pub mod openai_server;
 pub mod pipeline;
-pub mod sidecar_blocks;
 pub mod sidecar_server;
 pub mod subsquare_server;
 pub mod tamper;

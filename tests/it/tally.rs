@@ -118,3 +118,12 @@ fn vote_record_carries_rule_conviction_balance_and_forced_abstain() {
     assert_eq!(r.forced_abstain.as_deref(), Some("only external links"));
     assert_eq!(r.counts.aye, 3, "the jurors' votes stay on the record");
 }
+
+/// No juror decides nothing under every rule: "every juror voted AYE" must not hold vacuously
+/// (a forged run with an empty jury would otherwise tally AYE).
+#[test]
+fn an_empty_jury_decides_abstain_under_every_rule() {
+    for rule in TallyRule::ALL {
+        assert_eq!(decide(rule, &[]), (X, Agreement::None), "{rule:?}");
+    }
+}

@@ -1,15 +1,15 @@
-//! `cybergov verify` against a store served over local HTTP and a Sidecar stand-in: PASS on a
-//! good voted run, FAIL naming the check for each kind of tampering; and `--reexecute` with the
+//! `cybergov verify` against a store served over local HTTP and chopsticks running the devnet:
+//! the shared tamper cases (PASS, NOT VOTED, FAIL naming the check), and `--reexecute` with the
 //! tiny model catching a juror output that the manifest lists but the model did not write.
 
-use crate::common::tamper::{assert_fails_naming, out};
+use crate::common::tamper::{out, verdict};
 
 use crate::common::http_store::spawn_http_store;
-use crate::common::sidecar_blocks::spawn_sidecar_blocks;
 use crate::common::voted_run::{
-    NETWORK, REFERENDUM, VotedRun, infer_run, make_voted_run, tiny_config,
+    NETWORK, REAL, REFERENDUM, VotedRun, infer_run, make_run, make_voted_run, tiny_config,
 };
 use cybergov::magi::juror::JurorRecord;
+use cybergov::manifest::verify::Check;
 use cybergov::store::FsStore;
 use cybergov::store::layout::Artefact;
 use cybergov::verify::http::HttpStore;
@@ -26,65 +26,100 @@ fn cybergov(dir: &std::path::Path) -> tokio::process::Command {
     cmd
 }
 
-/// Serves `run` (with `block` as the chain) and runs `cybergov verify` on it.
-async fn cli_verify(run: &VotedRun, block: serde_json::Value, extra: &[&str]) -> Output {
-    let base = spawn_http_store(&run.root).await;
-    let sidecar = spawn_sidecar_blocks().await;
-    sidecar.insert(block);
-    let id = REFERENDUM.to_string();
-    let mut args = vec![
+/// The arguments that name the run, where its store is served and where its chain is: the
+/// devnet, and Bob as the account whose vote it is.
+fn verify_args(run: &VotedRun, base: &str) -> Vec<String> {
+    [
         "verify",
         "--network",
         NETWORK.as_str(),
         "--id",
-        &id,
+        &REFERENDUM.to_string(),
         "--base-url",
-        &base,
-        "--sidecar",
-        &sidecar.url,
-    ];
-    args.extend_from_slice(extra);
-    let work = tempfile::tempdir().unwrap();
-    cybergov(work.path()).args(&args).output().await.unwrap()
+        base,
+        "--rpc-url",
+        &run.chain().ws_url,
+        "--real",
+        REAL,
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
-/// [`cli_verify`] with no extra arguments: the verifier of the shared tampering cases.
-async fn plain(run: &VotedRun, block: serde_json::Value) -> Output {
-    cli_verify(run, block, &[]).await
+/// Serves `run` and runs `cybergov verify` on it with `extra` arguments.
+async fn plain(run: &VotedRun, extra: &[&str]) -> Output {
+    let base = spawn_http_store(&run.root).await;
+    let work = tempfile::tempdir().unwrap();
+    cybergov(work.path())
+        .args(verify_args(run, &base))
+        .args(extra)
+        .output()
+        .await
+        .unwrap()
 }
 
 crate::tamper_tests!(plain);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_extrinsic_missing_from_its_block_fails_the_extrinsic() {
-    let run = make_voted_run().await;
-    let mut block = run.block.clone();
-    block["extrinsics"][1]["hash"] = serde_json::json!(format!("0x{}", "00".repeat(32)));
-    let o = cli_verify(&run, block, &[]).await;
-    assert_fails_naming(&o, "extrinsic");
+/// The checks that failed, without the chain's (these runs were made without one).
+fn failed_off_chain(checks: &[Check]) -> Vec<&str> {
+    checks
+        .iter()
+        .filter(|c| !c.passed && !c.name.ends_with("on chain"))
+        .map(|c| c.name.as_str())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_not_voted_yet_passes_its_artefacts_and_says_the_chain_was_not_checked() {
-    let run = make_voted_run().await;
-    std::fs::remove_file(run.file(&Artefact::Receipt)).unwrap();
-    let o = cli_verify(&run, run.block.clone(), &[]).await;
-    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
-    assert!(out(&o).contains("NOTE"), "{}", out(&o));
-    assert!(out(&o).contains("not been voted"), "{}", out(&o));
+async fn without_a_chain_the_chain_checks_fail_and_say_why() {
+    let run = make_run().await;
+    let options = VerifyOptions {
+        chain_unavailable: Some("no chain here".into()),
+        ..VerifyOptions::default()
+    };
+    let store = FsStore::new(&run.root).unwrap();
+    let v = verify(&store, NETWORK, REFERENDUM, None, options).await;
+    assert_eq!(v.verdict(), cybergov::verify::Verdict::Fail, "{v}");
+    assert!(
+        v.to_string().contains("FAIL vote on chain: no chain here"),
+        "{v}"
+    );
+    assert!(failed_off_chain(&v.report.checks).is_empty(), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_asks_whose_vote_it_is() {
+    let run = make_run().await;
+    let base = spawn_http_store(&run.root).await;
+    let work = tempfile::tempdir().unwrap();
+    let o = cybergov(work.path())
+        .args([
+            "verify",
+            "--network",
+            "paseo",
+            "--id",
+            "0",
+            "--base-url",
+            &base,
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(out(&o).contains("give --real ADDRESS"), "{}", out(&o));
+    assert!(verdict(&o).is_empty() || !verdict(&o).starts_with("PASS"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reexecution_reproduces_the_jurors_and_catches_a_fabricated_juror_output() {
     // An honest run: re-execution with the tiny model reproduces every file.
-    let run = make_voted_run().await;
+    let run = make_run().await;
     let base = spawn_http_store(&run.root).await;
     let public = HttpStore::new(&base).unwrap();
     let options = VerifyOptions {
-        sidecar_url: None,
         reexecute: Some(run.config.magi.clone()),
+        ..VerifyOptions::default()
     };
-    let v = verify(&public, NETWORK, REFERENDUM, Some(1), &options).await;
+    let v = verify(&public, NETWORK, REFERENDUM, Some(1), options).await;
     for check in [
         "model balthazar",
         "reexecute jurors/balthazar.json",
@@ -107,11 +142,11 @@ async fn reexecution_reproduces_the_jurors_and_catches_a_fabricated_juror_output
     let store = FsStore::new(dir.path()).unwrap();
     infer_run(&store, &tiny_config(1), &[("caspar", &record.to_bytes())]).await;
     let options = VerifyOptions {
-        sidecar_url: None,
         reexecute: Some(tiny_config(1).magi),
+        ..VerifyOptions::default()
     };
-    let v = verify(&store, NETWORK, REFERENDUM, None, &options).await;
-    let failed: Vec<&str> = v.report.failures().map(|c| c.name.as_str()).collect();
+    let v = verify(&store, NETWORK, REFERENDUM, None, options).await;
+    let failed = failed_off_chain(&v.report.checks);
     assert_eq!(failed, ["reexecute jurors/caspar.json"], "{v}");
     assert!(
         v.report
@@ -128,9 +163,9 @@ async fn reexecution_reproduces_the_jurors_and_catches_a_fabricated_juror_output
         NETWORK,
         REFERENDUM,
         None,
-        &VerifyOptions {
-            sidecar_url: None,
+        VerifyOptions {
             reexecute: Some(wrong),
+            ..VerifyOptions::default()
         },
     )
     .await;
@@ -146,7 +181,7 @@ async fn reexecution_reproduces_the_jurors_and_catches_a_fabricated_juror_output
 /// binary computes, but that is not tampering: re-execution names the version to re-run with.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reexecution_names_the_engine_a_record_was_made_with() {
-    let run = make_voted_run().await;
+    let run = make_run().await;
     let honest = std::fs::read(run.file(&Artefact::Juror("melchior".into()))).unwrap();
     let mut record: JurorRecord = serde_json::from_slice(&honest).unwrap();
     let engine = record
@@ -161,10 +196,10 @@ async fn reexecution_names_the_engine_a_record_was_made_with() {
     let store = FsStore::new(dir.path()).unwrap();
     infer_run(&store, &tiny_config(1), &[("melchior", &record.to_bytes())]).await;
     let options = VerifyOptions {
-        sidecar_url: None,
         reexecute: Some(tiny_config(1).magi),
+        ..VerifyOptions::default()
     };
-    let v = verify(&store, NETWORK, REFERENDUM, None, &options).await;
+    let v = verify(&store, NETWORK, REFERENDUM, None, options).await;
     let check = v
         .report
         .checks
@@ -185,22 +220,9 @@ async fn the_cli_reexecutes_with_the_configured_models() {
     let run = make_voted_run().await;
     let model = crate::common::tiny_model_path(1);
     let base = spawn_http_store(&run.root).await;
-    let sidecar = spawn_sidecar_blocks().await;
-    sidecar.insert(run.block.clone());
     let work = tempfile::tempdir().unwrap();
     let mut cmd = cybergov(work.path());
-    cmd.args([
-        "verify",
-        "--network",
-        "polkadot",
-        "--id",
-        "4242",
-        "--reexecute",
-        "--base-url",
-        &base,
-        "--sidecar",
-        &sidecar.url,
-    ]);
+    cmd.args(verify_args(&run, &base)).arg("--reexecute");
     for juror in ["BALTHAZAR", "MELCHIOR", "CASPAR"] {
         cmd.env(
             format!("CYBERGOV_MAGI__JURORS__{juror}__MODEL"),
@@ -216,6 +238,7 @@ async fn the_cli_reexecutes_with_the_configured_models() {
     );
     assert!(text.contains("PASS reexecute vote.json"), "{text}");
     assert!(text.contains("PASS vote on chain"), "{text}");
+    assert_eq!(verdict(&o), "PASS", "{text}");
 }
 
 /// A crash between the manifest and `latest.json` leaves the pointer behind; the infer stage's

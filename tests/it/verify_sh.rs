@@ -1,16 +1,15 @@
-//! `scripts/verify.sh` — POSIX sh, curl, jq and sha256sum only — run as a child process with
-//! `dash` against a store served over local HTTP and a Sidecar stand-in: PASS on a good voted
-//! run, FAIL naming the check for each kind of tampering. The same cases as `cybergov verify`
-//! (tests/verify.rs), with the same check names.
+//! `scripts/verify.sh` — POSIX sh, curl, jq, sha256sum and b2sum only — run as a child process
+//! with `dash` against a store served over local HTTP and chopsticks running the devnet, reached
+//! over plain JSON-RPC: the same tamper cases as `cybergov verify` (tests/it/verify.rs), with
+//! the same check names and verdicts.
 //!
-//! Needs `dash`, `curl`, `jq` and `sha256sum` on PATH (scripts/test.sh installs them); fails
-//! loudly when one is missing.
+//! Needs `dash`, `curl`, `jq`, `sha256sum`, `b2sum` and `od` on PATH (scripts/test.sh installs
+//! them); fails loudly when one is missing.
 
-use crate::common::tamper::out;
+use crate::common::tamper::{GOOD_RUN_CHECKS, out, verdict};
 
 use crate::common::http_store::spawn_http_store;
-use crate::common::sidecar_blocks::spawn_sidecar_blocks;
-use crate::common::voted_run::{NETWORK, REFERENDUM, VotedRun, make_voted_run};
+use crate::common::voted_run::{NETWORK, REAL, REAL_HEX, REFERENDUM, VotedRun, make_voted_run};
 use std::path::Path;
 use std::process::Output;
 
@@ -24,15 +23,18 @@ fn require(tool: &str) {
     );
 }
 
-async fn verify_sh(run: &VotedRun, block: serde_json::Value, extra: &[&str]) -> Output {
-    for tool in ["dash", "curl", "jq", "sha256sum"] {
+fn script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/verify.sh")
+}
+
+/// Serves `run` and runs verify.sh on it, with the devnet as the chain and `extra` arguments.
+async fn plain(run: &VotedRun, extra: &[&str]) -> Output {
+    for tool in ["dash", "curl", "jq", "sha256sum", "b2sum", "od"] {
         require(tool);
     }
     let base = spawn_http_store(&run.root).await;
-    let sidecar = spawn_sidecar_blocks().await;
-    sidecar.insert(block);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/verify.sh");
     let id = REFERENDUM.to_string();
+    let script = script();
     let mut args = vec![
         script.to_str().unwrap(),
         "--network",
@@ -41,8 +43,10 @@ async fn verify_sh(run: &VotedRun, block: serde_json::Value, extra: &[&str]) -> 
         &id,
         "--base-url",
         &base,
-        "--sidecar",
-        &sidecar.url,
+        "--rpc-url",
+        &run.chain().http_url,
+        "--real",
+        REAL_HEX,
     ];
     args.extend_from_slice(extra);
     tokio::process::Command::new("dash")
@@ -53,50 +57,61 @@ async fn verify_sh(run: &VotedRun, block: serde_json::Value, extra: &[&str]) -> 
         .unwrap()
 }
 
-/// [`verify_sh`] with no extra arguments: the verifier of the shared tampering cases.
-async fn plain(run: &VotedRun, block: serde_json::Value) -> Output {
-    verify_sh(run, block, &[]).await
-}
-
 crate::tamper_tests!(plain);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn giving_the_run_verifies_that_run() {
-    let run = make_voted_run().await;
-    let o = verify_sh(&run, run.block.clone(), &["--run", "1"]).await;
-    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
-    assert!(out(&o).contains("PASS vote on chain"), "{}", out(&o));
-}
-
+/// Both verifiers, run on the same good voted run, name the same checks in the same order,
+/// and those are every check the tamper cases expect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shell_and_the_rust_verifier_name_the_same_checks() {
     let run = make_voted_run().await;
-    let sh = verify_sh(&run, run.block.clone(), &[]).await;
+    let sh = plain(&run, &[]).await;
     let base = spawn_http_store(&run.root).await;
-    let sidecar = spawn_sidecar_blocks().await;
-    sidecar.insert(run.block.clone());
-    let public = cybergov::verify::http::HttpStore::new(&base).unwrap();
-    let options = cybergov::verify::VerifyOptions {
-        sidecar_url: Some(sidecar.url.clone()),
-        reexecute: None,
-    };
-    let v = cybergov::verify::verify(&public, NETWORK, REFERENDUM, None, &options).await;
-    let names = |text: &str| -> Vec<String> {
-        text.lines()
-            .filter_map(|l| l.strip_prefix("PASS "))
+    let work = tempfile::tempdir().unwrap();
+    let rust = tokio::process::Command::new(env!("CARGO_BIN_EXE_cybergov"))
+        .current_dir(work.path())
+        .args([
+            "verify",
+            "--network",
+            NETWORK.as_str(),
+            "--id",
+            &REFERENDUM.to_string(),
+        ])
+        .args([
+            "--base-url",
+            &base,
+            "--rpc-url",
+            &run.chain().ws_url,
+            "--real",
+            REAL,
+        ])
+        .output()
+        .await
+        .unwrap();
+    let names = |o: &Output| -> Vec<String> {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("PASS ")
+                    .or_else(|| l.strip_prefix("FAIL "))
+                    .or_else(|| l.strip_prefix("NOT VOTED "))
+            })
             .filter_map(|l| l.split_once(": ").map(|(n, _)| n.to_owned()))
             .collect()
     };
-    assert_eq!(
-        names(&String::from_utf8_lossy(&sh.stdout)),
-        names(&v.to_string())
+    assert_eq!(verdict(&sh), "PASS", "{}", out(&sh));
+    assert_eq!(verdict(&rust), "PASS", "{}", out(&rust));
+    assert_eq!(names(&sh), names(&rust));
+    assert_eq!(names(&rust), GOOD_RUN_CHECKS, "{}", out(&rust));
+    assert!(
+        names(&rust).len() >= 8 + 5,
+        "at least eight checks beyond the artefacts"
     );
 }
 
 #[tokio::test]
 async fn bad_usage_exits_2_with_a_clear_message() {
     require("dash");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/verify.sh");
+    let script = script();
     for (args, want) in [
         (
             vec!["--id", "1", "--base-url", "http://x"],

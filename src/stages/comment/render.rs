@@ -9,8 +9,8 @@
 
 use crate::hash::Sha256Hash;
 use crate::magi::juror::JurorRecord;
-use crate::magi::tally::VoteRecord;
 use crate::network::Network;
+use crate::records::vote::VoteRecord;
 use std::fmt::Write as _;
 
 /// Where the evidence lives.
@@ -88,8 +88,8 @@ pub fn render_comment(ctx: &CommentContext) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<h3>cybergov votes {} on {} referendum #{}</h3>",
-        decision, ctx.network, ctx.referendum
+        "<h3>{}</h3>",
+        crate::records::comment::headline(ctx.network, ctx.referendum, ctx.vote.decision)
     );
     // ABSTAIN carries no conviction (vote.json records 0 for it), so none is shown.
     let conviction = match ctx.vote.decision {

@@ -1,41 +1,39 @@
-//! A complete voted run for the verifiers: three tiny-model jurors through the real infer
-//! stage, a receipt.json as the vote stage writes it, and the Sidecar block that holds the
-//! vote extrinsic.
+//! A complete run for the verifiers: three tiny-model jurors through the real infer stage,
+//! then, for a voted run, the real vote stage casting it on chopsticks running the governance
+//! devnet (Alice as Governance proxy for Bob) and a signed comment.json. No chain answer is
+//! mocked: the verifiers read the devnet themselves.
 
-use super::sidecar_blocks::{block_with, split_abstain_vote, standard_vote, vote_extrinsic};
+use super::chopsticks::Chopsticks;
+use cybergov::chain::call::{AccountVote, VoteCall};
 use cybergov::config::Config;
 use cybergov::hash::Sha256Hash;
 use cybergov::magi::jury::Jury;
 use cybergov::magi::tally::VoteRecord;
 use cybergov::manifest::VoteKind;
 use cybergov::network::Network;
-use cybergov::secret::Secrets;
+use cybergov::records::comment::{CommentRecord, headline};
+use cybergov::secret::{Secret, Secrets};
 use cybergov::stages::infer::infer;
+use cybergov::stages::vote::{StageHooks, VoteJob, VoteMode, vote_stage};
 use cybergov::store::layout::{Artefact, ReferendumLayout, RunLayout};
 use cybergov::store::{FsStore, ObjectStore};
-use serde_json::{Value, json};
+use cybergov::subsquare::sima::{self, CommentEntity};
 use std::path::PathBuf;
 
-/// The referendum of the voted run.
-pub const NETWORK: Network = Network::Polkadot;
-/// Its index.
-pub const REFERENDUM: u32 = 4242;
-/// The block the vote is in.
-pub const BLOCK: u64 = 1_234_567;
-/// That block's hash.
-pub const BLOCK_HASH: &str = "0x5e1f0c8a6b2d4e7f90a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7f8";
-/// The vote extrinsic's hash.
-pub const XT_HASH: &str = "0x9a8b7c6d5e4f30211203f4e5d6c7b8a99a8b7c6d5e4f30211203f4e5d6c7b8a9";
-/// The proxy that signs (Alice on Polkadot).
-pub const PROXY: &str = "15oF4uVJwmo4TdGW7VfQxNLavjCXviqxT9S1MgbjMNHr6Sp5";
-/// The account voted for (Bob on Polkadot).
+/// The network of the run: the devnet stands in for it.
+pub const NETWORK: Network = Network::Paseo;
+/// The referendum: the devnet's #0, ongoing on track 33.
+pub const REFERENDUM: u32 = 0;
+/// The account voted for (Bob), with the network's prefix.
 pub const REAL: &str = "14E5nqKAp3oAJcmzgZhUD2RcptBeUBScxKHgJKU4HPNcKVf3";
+/// Bob's public key, as `scripts/verify.sh` takes it.
+pub const REAL_HEX: &str = "0x8eaf04151687736326c9fea17e25fc5287613693c912909cb226aa4794f26a48";
 
 /// Content the jurors read.
 pub const CONTENT: &str =
     "# Light-client toolkit\n\nWe request 48,000 USDC for six months of maintenance.\n";
 
-/// A voted run on disk.
+/// A run on disk, and the devnet it was (or was not) voted on.
 pub struct VotedRun {
     /// Keeps the folder alive.
     pub dir: tempfile::TempDir,
@@ -45,10 +43,10 @@ pub struct VotedRun {
     pub manifest_sha256: Sha256Hash,
     /// vote.json.
     pub vote: VoteRecord,
-    /// The Sidecar block with the vote extrinsic (insert it into a stand-in).
-    pub block: Value,
-    /// The configuration the run was made with (tiny model jurors).
+    /// The configuration the run was made with (tiny model jurors, the devnet as the chain).
     pub config: Config,
+    /// The devnet (none for a run made without a chain).
+    pub chain: Option<Chopsticks>,
 }
 
 impl VotedRun {
@@ -61,6 +59,45 @@ impl VotedRun {
     pub fn file(&self, artefact: &Artefact) -> PathBuf {
         self.root.join(self.run_layout().key(artefact).as_str())
     }
+
+    /// The devnet.
+    pub fn chain(&self) -> &Chopsticks {
+        self.chain.as_ref().expect("a run made on the devnet")
+    }
+
+    /// Casts `vote` for run 1 through the vote stage, with `inner` proxied in place of the
+    /// vote.json's vote when given.
+    pub async fn cast(&self, inner: Option<AccountVote>) {
+        let store = FsStore::new(&self.root).unwrap();
+        let secrets = Secrets {
+            proxy_seed: Some(Secret::new("//Alice")),
+            ..Secrets::default()
+        };
+        let inner_call = inner.map(|vote| {
+            // Only the inner vote call is taken from it; the stage builds the rest.
+            VoteCall {
+                real: cybergov::account::AccountId([0; 32]),
+                proxy_type: None,
+                referendum: REFERENDUM,
+                vote,
+                remark: String::new(),
+            }
+            .vote_call()
+        });
+        let job = VoteJob {
+            spec: self.config.network(NETWORK),
+            proxy_seed: secrets.proxy_seed.as_ref(),
+            network: NETWORK,
+            referendum: REFERENDUM,
+            run: 1,
+            mode: VoteMode::Submit,
+            hooks: StageHooks {
+                inner_call,
+                stop_after_submit: false,
+            },
+        };
+        vote_stage(&store, &job).await.expect("the devnet vote");
+    }
 }
 
 /// Configuration whose three jurors use the tiny model of `seed`, with short rationales.
@@ -72,25 +109,6 @@ pub fn tiny_config(seed: u64) -> Config {
     }
     c.magi.max_new_tokens = 8;
     c
-}
-
-/// The on-chain rendering of `vote` (what the vote stage casts for it).
-pub fn account_vote(vote: &VoteRecord) -> Value {
-    match vote.decision {
-        VoteKind::Abstain => split_abstain_vote(&vote.balance),
-        d => standard_vote(d == VoteKind::Aye, vote.conviction, &vote.balance),
-    }
-}
-
-/// Replaces the remark bytes in a block made by [`make_voted_run`].
-pub fn set_remark(block: &mut Value, remark: &str) {
-    block["extrinsics"][1]["args"]["calls"][1]["args"]["remark"] =
-        json!(format!("0x{}", hex::encode(remark.as_bytes())));
-}
-
-/// Replaces the vote in a block made by [`make_voted_run`].
-pub fn set_vote(block: &mut Value, vote: Value) {
-    block["extrinsics"][1]["args"]["calls"][0]["args"]["call"]["args"]["vote"] = vote;
 }
 
 /// Writes content.md, plus any `preset` juror files (reused by the stage instead of running
@@ -129,8 +147,8 @@ pub async fn infer_run(
     .unwrap()
 }
 
-/// A voted run: infer with the tiny model, a receipt, and the block that carries the vote.
-pub async fn make_voted_run() -> VotedRun {
+/// A run made by the infer stage, without a chain.
+pub async fn make_run() -> VotedRun {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     let store = FsStore::new(&root).unwrap();
@@ -139,49 +157,77 @@ pub async fn make_voted_run() -> VotedRun {
     let rl = ReferendumLayout::new(NETWORK, REFERENDUM).run(1);
     let vote: VoteRecord =
         serde_json::from_slice(&store.get(&rl.key(&Artefact::Vote)).await.unwrap()).unwrap();
-    let remark = cybergov::chain::remark_text(NETWORK, REFERENDUM, 1, &outcome.manifest_sha256);
-    let av = account_vote(&vote);
-    // receipt.json as the vote stage writes it.
-    let receipt = json!({
-        "schema": "cybergov.receipt/v1", "network": NETWORK, "referendum": REFERENDUM, "run": 1,
-        "manifest_sha256": outcome.manifest_sha256, "remark": remark,
-        "signer": PROXY, "real": REAL, "proxy_type": "Governance",
-        "account_vote": match vote.decision {
-            VoteKind::Abstain => json!({"SplitAbstain": {"aye": "0", "nay": "0", "abstain": vote.balance}}),
-            d => json!({"Standard": {"aye": d == VoteKind::Aye, "conviction": vote.conviction, "balance": vote.balance}}),
-        },
-        "transport": "sidecar", "extrinsic_hash": XT_HASH, "block_number": BLOCK,
-        "block_hash": BLOCK_HASH, "extrinsic_index": 1, "finalized": true,
-        "events": [{"pallet": "Proxy", "variant": "ProxyExecuted", "fields": {}}],
-    });
-    store
-        .put(
-            &rl.key(&Artefact::Receipt),
-            &serde_json::to_vec_pretty(&receipt).unwrap(),
-        )
-        .await
-        .unwrap();
-    let block = block_with(
-        BLOCK,
-        BLOCK_HASH,
-        vec![vote_extrinsic(
-            XT_HASH, PROXY, REAL, REFERENDUM, av, &remark,
-        )],
-    );
     VotedRun {
         dir,
         root,
         manifest_sha256: outcome.manifest_sha256,
         vote,
-        block,
         config,
+        chain: None,
     }
 }
 
-/// The opposite vote of `vote` as the chain would show it (to fake a chain that disagrees).
-pub fn other_vote(vote: &VoteRecord) -> Value {
+/// A run made on a fresh devnet and not voted.
+pub async fn make_unvoted_run() -> VotedRun {
+    let chain = Chopsticks::start().await;
+    let mut run = make_run().await;
+    let spec = run.config.networks.get_mut(&NETWORK).unwrap();
+    spec.rpc_url = chain.ws_url.clone();
+    spec.enabled = true;
+    spec.allowed_tracks = vec![33, 11, 2, 0];
+    spec.real_account = Some(REAL.into());
+    spec.vote.legacy_backend = true;
+    spec.vote.proxy_type = Some("Governance".into());
+    spec.vote.inclusion_timeout_s = 60;
+    run.chain = Some(chain);
+    run
+}
+
+/// A voted run: made, cast on the devnet by the vote stage (receipt.json and all), and
+/// commented (comment.json with a signed entity stating the decision and the manifest hash).
+pub async fn make_voted_run() -> VotedRun {
+    let run = make_unvoted_run().await;
+    run.cast(None).await;
+    write_comment(&run, run.vote.decision);
+    run
+}
+
+/// Writes comment.json as the comment stage records a posted comment, stating `decision`.
+pub fn write_comment(run: &VotedRun, decision: VoteKind) {
+    let hash = run.manifest_sha256.to_hex();
+    let html = format!(
+        "<h3>{}</h3><p>Manifest sha256 {hash}</p>",
+        headline(NETWORK, REFERENDUM, decision)
+    );
+    let entity =
+        CommentEntity::referendum_html(REFERENDUM, 0, html, 1_700_000_000_000, Some(REAL.into()));
+    let keypair = subxt_signer::sr25519::dev::alice();
+    let signed = sima::sign(&entity, &keypair, 0);
+    let record = CommentRecord {
+        posted: true,
+        skipped_reason: None,
+        comment_id: Some("c-1".into()),
+        manifest_sha256: run.manifest_sha256,
+        entity: Some(signed.entity),
+        address: Some(signed.address),
+        signature: Some(signed.signature),
+    };
+    std::fs::write(run.file(&Artefact::Comment), record.to_bytes()).unwrap();
+}
+
+/// The opposite vote of `vote`, cast to make the chain disagree with vote.json.
+pub fn other_vote(vote: &VoteRecord) -> AccountVote {
+    let balance: u128 = vote.balance.parse().unwrap();
     match vote.decision {
-        VoteKind::Aye => standard_vote(false, vote.conviction, &vote.balance),
-        _ => standard_vote(true, 1, &vote.balance),
+        VoteKind::Aye => AccountVote::Standard {
+            aye: false,
+            conviction: vote.conviction,
+            balance,
+        },
+        _ => AccountVote::Standard {
+            aye: true,
+            conviction: 1,
+            balance,
+        },
     }
 }
