@@ -13,14 +13,18 @@ use cybergov::chain::sidecar::SidecarTransport;
 use cybergov::chain::transport::{ReferendumStatus, Transport, TransportError};
 use cybergov::chain::tx;
 use cybergov::config::Config;
+use cybergov::hash::Sha256Hash;
+use cybergov::manifest::Manifest;
 use cybergov::manifest::VoteKind;
 use cybergov::network::Network;
 use cybergov::network::TransportKind;
 use cybergov::secret::Secret;
 use cybergov::secret::Secrets;
 use cybergov::stages::vote::{StageHooks, VoteError, VoteJob, VoteMode, VoteOutcome, vote_stage};
-use cybergov::store::FsStore;
+use cybergov::store::layout::Artefact;
 use cybergov::store::layout::ReferendumLayout;
+use cybergov::store::{FsStore, ObjectStore};
+use cybergov::verify::chain::{ChainLookup, check_chain};
 use serde_json::json;
 use subxt_signer::sr25519::dev;
 
@@ -212,6 +216,24 @@ async fn votes_over_sidecar_and_reads_them_back() {
             Receipt::read(&env.store, &rl).await.unwrap(),
             Some(receipt.clone())
         );
+
+        // The verifier finds the vote and the remark through Sidecar, without the receipt.
+        let bytes = env.store.get(&rl.key(&Artefact::Manifest)).await.unwrap();
+        let manifest = Manifest::from_canonical_bytes(&bytes).unwrap();
+        let lookup = ChainLookup {
+            transport: &transport,
+            real: bob(),
+            ss58_prefix: 0,
+            tracks: vec![track],
+            from_block: None,
+            to_block: None,
+            max_blocks: 1_000,
+            hint_block: None,
+        };
+        let found = check_chain(&lookup, &manifest, Sha256Hash::of(&bytes)).await;
+        assert!(found.not_voted.is_empty(), "{found:?}");
+        assert_eq!(found.checks.len(), 2, "{found:?}");
+        assert!(found.checks.iter().all(|c| c.passed), "{found:?}");
 
         let VoteOutcome::AlreadyDone(again) =
             env.vote(referendum, 1, VoteMode::Submit).await.unwrap()

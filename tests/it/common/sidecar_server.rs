@@ -327,7 +327,11 @@ async fn submit(State(s): State<Arc<SidecarState>>, Json(body): Json<Value>) -> 
     let mut b = header(n);
     b["extrinsics"] = json!([
         {"method": {"pallet": "timestamp", "method": "set"}, "hash": format!("0x{}", "00".repeat(32)), "events": [], "success": true},
-        {"method": {"pallet": "utility", "method": "batchAll"}, "hash": hash, "events": events, "success": true, "paysFee": true},
+        {"method": {"pallet": "utility", "method": "batchAll"}, "hash": hash, "events": events, "success": true, "paysFee": true,
+         "args": {"calls": [
+             {"method": {"pallet": "proxy", "method": "proxy"}, "args": {"real": {"id": call.real.to_ss58(s.ss58_prefix)}, "forceProxyType": null, "call": {"method": {"pallet": "convictionVoting", "method": "vote"}, "args": {"pollIndex": call.referendum.to_string()}}}},
+             {"method": {"pallet": "system", "method": "remarkWithEvent"}, "args": {"remark": format!("0x{}", hex::encode(call.remark.as_bytes()))}},
+         ]}},
     ]);
     c.blocks.insert(n, b);
     Ok(Json(json!({"hash": hash})).into_response())
