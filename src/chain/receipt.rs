@@ -161,3 +161,47 @@ impl Submission {
         Ok(out)
     }
 }
+
+/// `schema` of vote.dry-run.json.
+pub const DRY_RUN_SCHEMA: &str = "cybergov.dry-run/v1";
+
+/// `vote.dry-run.json`: this run's vote stage ran as a dry run and sent nothing. It makes the
+/// mode a run ran in part of the run, so that a dry run is never mistaken for a vote (the
+/// comment stage posts nothing without a receipt) and is voted for real once the mode is
+/// `submit` (dispatch starts a new run). Only what is the same on every dry run of the run:
+/// no nonce, era or signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunRecord {
+    /// [`DRY_RUN_SCHEMA`].
+    pub schema: String,
+    /// The network.
+    pub network: Network,
+    /// The referendum.
+    pub referendum: u32,
+    /// The run.
+    pub run: u32,
+    /// SHA-256 of the run's manifest.json.
+    pub manifest_sha256: Sha256Hash,
+    /// The remark a vote would carry.
+    pub remark: String,
+    /// SS58 address of the account that would be voted for.
+    pub real: String,
+    /// The vote that would be cast.
+    pub account_vote: AccountVote,
+}
+
+impl DryRunRecord {
+    /// The stored bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        pretty(self)
+    }
+
+    /// The run's dry-run record, if its vote stage ran as a dry run.
+    pub async fn read(
+        store: &dyn ObjectStore,
+        run: &RunLayout,
+    ) -> Result<Option<Self>, ReceiptError> {
+        read_json(store, run, &Artefact::DryRun).await
+    }
+}

@@ -56,12 +56,19 @@ pub async fn run(
             "found our comment on Subsquare; recorded, nothing sent"
         }
         CommentOutcome::Posted(_) => "posted",
+        CommentOutcome::Previewed(key) => {
+            println!(
+                "not voted (no receipt.json): nothing posted; the comment it would post is in {key}"
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
     };
-    let r = outcome.record();
-    println!(
-        "{what}: manifest {} comment {}",
-        r.manifest_sha256.to_hex(),
-        r.comment_id.as_deref().unwrap_or("(no id)")
-    );
+    if let Some(r) = outcome.record() {
+        println!(
+            "{what}: manifest {} comment {}",
+            r.manifest_sha256.to_hex(),
+            r.comment_id.as_deref().unwrap_or("(no id)")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

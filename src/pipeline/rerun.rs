@@ -97,6 +97,8 @@ pub async fn start_rerun(
         Artefact::Vote,
         Artefact::Receipt,
         Artefact::Comment,
+        Artefact::DryRun,
+        Artefact::CommentPreview,
     ]
     .map(|a| a.file_name());
     let mut reused = Vec::new();

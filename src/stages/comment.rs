@@ -38,13 +38,20 @@ pub enum CommentOutcome {
     FoundExisting(CommentRecord),
     /// Posted and recorded.
     Posted(CommentRecord),
+    /// The run has no receipt (a dry run, or not voted): the comment was rendered and kept as
+    /// `comment.preview.md` under this key, and nothing was posted. A public comment saying
+    /// "cybergov votes AYE" without a vote behind it would be a false claim.
+    Previewed(String),
 }
 
 impl CommentOutcome {
-    /// The record, whatever happened.
-    pub fn record(&self) -> &CommentRecord {
+    /// The record, unless nothing was posted or found (a preview).
+    pub fn record(&self) -> Option<&CommentRecord> {
         match self {
-            Self::AlreadyRecorded(r) | Self::FoundExisting(r) | Self::Posted(r) => r,
+            CommentOutcome::AlreadyRecorded(r)
+            | CommentOutcome::FoundExisting(r)
+            | CommentOutcome::Posted(r) => Some(r),
+            CommentOutcome::Previewed(_) => None,
         }
     }
 }
@@ -162,10 +169,7 @@ pub async fn prepare(
             .map(|b| format!("{}/{}", b.trim_end_matches('/'), key))
     };
     let receipt_key = run.key(&Artefact::Receipt);
-    let receipt = Receipt::read(store, run).await.map_err(|e| match e {
-        ReceiptError::Store(e) => CommentError::Store(e),
-        ReceiptError::Malformed { key, message } => CommentError::BadInput { key, message },
-    })?;
+    let receipt = Receipt::read(store, run).await.map_err(receipt_error)?;
     let extrinsic_hash = receipt.as_ref().map(|r| r.extrinsic_hash.clone());
     let p = &manifest.provenance;
     let inference = match (&p.runner_run_id, p.runner.as_str()) {
@@ -206,6 +210,20 @@ pub async fn comment_run(
     let record_key = job.run.key(&Artefact::Comment);
     if let Some(bytes) = store.get_optional(&record_key).await? {
         return Ok(CommentOutcome::AlreadyRecorded(parse(&record_key, &bytes)?));
+    }
+    let receipt = Receipt::read(store, &job.run)
+        .await
+        .map_err(receipt_error)?;
+    if receipt.is_none() {
+        let (html, _, _) = prepare(store, job).await?;
+        let key = job.run.key(&Artefact::CommentPreview);
+        match store.put(&key, html.as_bytes()).await {
+            // A preview rendered again with other settings (a public base URL) is no claim
+            // either: the first one stays.
+            Ok(_) | Err(StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        return Ok(CommentOutcome::Previewed(key.to_string()));
     }
     let (html, manifest_sha256, proposed_height) = prepare(store, job).await?;
     let index = job.run.referendum.referendum;
@@ -252,6 +270,13 @@ pub async fn comment_run(
     };
     write_record(store, &record_key, &record).await?;
     Ok(CommentOutcome::Posted(record))
+}
+
+fn receipt_error(e: ReceiptError) -> CommentError {
+    match e {
+        ReceiptError::Store(e) => CommentError::Store(e),
+        ReceiptError::Malformed { key, message } => CommentError::BadInput { key, message },
+    }
 }
 
 async fn write_record(

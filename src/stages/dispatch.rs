@@ -5,11 +5,16 @@
 //! has no completed or active run of. Because it looks at every listed referendum rather than at
 //! ids above a cursor, an older referendum that is still ongoing, or one skipped by an earlier
 //! failure, is picked up too. A referendum whose only runs failed is left to an operator
-//! (`cybergov rerun`): retrying a permanent failure every hour would change nothing.
+//! (`cybergov rerun`): retrying a permanent failure every hour would change nothing. A
+//! referendum whose last run completed as a dry run is dispatched again once votes are
+//! submitted (`pipeline.vote_mode = "submit"`): that run was never voted.
 
 use crate::network::{Network, NetworkSpec};
 use crate::pipeline::engine::{Engine, EngineError};
-use crate::pipeline::ledger::StageKey;
+use crate::pipeline::ledger::{LedgerError, RunState, StageKey};
+use crate::pipeline::settings::VoteMode;
+use crate::store::StoreError;
+use crate::store::layout::{Artefact, ReferendumLayout};
 use crate::subsquare::{ReferendumSummary, SubsquareClient, SubsquareConfig, SubsquareError};
 use std::collections::BTreeMap;
 
@@ -114,7 +119,14 @@ pub async fn dispatch(
         wanted.sort_unstable();
         wanted.dedup();
         for index in wanted {
-            match engine.start_run(network, index, true).await? {
+            let started = match engine.start_run(network, index, true).await? {
+                Some(key) => Some(key),
+                None if was_dry_run(engine, network, index).await? => {
+                    engine.start_run(network, index, false).await?
+                }
+                None => None,
+            };
+            match started {
                 Some(key) => {
                     tracing::info!(%network, referendum = index, run = key.run, "dispatched");
                     report.started.push(key);
@@ -124,4 +136,39 @@ pub async fn dispatch(
         }
     }
     Ok(report)
+}
+
+/// Whether the referendum's last run completed as a dry run (it recorded `vote.dry-run.json`
+/// and has no receipt) while votes are now submitted: then it has not been voted, and a new run
+/// votes it. Never while a run is active, and never for a run that failed (an operator's).
+async fn was_dry_run(
+    engine: &Engine,
+    network: Network,
+    referendum: u32,
+) -> Result<bool, EngineError> {
+    if engine.settings.vote_mode != VoteMode::Submit {
+        return Ok(false);
+    }
+    let runs = engine.ledger.runs(Some(network), Some(referendum)).await?;
+    let Some(last) = runs.last() else {
+        return Ok(false);
+    };
+    if last.state != RunState::Completed.as_str() {
+        return Ok(false);
+    }
+    let Ok(run) = u32::try_from(last.run) else {
+        return Ok(false);
+    };
+    let layout = ReferendumLayout::new(network, referendum).run(run);
+    let store = engine.store.as_ref();
+    let unreadable = |e: StoreError| EngineError::from(LedgerError::Invalid(e.to_string()));
+    let dry = store
+        .exists(&layout.key(&Artefact::DryRun))
+        .await
+        .map_err(unreadable)?;
+    let voted = store
+        .exists(&layout.key(&Artefact::Receipt))
+        .await
+        .map_err(unreadable)?;
+    Ok(dry && !voted)
 }

@@ -21,7 +21,10 @@ mod recover;
 use crate::account::AccountId;
 use crate::chain::call::{AccountVote, VoteCall, VoteInputError};
 use crate::chain::outcome::{self, Failure};
-use crate::chain::receipt::{RECEIPT_SCHEMA, Receipt, ReceiptError, SUBMISSION_SCHEMA, Submission};
+use crate::chain::receipt::{
+    DRY_RUN_SCHEMA, DryRunRecord, RECEIPT_SCHEMA, Receipt, ReceiptError, SUBMISSION_SCHEMA,
+    Submission,
+};
 use crate::chain::transport::{Included, ReferendumStatus, TransportError};
 use crate::chain::tx::{self, DecodedTx, TxError};
 use crate::chain::value::Value;
@@ -386,6 +389,20 @@ pub async fn vote_stage(
 
     if mode == VoteMode::DryRun {
         let decoded = tx::decode(&material, &signed.bytes).await?;
+        // The run records that it was not voted, so that nothing downstream claims it was.
+        let record = DryRunRecord {
+            schema: DRY_RUN_SCHEMA.into(),
+            network,
+            referendum,
+            run,
+            manifest_sha256: p.manifest_sha256,
+            remark: p.call.remark.clone(),
+            real: spec.address(&p.call.real),
+            account_vote: p.call.vote,
+        };
+        store
+            .put(&p.run_layout.key(&Artefact::DryRun), &record.to_bytes())
+            .await?;
         return Ok(VoteOutcome::DryRun(VotePlan {
             network,
             referendum,

@@ -5,7 +5,7 @@
 //!   runs/{run}/raw_subsquare.json   runs/{run}/content.md   runs/{run}/augment.json
 //!   runs/{run}/jurors/{name}.json   runs/{run}/vote.json    runs/{run}/manifest.json
 //!   runs/{run}/receipt.json         runs/{run}/comment.json runs/{run}/inference.log
-//!   runs/{run}/submission-{n}.json
+//!   runs/{run}/submission-{n}.json vote.dry-run.json     comment.preview.md
 //!   latest.json
 //! ```
 //!
@@ -40,6 +40,10 @@ pub enum Artefact {
     /// Attempt `n` (from 1) of the signed vote extrinsic, recorded before it is sent, so that a
     /// crashed vote stage finds it on chain instead of voting twice.
     Submission(u32),
+    /// The record that this run's vote stage ran as a dry run: nothing was sent.
+    DryRun,
+    /// The comment a dry run would have posted, rendered and kept, never posted.
+    CommentPreview,
 }
 
 impl Artefact {
@@ -56,6 +60,8 @@ impl Artefact {
             Artefact::Comment => "comment.json".into(),
             Artefact::InferenceLog => "inference.log".into(),
             Artefact::Submission(n) => format!("submission-{n}.json"),
+            Artefact::DryRun => "vote.dry-run.json".into(),
+            Artefact::CommentPreview => "comment.preview.md".into(),
         }
     }
 }

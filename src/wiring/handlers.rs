@@ -249,13 +249,20 @@ impl StageHandler for Comment {
         let outcome = comment_run(s.store.as_ref(), &client, &job)
             .await
             .map_err(StageError::from_error)?;
-        let note = match outcome {
-            CommentOutcome::AlreadyRecorded(_) => "already recorded",
-            CommentOutcome::FoundExisting(_) => "found our comment on Subsquare; not posted again",
-            CommentOutcome::Posted(_) => "posted",
+        let (note, output) = match &outcome {
+            CommentOutcome::AlreadyRecorded(_) => ("already recorded", comment_key),
+            CommentOutcome::FoundExisting(_) => (
+                "found our comment on Subsquare; not posted again",
+                comment_key,
+            ),
+            CommentOutcome::Posted(_) => ("posted", comment_key),
+            CommentOutcome::Previewed(_) => (
+                "not voted: previewed, not posted",
+                layout.key(&Artefact::CommentPreview),
+            ),
         };
         Ok(StageDone {
-            outputs: vec![comment_key],
+            outputs: vec![output],
             note: Some(note.to_owned()),
         })
     }

@@ -4,11 +4,14 @@
 use crate::common::subsquare_server::{check_sima, spawn_subsquare};
 use crate::common::{SAMPLE, sample_juror, write_sample_run_with_raw};
 use cybergov::account::AccountId;
+use cybergov::chain::call::AccountVote;
+use cybergov::chain::receipt::{RECEIPT_SCHEMA, Receipt};
 use cybergov::hash::Sha256Hash;
 use cybergov::magi::juror::JurorRecord;
 use cybergov::magi::settings::MagiConfig;
 use cybergov::magi::tally::{JurorVote, tally};
 use cybergov::manifest::VoteKind;
+use cybergov::network::TransportKind;
 use cybergov::network::{Network, NetworkSpec};
 use cybergov::secret::Secret;
 use cybergov::stages::comment::render::{CommentContext, CommentLinks, render_comment};
@@ -40,6 +43,36 @@ async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = FsStore::new(dir.path()).unwrap();
     let manifest = write_sample_run_with_raw(&store, 1, None, RAW).await;
+    // The run was voted: the comment stage posts only behind a receipt.
+    let rl = ReferendumLayout::new(SAMPLE.0, SAMPLE.1).run(1);
+    let sha = manifest.sha256().unwrap();
+    let receipt = Receipt {
+        schema: RECEIPT_SCHEMA.into(),
+        network: SAMPLE.0,
+        referendum: SAMPLE.1,
+        run: 1,
+        manifest_sha256: sha,
+        remark: cybergov::chain::remark_text(SAMPLE.0, SAMPLE.1, 1, &sha),
+        signer: "15oF4uVJwmo4TdGW7VfQxNLavjCXviqxT9S1MgbjMNHr6Sp5".into(),
+        real: "14E5nqKAp3oAJcmzgZhUD2RcptBeUBScxKHgJKU4HPNcKVf3".into(),
+        proxy_type: Some("Governance".into()),
+        account_vote: AccountVote::Standard {
+            aye: true,
+            conviction: 1,
+            balance: 1,
+        },
+        transport: TransportKind::Rpc,
+        extrinsic_hash: format!("0x{}", "ab".repeat(32)),
+        block_number: 7,
+        block_hash: format!("0x{}", "cd".repeat(32)),
+        extrinsic_index: 1,
+        finalized: true,
+        events: Vec::new(),
+    };
+    store
+        .put(&rl.key(&Artefact::Receipt), &receipt.to_bytes())
+        .await
+        .unwrap();
     let spec = NetworkSpec {
         subsquare_api_url: server.url.clone(),
         ..Network::Polkadot.default_spec()
@@ -164,7 +197,7 @@ async fn a_second_run_is_skipped() {
     assert!(matches!(first, CommentOutcome::Posted(_)));
     assert_eq!(
         second,
-        CommentOutcome::AlreadyRecorded(first.record().clone())
+        CommentOutcome::AlreadyRecorded(first.record().unwrap().clone())
     );
     assert_eq!(s.server.posts().len(), 1);
 }
@@ -202,6 +235,34 @@ async fn a_crash_between_post_and_comment_json_does_not_duplicate() {
     assert!(!record.posted);
     assert_eq!(record.comment_id.as_deref(), Some("cmt-4242-1"));
     assert!(record.skipped_reason.unwrap().contains(&s.manifest_hex));
+}
+
+/// Without a receipt (a dry run, or a run not voted) a comment would claim a vote that was
+/// never cast: it is rendered into comment.preview.md and nothing is posted.
+#[tokio::test]
+async fn an_unvoted_run_is_previewed_not_posted() {
+    let s = setup().await;
+    let rl = job(&s).run;
+    std::fs::remove_file(s._dir.path().join(rl.key(&Artefact::Receipt).as_str())).unwrap();
+    let outcome = comment_run(&s.store, &client(&s), &job(&s)).await.unwrap();
+    let CommentOutcome::Previewed(key) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(key.ends_with("runs/1/comment.preview.md"), "{key}");
+    assert!(s.server.posts().is_empty(), "nothing posted");
+    let preview = s
+        .store
+        .get(&rl.key(&Artefact::CommentPreview))
+        .await
+        .unwrap();
+    let preview = String::from_utf8(preview).unwrap();
+    assert!(preview.contains(&s.manifest_hex), "{preview}");
+    assert!(preview.contains("cybergov votes"), "{preview}");
+    assert!(s.store.get(&rl.key(&Artefact::Comment)).await.is_err());
+    // Again: the same preview, still nothing posted.
+    let again = comment_run(&s.store, &client(&s), &job(&s)).await.unwrap();
+    assert_eq!(again, outcome);
+    assert!(s.server.posts().is_empty());
 }
 
 #[tokio::test]

@@ -494,3 +494,71 @@ fn status_renders_stages_states_attempts_errors_and_links() {
     );
     insta::assert_snapshot!("status_store_keys", render(&status, None, "/srv/store"));
 }
+
+/// A dry run makes no public claim: no comment is posted (the one it would post is kept as
+/// comment.preview.md), the run records that it was a dry run, and once votes are submitted
+/// dispatch starts a new run that votes, then comments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_posts_nothing_and_is_voted_once_votes_are_submitted() {
+    let w = World::new(Backend::Sqlite).await;
+    let id = REF.to_string();
+    let target = ["--network", "polkadot", "--id", id.as_str()];
+    let in_mode = |mode: &str, args: &[&str]| {
+        let o = w
+            .cybergov(args)
+            .env("CYBERGOV_PIPELINE__VOTE_MODE", mode)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.code(), text)
+    };
+
+    let (code, out) = in_mode("dry-run", &[&["run"][..], &target].concat());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("run 1 (latest): completed"), "{out}");
+    assert_eq!(w.comment_posts(REF), 0, "a dry run posts no comment");
+    let runs = w
+        .store_path()
+        .join(format!("proposals/polkadot/{REF}/runs"));
+    let run1 = files_under(&runs.join("1"));
+    for absent in ["receipt.json", "comment.json"] {
+        assert!(!run1.contains_key(absent), "{absent} in a dry run");
+    }
+    let record: serde_json::Value = serde_json::from_slice(&run1["vote.dry-run.json"]).unwrap();
+    assert_eq!(record["schema"], "cybergov.dry-run/v1");
+    let manifest = Sha256Hash::of(&run1["manifest.json"]).to_hex();
+    assert_eq!(record["manifest_sha256"], manifest.as_str());
+    let preview = String::from_utf8(run1["comment.preview.md"].clone()).unwrap();
+    assert!(preview.contains("cybergov votes"), "{preview}");
+    assert!(preview.contains(&manifest), "{preview}");
+
+    // Still dry-run: dispatch leaves the referendum alone.
+    let (code, out) = in_mode("dry-run", &["dispatch", "--network", "polkadot"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("skipped polkadot #{REF}")), "{out}");
+
+    // Votes are submitted now: the dry run was never voted, so dispatch starts run 2, which
+    // votes and then comments.
+    let (code, out) = in_mode("submit", &["dispatch", "--network", "polkadot"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("queued polkadot #{REF} run 2")),
+        "{out}"
+    );
+    let (code, out) = in_mode("submit", &[&["run"][..], &target].concat());
+    assert_eq!(code, Some(0), "{out}");
+    let run2 = files_under(&runs.join("2"));
+    assert!(run2.contains_key("receipt.json"), "{out}");
+    assert!(run2.contains_key("comment.json"), "{out}");
+    assert!(!run2.contains_key("vote.dry-run.json"));
+    assert_eq!(w.comment_posts(REF), 1, "one comment, after the vote");
+
+    // Voted: nothing more to dispatch.
+    let (code, out) = in_mode("submit", &["dispatch", "--network", "polkadot"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("skipped polkadot #{REF}")), "{out}");
+}
