@@ -159,7 +159,9 @@ pub struct VoteSettings {
     /// Use subxt's legacy JSON-RPC methods instead of the `chainHead` ones (chopsticks and older
     /// nodes need it).
     pub legacy_backend: bool,
-    /// `inclusion` (best block) or `finalization`.
+    /// `finalization` (the default: the receipt, and so the comment, wait until the vote can no
+    /// longer be reorganised away) or `inclusion` (best block; a public comment may then
+    /// announce a vote that a reorganisation drops).
     pub wait_for: WaitFor,
     /// Mortal era length in blocks (rounded up to a power of two, 4–65536).
     pub mortality_blocks: u64,
@@ -172,9 +174,9 @@ pub struct VoteSettings {
 #[serde(rename_all = "lowercase")]
 pub enum WaitFor {
     /// Included in a best block.
-    #[default]
     Inclusion,
     /// Included in a finalized block.
+    #[default]
     Finalization,
 }
 
@@ -184,7 +186,7 @@ impl Default for VoteSettings {
             proxy_type: Some("Governance".into()),
             transport: Default::default(),
             legacy_backend: false,
-            wait_for: WaitFor::Inclusion,
+            wait_for: WaitFor::Finalization,
             mortality_blocks: 64,
             inclusion_timeout_s: 300,
         }

@@ -170,6 +170,10 @@ async fn check_receipt(
     assert_eq!(r.real, ss58("//Bob"));
     assert_eq!(r.proxy_type.as_deref(), Some("Governance"));
     assert_eq!(r.transport, TransportKind::Rpc);
+    assert!(
+        r.finalized,
+        "by default the receipt (and so the comment) waits for finality"
+    );
     let manifest = env.manifest_sha(referendum, run).await;
     assert_eq!(r.manifest_sha256, manifest);
     let remark = parse_remark(&r.remark).unwrap();
