@@ -211,6 +211,13 @@ else
     fail "manifest location" "stored as $NETWORK #$ID run $RUN but describes $WHERE"
 fi
 
+# Where the jurors ran: one public workflow run per manifest is what a reader can check.
+jq -r '.provenance as $p
+    | if $p.runner == "github-actions" and $p.runner_run_id != null then
+        "NOTE inference ran in GitHub Actions run \($p.repository | rtrimstr("/"))/actions/runs/\($p.runner_run_id), attempt \($p.runner_attempt // 1)\(if ($p.runner_attempt // 1) > 1 then " — the workflow was re-run" else "" end); it should be the only run named for \(.network) #\(.referendum) run \(.run)"
+      else "NOTE inference ran on the \($p.runner) runner, which leaves no public record: only cybergov verify --reexecute can check the jurors" end' \
+    "$TMP/manifest.json" 2>/dev/null || true
+
 # Every listed artefact: fetch, re-hash, compare length and hash.
 TAB=$(printf '\t')
 jq -r '(.inputs + .outputs)[] | "\(.name)\t\(.path)\t\(.sha256)\t\(.bytes)"' \

@@ -46,6 +46,21 @@ impl DispatchInputs {
         }
     }
 
+    /// Inputs for `run` with a correlation id chosen earlier (a retry of a recorded dispatch).
+    pub fn with_correlation_id(
+        network: Network,
+        referendum: u32,
+        run: u32,
+        correlation_id: String,
+    ) -> Self {
+        Self {
+            network,
+            referendum,
+            run,
+            correlation_id,
+        }
+    }
+
     /// The inputs as the dispatch API takes them: an object of strings, keyed by
     /// [`DISPATCH_INPUTS`].
     pub fn to_json(&self) -> serde_json::Value {

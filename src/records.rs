@@ -3,5 +3,6 @@
 
 pub mod augment;
 pub mod comment;
+pub mod dispatch;
 pub mod model;
 pub mod vote;

@@ -121,6 +121,33 @@ impl fmt::Display for Verification {
     }
 }
 
+/// Where the jurors ran, so that a reader can check there was one public run per manifest: a
+/// second workflow run, or a re-run attempt, for the same referendum and run is how re-rolled
+/// votes show.
+fn runner_note(manifest: &crate::manifest::Manifest) -> String {
+    let p = &manifest.provenance;
+    match (p.runner.as_str(), &p.runner_run_id) {
+        ("github-actions", Some(id)) => {
+            let attempt = p.runner_attempt.unwrap_or(1);
+            let rerun = if attempt > 1 {
+                " — the workflow was re-run"
+            } else {
+                ""
+            };
+            format!(
+                "inference ran in GitHub Actions run {}/actions/runs/{id}, attempt {attempt}{rerun}; it should be the only run named for {} #{} run {}",
+                p.repository.trim_end_matches('/'),
+                manifest.network,
+                manifest.referendum,
+                manifest.run
+            )
+        }
+        (runner, _) => format!(
+            "inference ran on the {runner} runner, which leaves no public record: only --reexecute can check the jurors"
+        ),
+    }
+}
+
 pub(crate) fn check(passed: bool, name: impl Into<String>, detail: impl Into<String>) -> Check {
     Check {
         name: name.into(),
@@ -153,6 +180,7 @@ pub async fn verify(
     report
         .checks
         .extend(consistency::check_consistency(store, &manifest, hash).await);
+    outcome.notes.push(runner_note(&manifest));
 
     match options.chain {
         Some(mut lookup) => {

@@ -99,6 +99,8 @@ pub async fn start_rerun(
         Artefact::Comment,
         Artefact::DryRun,
         Artefact::CommentPreview,
+        Artefact::InferenceDispatch,
+        Artefact::InferenceLog,
     ]
     .map(|a| a.file_name());
     let mut reused = Vec::new();

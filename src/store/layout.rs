@@ -44,6 +44,8 @@ pub enum Artefact {
     DryRun,
     /// The comment a dry run would have posted, rendered and kept, never posted.
     CommentPreview,
+    /// The GitHub workflow run the infer stage dispatched, recorded before it was sent.
+    InferenceDispatch,
 }
 
 impl Artefact {
@@ -62,6 +64,7 @@ impl Artefact {
             Artefact::Submission(n) => format!("submission-{n}.json"),
             Artefact::DryRun => "vote.dry-run.json".into(),
             Artefact::CommentPreview => "comment.preview.md".into(),
+            Artefact::InferenceDispatch => "inference-dispatch.json".into(),
         }
     }
 }

@@ -242,6 +242,43 @@ async fn a_run_that_never_completes_times_out() {
     );
 }
 
+/// A stage attempt that timed out waiting is retried: the retry finds the workflow run the
+/// first attempt dispatched (its correlation id is recorded in inference-dispatch.json) and
+/// waits for it. GitHub sees one dispatch: one public inference run per manifest.
+#[tokio::test]
+async fn a_retry_waits_for_the_run_already_dispatched_instead_of_dispatching_again() {
+    let server = spawn_github().await;
+    let (_d, store, hash) = published().await;
+    server.script(|s| {
+        s.never_complete = true;
+        s.log_hash = Some(hash.to_hex());
+    });
+    let s = GithubSettings {
+        run_timeout_secs: 1,
+        ..settings(&server)
+    };
+    let e = run(&store, &s).await.unwrap_err();
+    assert!(
+        matches!(e, RunnerError::Github(GithubError::Timeout { .. })),
+        "{e}"
+    );
+    let key = ReferendumLayout::new(SAMPLE.0, SAMPLE.1)
+        .run(1)
+        .key(&Artefact::InferenceDispatch);
+    let record: serde_json::Value =
+        serde_json::from_slice(&store.get(&key).await.unwrap()).unwrap();
+    let id = record["correlation_id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("cg-"), "{record}");
+
+    // The run finishes after all; the retry waits for it and succeeds.
+    server.script(|s| s.never_complete = false);
+    let outcome = run(&store, &s).await.unwrap();
+    assert_eq!(outcome.manifest_sha256, hash);
+    let (dispatches, runs) = server.seen(|s| (s.dispatches.len(), s.runs.len()));
+    assert_eq!((dispatches, runs), (1, 1), "one dispatch, one workflow run");
+    assert!(server.seen(|s| s.runs[0].display_title.contains(&id)));
+}
+
 #[tokio::test]
 async fn a_run_that_never_appears_is_not_found_in_time() {
     let server = spawn_github().await;

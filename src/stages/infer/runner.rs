@@ -1,8 +1,10 @@
 //! The infer stage's runner: where the jurors run for the job graph.
 //!
 //! - `local`: in this process ([`crate::stages::infer::infer`]).
-//! - `github`: the `inference.yml` workflow on GitHub Actions. It is dispatched with a fresh
-//!   correlation id, found by that id in its run name, polled to completion, and its log is
+//! - `github`: the `inference.yml` workflow on GitHub Actions. It is dispatched once per run
+//!   with a fresh correlation id, recorded first as `inference-dispatch.json` so that a retry
+//!   waits for that workflow run instead of starting a second public one; the run is found by
+//!   that id in its run name, polled to completion, and its log is
 //!   archived into the store as `inference.log` (GitHub expires logs after ~90 days). The
 //!   workflow publishes the run's artefacts and manifest to the store itself; the stage then
 //!   **refuses** to succeed unless the manifest hash printed in the log equals the SHA-256 of
@@ -14,11 +16,12 @@ pub mod settings;
 
 use crate::github::log::{LogError, parse_manifest_hash};
 use crate::github::settings::GithubSettings;
-use crate::github::{DispatchInputs, GithubClient, GithubError};
+use crate::github::{DispatchInputs, GithubClient, GithubError, WorkflowRun};
 use crate::hash::Sha256Hash;
 use crate::magi::jury::JuryError;
 use crate::manifest::Manifest;
 use crate::network::Network;
+use crate::records::dispatch::{DISPATCH_SCHEMA, DispatchRecord};
 use crate::retry::Transient;
 use crate::stages::infer::{InferError, InferOutcome, pick_run};
 use crate::store::layout::{Artefact, ReferendumLayout};
@@ -71,7 +74,7 @@ pub enum RunnerError {
         /// What the store holds.
         stored: Sha256Hash,
     },
-    /// The stored manifest is not a valid manifest.
+    /// A stored record (the manifest, the dispatch record) is not valid.
     #[error("{key}: {message}")]
     Malformed {
         /// The key.
@@ -84,7 +87,59 @@ pub enum RunnerError {
     Store(#[from] StoreError),
 }
 
-/// The `github` runner: dispatch, find, wait, archive the log, check the hash.
+/// The dispatch of this run: the one an earlier attempt recorded, with its workflow run when
+/// GitHub lists it (then it is waited for, not dispatched again), or a new one, recorded
+/// before anything is sent. An earlier dispatch that GitHub never shows within the find
+/// timeout was lost (a crash before the request): it is sent again under the same id.
+async fn recorded_dispatch(
+    store: &dyn ObjectStore,
+    client: &GithubClient,
+    settings: &GithubSettings,
+    network: Network,
+    referendum: u32,
+    run: u32,
+) -> Result<(DispatchInputs, Option<WorkflowRun>), RunnerError> {
+    let key = ReferendumLayout::new(network, referendum)
+        .run(run)
+        .key(&Artefact::InferenceDispatch);
+    match store.get(&key).await {
+        Ok(bytes) => {
+            let record =
+                DispatchRecord::from_bytes(&bytes).map_err(|e| RunnerError::Malformed {
+                    key: key.to_string(),
+                    message: e.to_string(),
+                })?;
+            let inputs = DispatchInputs::with_correlation_id(
+                network,
+                referendum,
+                run,
+                record.correlation_id,
+            );
+            let found = match client.find_run(&inputs.correlation_id).await {
+                Ok(found) => Some(found),
+                Err(GithubError::RunNotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            Ok((inputs, found))
+        }
+        Err(StoreError::NotFound(_)) => {
+            let inputs = DispatchInputs::new(network, referendum, run);
+            let record = DispatchRecord {
+                schema: DISPATCH_SCHEMA.into(),
+                network,
+                referendum,
+                run,
+                correlation_id: inputs.correlation_id.clone(),
+                workflow: settings.workflow.clone(),
+            };
+            store.put(&key, &record.to_bytes()).await?;
+            Ok((inputs, None))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The `github` runner: dispatch (once per run), find, wait, archive the log, check the hash.
 pub async fn infer_on_github(
     store: &dyn ObjectStore,
     client: &GithubClient,
@@ -102,11 +157,20 @@ pub async fn infer_on_github(
     let (log, already_done) = match store.get(&log_key).await {
         Ok(bytes) => (String::from_utf8_lossy(&bytes).into_owned(), true),
         Err(StoreError::NotFound(_)) => {
-            let inputs = DispatchInputs::new(network, referendum, run);
+            let (inputs, earlier) =
+                recorded_dispatch(store, client, settings, network, referendum, run).await?;
             let started = std::time::Instant::now();
-            client.dispatch(&inputs).await?;
-            tracing::info!(%network, referendum, run, correlation_id = %inputs.correlation_id, workflow = %settings.workflow, "inference workflow dispatched");
-            let found = client.find_run(&inputs.correlation_id).await?;
+            let found = match earlier {
+                Some(found) => {
+                    tracing::info!(run_id = found.id, url = %found.html_url, correlation_id = %inputs.correlation_id, "waiting for the inference run an earlier attempt dispatched");
+                    found
+                }
+                None => {
+                    client.dispatch(&inputs).await?;
+                    tracing::info!(%network, referendum, run, correlation_id = %inputs.correlation_id, workflow = %settings.workflow, "inference workflow dispatched");
+                    client.find_run(&inputs.correlation_id).await?
+                }
+            };
             tracing::info!(run_id = found.id, url = %found.html_url, "inference run found");
             let done = client.wait_for_completion(found, started).await?;
             let log = client.download_log(done.id).await?;

@@ -442,6 +442,32 @@ pub async fn a_resealed_run_fails_the_remark_on_chain(
     assert!(out(&o).contains("voted on referendum"), "{}", out(&o));
 }
 
+/// The verifiers name where the jurors ran: the GitHub Actions run behind a manifest (and a
+/// re-run attempt, the sign of a re-rolled vote), or that a local run left no public record.
+pub async fn the_workflow_run_behind_a_manifest_is_named(
+    verify: impl AsyncFn(&VotedRun, &[&str]) -> Output,
+) {
+    let run = make_unvoted_run().await;
+    let o = verify(&run, &[]).await;
+    assert!(
+        out(&o).contains("NOTE inference ran on the local runner"),
+        "{}",
+        out(&o)
+    );
+    forge(&run, &[], &|m| {
+        m.provenance.runner = "github-actions".into();
+        m.provenance.repository = "https://github.com/cybergov/cybergov".into();
+        m.provenance.runner_run_id = Some("987654".into());
+        m.provenance.runner_attempt = Some(2);
+    });
+    let o = verify(&run, &[]).await;
+    let text = out(&o);
+    assert!(
+        text.contains("NOTE inference ran in GitHub Actions run https://github.com/cybergov/cybergov/actions/runs/987654, attempt 2 — the workflow was re-run"),
+        "{text}"
+    );
+}
+
 /// Declares every case of this module as a test of the calling crate, verifying with `$verify`
 /// (an `async fn(&VotedRun, &[&str]) -> Output`).
 #[macro_export]
@@ -463,7 +489,8 @@ macro_rules! tamper_tests {
             a_comment_stating_another_decision_fails,
             a_manifest_decision_changed_alone_fails,
             a_decision_that_contradicts_the_jurors_is_caught,
-            a_resealed_run_fails_the_remark_on_chain
+            a_resealed_run_fails_the_remark_on_chain,
+            the_workflow_run_behind_a_manifest_is_named
         );
     };
     (@each $verify:path; $($case:ident),*) => {
