@@ -29,11 +29,32 @@ pub const S3_SECRET_ACCESS_KEY_VAR: &str = "CYBERGOV_S3_SECRET_ACCESS_KEY";
 /// API key of an OpenAI-compatible juror backend.
 pub const OPENAI_API_KEY_VAR: &str = "CYBERGOV_OPENAI_API_KEY";
 
+/// Polkadot's own proxy key (preferred over [`PROXY_SEED_VAR`]).
+pub const PROXY_SEED_POLKADOT_VAR: &str = "CYBERGOV_PROXY_SEED_POLKADOT";
+/// Kusama's own proxy key.
+pub const PROXY_SEED_KUSAMA_VAR: &str = "CYBERGOV_PROXY_SEED_KUSAMA";
+/// Paseo's own proxy key.
+pub const PROXY_SEED_PASEO_VAR: &str = "CYBERGOV_PROXY_SEED_PASEO";
+
+/// The variable of `network`'s own proxy key. One key per network keeps a leak to one
+/// network; [`PROXY_SEED_VAR`] is the fallback for networks without their own.
+pub fn proxy_seed_var(network: crate::network::Network) -> &'static str {
+    use crate::network::Network;
+    match network {
+        Network::Polkadot => PROXY_SEED_POLKADOT_VAR,
+        Network::Kusama => PROXY_SEED_KUSAMA_VAR,
+        Network::Paseo => PROXY_SEED_PASEO_VAR,
+    }
+}
+
 /// Secret variables: each may also be given as `NAME_FILE`, a path to a file holding it.
-pub const SECRET_VARS: [&str; 5] = [
+pub const SECRET_VARS: [&str; 8] = [
     PROXY_SEED_VAR,
     GITHUB_TOKEN_VAR,
     S3_ACCESS_KEY_ID_VAR,
     S3_SECRET_ACCESS_KEY_VAR,
     OPENAI_API_KEY_VAR,
+    PROXY_SEED_POLKADOT_VAR,
+    PROXY_SEED_KUSAMA_VAR,
+    PROXY_SEED_PASEO_VAR,
 ];

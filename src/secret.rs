@@ -165,8 +165,11 @@ mod tests {
 /// capability that needs one reports its absence when it runs.
 #[derive(Clone, Debug, Default)]
 pub struct Secrets {
-    /// The proxy account's seed phrase or secret URI.
+    /// The proxy account's seed phrase or secret URI, for networks without their own.
     pub proxy_seed: Option<Secret>,
+    /// A network's own proxy key (`CYBERGOV_PROXY_SEED_<NETWORK>`), preferred over
+    /// [`Self::proxy_seed`].
+    pub proxy_seeds: std::collections::BTreeMap<crate::network::Network, Secret>,
     /// GitHub token for dispatching inference workflows.
     pub github_token: Option<Secret>,
     /// S3 access key id.
@@ -178,6 +181,11 @@ pub struct Secrets {
 }
 
 impl Secrets {
+    /// The proxy key that signs for `network`: its own, else the shared one.
+    pub fn proxy_seed_for(&self, network: crate::network::Network) -> Option<&Secret> {
+        self.proxy_seeds.get(&network).or(self.proxy_seed.as_ref())
+    }
+
     /// Reads every secret from the process environment.
     pub fn from_env() -> Result<Self, SecretError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -186,7 +194,14 @@ impl Secrets {
     /// Reads every secret through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SecretError> {
         let get = |name: &str| from_lookup(name, &lookup);
+        let mut proxy_seeds = std::collections::BTreeMap::new();
+        for network in crate::network::Network::ALL {
+            if let Some(seed) = get(crate::env::proxy_seed_var(network))? {
+                proxy_seeds.insert(network, seed);
+            }
+        }
         Ok(Self {
+            proxy_seeds,
             proxy_seed: get(crate::env::SECRET_VARS[0])?,
             github_token: get(crate::env::SECRET_VARS[1])?,
             s3_access_key_id: get(crate::env::SECRET_VARS[2])?,

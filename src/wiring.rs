@@ -3,6 +3,7 @@
 //! stages and the configuration meet.
 
 pub mod handlers;
+pub mod keys;
 
 use crate::config::Config;
 use crate::network::Network;

@@ -3,7 +3,7 @@
 
 use super::call::AccountVote;
 use super::outcome::{EventRecord, blake2_256};
-use super::transport::{Included, ReferendumStatus, Transport, TransportError};
+use super::transport::{Included, ProxyDefinition, ReferendumStatus, Transport, TransportError};
 use super::tx::TxMaterial;
 use super::value::{self, Value};
 use crate::account::AccountId;
@@ -239,6 +239,49 @@ impl Transport for RpcTransport {
             )
             .await?;
         Ok(voting.as_ref().and_then(|v| vote_in(v, referendum)))
+    }
+
+    async fn proxies(&self, real: &AccountId) -> Result<Vec<ProxyDefinition>, TransportError> {
+        let at = self.at_best().await?;
+        let found = self
+            .fetch(&at, "Proxy", "Proxies", vec![Value::from_bytes(real.0)])
+            .await?;
+        let Some(found) = found else {
+            return Ok(Vec::new());
+        };
+        // `(BoundedVec<ProxyDefinition>, deposit)`; the BoundedVec may wrap its sequence.
+        let parts = value::items(&found);
+        let Some(list) = parts.first() else {
+            return Err(TransportError::Unexpected(format!(
+                "Proxy.Proxies: {}",
+                value::to_json(&found)
+            )));
+        };
+        let mut defs = value::items(list);
+        if defs.len() == 1 && value::get(defs[0], "delegate").is_none() {
+            defs = value::items(defs[0]);
+        }
+        defs.into_iter()
+            .map(|d| {
+                let delegate = value::get(d, "delegate")
+                    .and_then(value::as_bytes)
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .map(AccountId);
+                let proxy_type = value::get(d, "proxy_type")
+                    .and_then(value::variant)
+                    .map(|(name, _)| name.to_owned());
+                match (delegate, proxy_type) {
+                    (Some(delegate), Some(proxy_type)) => Ok(ProxyDefinition {
+                        delegate,
+                        proxy_type,
+                    }),
+                    _ => Err(TransportError::Unexpected(format!(
+                        "Proxy.Proxies entry {}",
+                        value::to_json(d)
+                    ))),
+                }
+            })
+            .collect()
     }
 
     async fn material(&self) -> Result<TxMaterial, TransportError> {

@@ -17,7 +17,7 @@
 
 use super::call::AccountVote;
 use super::outcome::EventRecord;
-use super::transport::{Included, ReferendumStatus, Transport, TransportError};
+use super::transport::{Included, ProxyDefinition, ReferendumStatus, Transport, TransportError};
 use super::tx::TxMaterial;
 use crate::account::AccountId;
 use async_trait::async_trait;
@@ -366,6 +366,36 @@ impl Transport for SidecarTransport {
                     .flatten()
             })
         }))
+    }
+
+    async fn proxies(&self, real: &AccountId) -> Result<Vec<ProxyDefinition>, TransportError> {
+        let value = self
+            .storage("proxy", "proxies", &[real.to_ss58(self.ss58_prefix)])
+            .await?;
+        // `[[{delegate, proxyType, delay}, …], deposit]`, accounts as SS58.
+        let Some(list) = value.get(0).and_then(Json::as_array) else {
+            return Ok(Vec::new());
+        };
+        list.iter()
+            .map(|d| {
+                let delegate = d
+                    .get("delegate")
+                    .and_then(Json::as_str)
+                    .and_then(|a| AccountId::from_ss58(a).ok())
+                    .map(|(a, _)| a);
+                let proxy_type = d.get("proxyType").and_then(|t| match t {
+                    Json::String(s) => Some(s.clone()),
+                    other => json_variant(other).map(|(n, _)| n.to_owned()),
+                });
+                match (delegate, proxy_type) {
+                    (Some(delegate), Some(proxy_type)) => Ok(ProxyDefinition {
+                        delegate,
+                        proxy_type,
+                    }),
+                    _ => Err(unexpected("proxies entry", d)),
+                }
+            })
+            .collect()
     }
 
     async fn material(&self) -> Result<TxMaterial, TransportError> {

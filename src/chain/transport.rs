@@ -37,6 +37,15 @@ pub struct Included {
     pub events: Vec<EventRecord>,
 }
 
+/// One proxy of an account (`Proxy.Proxies`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyDefinition {
+    /// The account that may act for the real one.
+    pub delegate: AccountId,
+    /// What it may do (`Governance`, `Any`, …).
+    pub proxy_type: String,
+}
+
 /// Errors of a transport.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -143,6 +152,9 @@ pub trait Transport: Send + Sync {
         track: u16,
         referendum: u32,
     ) -> Result<Option<AccountVote>, TransportError>;
+
+    /// The proxies of `real` (`Proxy.Proxies(real)`), at the best block.
+    async fn proxies(&self, real: &AccountId) -> Result<Vec<ProxyDefinition>, TransportError>;
 
     /// Metadata, versions and the best block, for signing.
     async fn material(&self) -> Result<TxMaterial, TransportError>;

@@ -30,7 +30,7 @@ pub async fn run(
             ),
         },
     };
-    let proxy = sima::proxy_keypair(secrets.proxy_seed.as_ref())?;
+    let proxy = sima::proxy_keypair(secrets.proxy_seed_for(network))?;
     let real = spec.real_account_id(network).map_err(anyhow::Error::msg)?;
     let client = SubsquareClient::new(network, spec, &config.subsquare)?;
     let timestamp_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default();

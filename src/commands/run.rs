@@ -16,6 +16,11 @@ pub async fn run(config: &Config, secrets: &Secrets, target: &Target) -> anyhow:
     let mut engine = crate::wiring::open_engine(config, secrets, store, Stages::Builtin, false)
         .await
         .context("opening the job graph")?;
+    if config.pipeline.vote_mode == crate::pipeline::settings::VoteMode::Submit {
+        for warning in crate::wiring::keys::check_proxy_keys(config, secrets).await? {
+            eprintln!("warning: {warning}");
+        }
+    }
     engine.ignore_delays = true;
     let (network, id) = (target.network, target.id);
     let runs = engine.ledger.runs(Some(network), Some(id)).await?;

@@ -15,6 +15,11 @@ pub async fn run(config: &Config, secrets: &Secrets) -> anyhow::Result<ExitCode>
     let engine = crate::wiring::open_engine(config, secrets, store, Stages::Builtin, true)
         .await
         .context("starting the job graph")?;
+    if config.pipeline.vote_mode == crate::pipeline::settings::VoteMode::Submit {
+        for warning in crate::wiring::keys::check_proxy_keys(config, secrets).await? {
+            eprintln!("warning: {warning}");
+        }
+    }
     let engine = Arc::new(engine);
     eprintln!(
         "cybergov serve: worker {} on {} (store {location}), dispatch at \"{}\", {} stage(s) at a time",

@@ -38,7 +38,7 @@ pub async fn run(
     };
     let job = VoteJob {
         spec: config.network(network),
-        proxy_seed: secrets.proxy_seed.as_ref(),
+        proxy_seed: secrets.proxy_seed_for(network),
         network,
         referendum: id,
         run,

@@ -125,12 +125,12 @@ impl SignedComment {
 pub enum SimaError {
     /// The proxy seed is neither a secret URI nor a mnemonic. The value is never shown.
     #[error(
-        "CYBERGOV_PROXY_SEED is not a valid secret URI or mnemonic (the value is a secret and is not shown)"
+        "the proxy key (CYBERGOV_PROXY_SEED or CYBERGOV_PROXY_SEED_<NETWORK>) is not a valid secret URI or mnemonic (the value is a secret and is not shown)"
     )]
     InvalidSeed,
     /// No proxy seed is configured.
     #[error(
-        "the proxy's key is needed to sign: set CYBERGOV_PROXY_SEED (or CYBERGOV_PROXY_SEED_FILE)"
+        "the proxy's key is needed to sign: set CYBERGOV_PROXY_SEED_<NETWORK> or CYBERGOV_PROXY_SEED (or their _FILE forms)"
     )]
     NoSeed,
 }

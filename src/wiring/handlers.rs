@@ -188,7 +188,7 @@ impl StageHandler for Vote {
         use crate::stages::vote::{VoteJob, VoteOutcome, vote_stage};
         let job = VoteJob {
             spec: s.config.network(key.network),
-            proxy_seed: s.secrets.proxy_seed.as_ref(),
+            proxy_seed: s.secrets.proxy_seed_for(key.network),
             network: key.network,
             referendum: key.referendum,
             run: key.run,
@@ -229,7 +229,7 @@ impl StageHandler for Comment {
         use crate::stages::comment::{CommentJob, CommentOutcome, comment_run};
         use crate::subsquare::{SubsquareClient, sima};
         let spec = s.config.network(key.network);
-        let proxy = sima::proxy_keypair(s.secrets.proxy_seed.as_ref())
+        let proxy = sima::proxy_keypair(s.secrets.proxy_seed_for(key.network))
             .map_err(|e| StageError::Permanent(e.to_string()))?;
         let real = spec
             .real_account_id(key.network)

@@ -562,3 +562,42 @@ async fn a_dry_run_posts_nothing_and_is_voted_once_votes_are_submitted() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains(&format!("skipped polkadot #{REF}")), "{out}");
 }
+
+/// Each network may have its own proxy key, preferred over the shared one, and a key that is
+/// not a proxy of the network's real account is refused at start-up, naming the network,
+/// before any stage runs (not at the first vote, after inference).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_key_that_is_not_a_proxy_of_the_real_account_is_refused_at_start_up() {
+    let w = World::new(Backend::Sqlite).await;
+    let id = REF.to_string();
+    let run = ["run", "--network", "polkadot", "--id", id.as_str()];
+    let o = w
+        .cybergov(&run)
+        .env("CYBERGOV_PROXY_SEED_POLKADOT", "//Charlie")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("polkadot: the proxy key"), "{err}");
+    assert!(err.contains("CYBERGOV_PROXY_SEED_POLKADOT"), "{err}");
+    assert!(err.contains("not a Governance proxy"), "{err}");
+    assert!(!err.contains("Charlie"), "the key is never printed: {err}");
+    let ledger = w.ledger().await;
+    assert!(ledger.runs(Some(P), Some(REF)).await.unwrap().is_empty());
+
+    // The network's own key wins over a wrong shared one.
+    let o = w
+        .cybergov(&run)
+        .env("CYBERGOV_PROXY_SEED", "//Charlie")
+        .env("CYBERGOV_PROXY_SEED_POLKADOT", "//Alice")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(text.contains("run 1 (latest): completed"), "{text}");
+    assert_eq!(w.comment_posts(REF), 1);
+}
