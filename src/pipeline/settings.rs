@@ -29,6 +29,12 @@ pub struct PipelineConfig {
     pub poll_interval_ms: u64,
     /// `dry-run` (build the vote, submit nothing) or `submit`.
     pub vote_mode: VoteMode,
+    /// Start a new run when an ongoing referendum's proposal text changed since its last
+    /// completed run: proposers edit after submission, and a vote should be on what is there.
+    pub revote_on_change: bool,
+    /// Least time after a run completed before a change starts another, in seconds: a proposer
+    /// editing in small steps does not cost a run and a public vote per edit.
+    pub revote_min_interval_secs: u64,
 }
 
 /// How the vote stage casts votes (`pipeline.vote_mode`, and `cybergov vote --dry-run`).
@@ -53,6 +59,8 @@ impl Default for PipelineConfig {
             dispatch_cron: "0 0 * * * *".into(),
             poll_interval_ms: 1000,
             vote_mode: VoteMode::DryRun,
+            revote_on_change: true,
+            revote_min_interval_secs: 6 * 3600,
         }
     }
 }

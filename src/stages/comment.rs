@@ -24,7 +24,7 @@ use crate::store::{ObjectKey, ObjectStore, StoreError};
 use crate::subsquare::SubsquareClient;
 use crate::subsquare::SubsquareError;
 use crate::subsquare::sima::{self, CommentEntity};
-use render::{CommentContext, CommentLinks};
+use render::{CommentContext, CommentLinks, PreviousRun};
 use serde::Deserialize;
 use serde_json::Value;
 use subxt_signer::sr25519::Keypair;
@@ -179,6 +179,7 @@ pub async fn prepare(
         )),
         _ => public(&run.key(&Artefact::InferenceLog)),
     };
+    let previous = previous_run(store, run).await?;
     let ctx = CommentContext {
         network: run.referendum.network,
         referendum: run.referendum.referendum,
@@ -193,6 +194,7 @@ pub async fn prepare(
             extrinsic_url: receipt.as_ref().and_then(|_| public(&receipt_key)),
             extrinsic_hash,
         },
+        previous,
     };
     Ok((
         render::render_comment(&ctx),
@@ -270,6 +272,28 @@ pub async fn comment_run(
     };
     write_record(store, &record_key, &record).await?;
     Ok(CommentOutcome::Posted(record))
+}
+
+/// The nearest earlier run with a manifest, and whether the proposal text (content.md) this run
+/// read differs from that run's: a re-vote says why it happened.
+async fn previous_run(
+    store: &dyn ObjectStore,
+    run: &RunLayout,
+) -> Result<Option<PreviousRun>, CommentError> {
+    let content = |r: &RunLayout| r.key(&Artefact::Content);
+    let ours = store.get_optional(&content(run)).await?;
+    for earlier in (1..run.run).rev() {
+        let other = run.referendum.run(earlier);
+        if !store.exists(&other.key(&Artefact::Manifest)).await? {
+            continue;
+        }
+        let theirs = store.get_optional(&content(&other)).await?;
+        return Ok(Some(PreviousRun {
+            run: earlier,
+            text_changed: ours != theirs,
+        }));
+    }
+    Ok(None)
 }
 
 fn receipt_error(e: ReceiptError) -> CommentError {

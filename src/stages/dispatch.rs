@@ -7,12 +7,15 @@
 //! failure, is picked up too. A referendum whose only runs failed is left to an operator
 //! (`cybergov rerun`): retrying a permanent failure every hour would change nothing. A
 //! referendum whose last run completed as a dry run is dispatched again once votes are
-//! submitted (`pipeline.vote_mode = "submit"`): that run was never voted.
+//! submitted (`pipeline.vote_mode = "submit"`): that run was never voted. One whose proposal
+//! text changed since its last completed run is dispatched again too
+//! (`pipeline.revote_on_change`, at most once per `revote_min_interval_secs`).
 
 use crate::network::{Network, NetworkSpec};
 use crate::pipeline::engine::{Engine, EngineError};
 use crate::pipeline::ledger::{LedgerError, RunState, StageKey};
 use crate::pipeline::settings::VoteMode;
+use crate::proposal::Proposal;
 use crate::store::StoreError;
 use crate::store::layout::{Artefact, ReferendumLayout};
 use crate::subsquare::{ReferendumSummary, SubsquareClient, SubsquareConfig, SubsquareError};
@@ -95,10 +98,15 @@ pub async fn dispatch(
         let Some(spec) = settings.networks.get(&network) else {
             continue;
         };
-        let listed = match SubsquareClient::new(network, spec, &settings.subsquare) {
-            Ok(client) => client.referenda().await,
-            Err(e) => Err(e),
+        let client = match SubsquareClient::new(network, spec, &settings.subsquare) {
+            Ok(client) => client,
+            Err(source) => {
+                let e = DispatchError::Subsquare { network, source };
+                report.failed.push((network, e.to_string()));
+                continue;
+            }
         };
+        let listed = client.referenda().await;
         let listed = match listed {
             Ok(listed) => listed,
             Err(source) => {
@@ -122,6 +130,9 @@ pub async fn dispatch(
             let started = match engine.start_run(network, index, true).await? {
                 Some(key) => Some(key),
                 None if was_dry_run(engine, network, index).await? => {
+                    engine.start_run(network, index, false).await?
+                }
+                None if proposal_changed(engine, &client, spec, network, index).await? => {
                     engine.start_run(network, index, false).await?
                 }
                 None => None,
@@ -171,4 +182,68 @@ async fn was_dry_run(
         .await
         .map_err(unreadable)?;
     Ok(dry && !voted)
+}
+
+/// Whether the referendum's proposal (title, body, format) differs from what its last
+/// completed run read, at least `revote_min_interval_secs` after that run: then it is voted
+/// again on what is there now. A detail that cannot be fetched or read now changes nothing (the
+/// next hour tries again); the scrape stage reports such errors.
+async fn proposal_changed(
+    engine: &Engine,
+    client: &SubsquareClient,
+    spec: &NetworkSpec,
+    network: Network,
+    referendum: u32,
+) -> Result<bool, EngineError> {
+    let settings = &engine.settings;
+    if !settings.revote_on_change {
+        return Ok(false);
+    }
+    let runs = engine.ledger.runs(Some(network), Some(referendum)).await?;
+    let Some(last) = runs.last() else {
+        return Ok(false);
+    };
+    if last.state != RunState::Completed.as_str() {
+        return Ok(false);
+    }
+    let min_interval_ms = i64::try_from(settings.revote_min_interval_secs)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000);
+    let now = chrono::Utc::now().timestamp_millis();
+    if last
+        .finished_at
+        .is_none_or(|t| now.saturating_sub(t) < min_interval_ms)
+    {
+        return Ok(false);
+    }
+    let Ok(run) = u32::try_from(last.run) else {
+        return Ok(false);
+    };
+    let key = ReferendumLayout::new(network, referendum)
+        .run(run)
+        .key(&Artefact::RawSubsquare);
+    let before = match engine.store.get(&key).await {
+        Ok(bytes) => Proposal::from_subsquare(network, spec, &bytes).ok(),
+        Err(StoreError::NotFound(_)) => None,
+        Err(e) => return Err(LedgerError::Invalid(e.to_string()).into()),
+    };
+    let Some(before) = before else {
+        return Ok(false);
+    };
+    let after = match client.referendum(referendum).await {
+        Ok(bytes) => Proposal::from_subsquare(network, spec, &bytes).ok(),
+        Err(e) => {
+            tracing::warn!(%network, referendum, error = %e, "could not compare the proposal with its last run");
+            None
+        }
+    };
+    let Some(after) = after else {
+        return Ok(false);
+    };
+    let changed = (&before.title, &before.content, &before.content_type)
+        != (&after.title, &after.content, &after.content_type);
+    if changed {
+        tracing::info!(%network, referendum, run, "the proposal changed since its last run: voting again");
+    }
+    Ok(changed)
 }

@@ -336,6 +336,7 @@ fn context(
                 "https://artefacts.example.org/proposals/{network}/{referendum}/runs/1/receipt.json"
             )),
         },
+        previous: None,
     }
 }
 

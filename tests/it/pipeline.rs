@@ -601,3 +601,67 @@ async fn a_proxy_key_that_is_not_a_proxy_of_the_real_account_is_refused_at_start
     assert!(text.contains("run 1 (latest): completed"), "{text}");
     assert_eq!(w.comment_posts(REF), 1);
 }
+
+/// Proposers edit after submission: once a voted referendum's text changes, dispatch starts
+/// run 2, which reads the new text, links run 1's manifest and says in its comment that the
+/// text changed. An unchanged proposal starts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_proposal_is_voted_again_and_an_unchanged_one_is_not() {
+    let w = World::new(Backend::Sqlite).await;
+    let id = REF.to_string();
+    let target = ["--network", "polkadot", "--id", id.as_str()];
+    let cli = |args: &[&str]| {
+        let o = w
+            .cybergov(args)
+            .env("CYBERGOV_PIPELINE__REVOTE_MIN_INTERVAL_SECS", "0")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {text}");
+        text
+    };
+    cli(&[&["run"][..], &target].concat());
+    assert_eq!(w.comment_posts(REF), 1);
+
+    // Unchanged: nothing to do.
+    let out = cli(&["dispatch", "--network", "polkadot"]);
+    assert!(out.contains(&format!("skipped polkadot #{REF}")), "{out}");
+
+    // The proposer edits the text.
+    let edited = variant(REF, |v| {
+        let text = v["content"].as_str().unwrap().to_owned();
+        v["content"] = format!("{text}\n\nUpdate: the budget is now 40,000 USDC.").into();
+    });
+    w.subsquare.add_referendum(REF, edited);
+    let out = cli(&["dispatch", "--network", "polkadot"]);
+    assert!(
+        out.contains(&format!("queued polkadot #{REF} run 2")),
+        "{out}"
+    );
+    cli(&[&["run"][..], &target].concat());
+
+    let runs = w
+        .store_path()
+        .join(format!("proposals/polkadot/{REF}/runs"));
+    let (run1, run2) = (files_under(&runs.join("1")), files_under(&runs.join("2")));
+    let content = String::from_utf8(run2["content.md"].clone()).unwrap();
+    assert!(content.contains("40,000 USDC"), "run 2 read the new text");
+    let m2 = Manifest::from_canonical_bytes(&run2["manifest.json"]).unwrap();
+    assert_eq!(m2.previous, Some(Sha256Hash::of(&run1["manifest.json"])));
+    assert!(run2.contains_key("receipt.json"));
+    assert_eq!(w.comment_posts(REF), 2);
+    let posts = w.subsquare.posts();
+    let (_, body) = posts.last().unwrap();
+    assert!(
+        body.contains("the proposal's text changed since run 1"),
+        "{body}"
+    );
+
+    // Unchanged since run 2: nothing more.
+    let out = cli(&["dispatch", "--network", "polkadot"]);
+    assert!(out.contains(&format!("skipped polkadot #{REF}")), "{out}");
+}

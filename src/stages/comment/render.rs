@@ -45,6 +45,18 @@ pub struct CommentContext {
     pub jurors: Vec<JurorRecord>,
     /// Links.
     pub links: CommentLinks,
+    /// The earlier run this one votes again after, and whether the proposal's text changed
+    /// since (the jurors' input, content.md, differs).
+    pub previous: Option<PreviousRun>,
+}
+
+/// The run a re-vote follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PreviousRun {
+    /// Its number.
+    pub run: u32,
+    /// Whether the proposal's text (content.md) differs from that run's.
+    pub text_changed: bool,
 }
 
 /// HTML-escapes `s` for text and attribute values.
@@ -105,6 +117,21 @@ pub fn render_comment(ctx: &CommentContext) -> String {
         decision,
         escape(&ctx.vote.rule),
     );
+    if let Some(p) = ctx.previous {
+        let _ = if p.text_changed {
+            write!(
+                s,
+                "<p>This is run {}: the proposal's text changed since run {}, so the MAGI read it again and voted anew.</p>",
+                ctx.run, p.run
+            )
+        } else {
+            write!(
+                s,
+                "<p>This is run {}, a new vote after run {} on the same text.</p>",
+                ctx.run, p.run
+            )
+        };
+    }
     if let Some(reason) = &ctx.vote.forced_abstain {
         let _ = write!(s, "<p>ABSTAIN was forced: {}</p>", escape(reason));
     }
