@@ -35,6 +35,13 @@ pub struct PipelineConfig {
     /// Least time after a run completed before a change starts another, in seconds: a proposer
     /// editing in small steps does not cost a run and a public vote per edit.
     pub revote_min_interval_secs: u64,
+    /// How many new runs dispatch starts, one after another, for an ongoing referendum whose
+    /// runs failed (a failure that outlasted every stage retry: an outage of hours, a proposal
+    /// fixed by its author). After that the failure stays, visible in `status`, for an operator.
+    pub failed_run_retries: u32,
+    /// Wait after a failed run before dispatch starts the next, in seconds; doubles with each
+    /// further failed run.
+    pub failed_run_backoff_secs: u64,
 }
 
 /// How the vote stage casts votes (`pipeline.vote_mode`, and `cybergov vote --dry-run`).
@@ -61,6 +68,8 @@ impl Default for PipelineConfig {
             vote_mode: VoteMode::DryRun,
             revote_on_change: true,
             revote_min_interval_secs: 6 * 3600,
+            failed_run_retries: 3,
+            failed_run_backoff_secs: 3600,
         }
     }
 }

@@ -4,8 +4,9 @@
 //! an allowed track and at or above `min_referendum_id`, and start a run for each one the ledger
 //! has no completed or active run of. Because it looks at every listed referendum rather than at
 //! ids above a cursor, an older referendum that is still ongoing, or one skipped by an earlier
-//! failure, is picked up too. A referendum whose only runs failed is left to an operator
-//! (`cybergov rerun`): retrying a permanent failure every hour would change nothing. A
+//! failure, is picked up too. A referendum whose last run failed gets a new run after
+//! `pipeline.failed_run_backoff_secs` (doubling), at most `failed_run_retries` times; after that
+//! it is left to an operator (`cybergov rerun`): retrying every hour would change nothing. A
 //! referendum whose last run completed as a dry run is dispatched again once votes are
 //! submitted (`pipeline.vote_mode = "submit"`): that run was never voted. One whose proposal
 //! text changed since its last completed run is dispatched again too
@@ -135,6 +136,9 @@ pub async fn dispatch(
                 None if proposal_changed(engine, &client, spec, network, index).await? => {
                     engine.start_run(network, index, false).await?
                 }
+                None if retry_failed(engine, network, index).await? => {
+                    engine.start_run(network, index, false).await?
+                }
                 None => None,
             };
             match started {
@@ -246,4 +250,38 @@ async fn proposal_changed(
         tracing::info!(%network, referendum, run, "the proposal changed since its last run: voting again");
     }
     Ok(changed)
+}
+
+/// Whether the referendum's last runs failed, fewer times than `failed_run_retries` allows, and
+/// the backoff since the last failure (doubling per failed run) has passed: then a new run is
+/// started. Only failures since the last completed run count.
+async fn retry_failed(
+    engine: &Engine,
+    network: Network,
+    referendum: u32,
+) -> Result<bool, EngineError> {
+    let settings = &engine.settings;
+    let runs = engine.ledger.runs(Some(network), Some(referendum)).await?;
+    let failed = RunState::Failed.as_str();
+    let trailing = runs.iter().rev().take_while(|r| r.state == failed).count();
+    let Some(last) = runs.last().filter(|_| trailing > 0) else {
+        return Ok(false);
+    };
+    // The first run is not a retry: `trailing - 1` retries were made already.
+    let retries_made = u32::try_from(trailing - 1).unwrap_or(u32::MAX);
+    if retries_made >= settings.failed_run_retries {
+        return Ok(false);
+    }
+    let backoff_ms = settings
+        .failed_run_backoff_secs
+        .saturating_mul(1000)
+        .saturating_mul(1u64 << retries_made.min(16));
+    let now = chrono::Utc::now().timestamp_millis();
+    let due = last
+        .finished_at
+        .is_some_and(|t| now.saturating_sub(t) >= i64::try_from(backoff_ms).unwrap_or(i64::MAX));
+    if due {
+        tracing::info!(%network, referendum, failed_run = last.run, retry = retries_made + 1, "starting a new run after a failed one");
+    }
+    Ok(due)
 }

@@ -665,3 +665,67 @@ async fn a_changed_proposal_is_voted_again_and_an_unchanged_one_is_not() {
     let out = cli(&["dispatch", "--network", "polkadot"]);
     assert!(out.contains(&format!("skipped polkadot #{REF}")), "{out}");
 }
+
+/// A run that failed for good is not the referendum's end: dispatch starts a new run after the
+/// backoff, at most `failed_run_retries` times, and then leaves the failure to an operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_is_retried_by_dispatch_within_its_policy() {
+    let w = World::new(Backend::Sqlite).await;
+    let id = REF.to_string();
+    let cli = |args: &[&str], retries: &str| {
+        let o = w
+            .cybergov(args)
+            .env("CYBERGOV_PIPELINE__FAILED_RUN_RETRIES", retries)
+            .env("CYBERGOV_PIPELINE__FAILED_RUN_BACKOFF_SECS", "0")
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let run = ["run", "--network", "polkadot", "--id", id.as_str()];
+    // The proposal cannot be read: run 1 fails at augment, for good.
+    let broken = variant(REF, |v| {
+        v.as_object_mut().unwrap().remove("indexer");
+    });
+    w.subsquare.add_referendum(REF, broken.clone());
+    let out = cli(&run, "1");
+    assert!(out.contains("run 1: failed"), "{out}");
+
+    // No retries allowed: the failure stays.
+    let out = cli(&["dispatch", "--network", "polkadot"], "0");
+    assert!(out.contains(&format!("skipped polkadot #{REF}")), "{out}");
+
+    // One retry allowed: run 2, which fails the same way; then no more.
+    let out = cli(&["dispatch", "--network", "polkadot"], "1");
+    assert!(
+        out.contains(&format!("queued polkadot #{REF} run 2")),
+        "{out}"
+    );
+    let out = cli(&run, "1");
+    assert!(out.contains("run 2: failed"), "{out}");
+    let out = cli(&["dispatch", "--network", "polkadot"], "1");
+    assert!(out.contains(&format!("skipped polkadot #{REF}")), "{out}");
+
+    // The author fixes the proposal; a policy with retries left votes it.
+    w.subsquare.add_referendum(REF, toolkit_as(REF));
+    let out = cli(&["dispatch", "--network", "polkadot"], "2");
+    assert!(
+        out.contains(&format!("queued polkadot #{REF} run 3")),
+        "{out}"
+    );
+    let out = cli(&run, "2");
+    assert!(out.contains("run 3 (latest): completed"), "{out}");
+    assert_eq!(w.comment_posts(REF), 1);
+    let ledger = w.ledger().await;
+    let states: Vec<String> = ledger
+        .runs(Some(P), Some(REF))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.state)
+        .collect();
+    assert_eq!(states, ["failed", "failed", "completed"]);
+}
