@@ -196,12 +196,8 @@ impl Proposal {
                 field: "proposer".into(),
                 message: e.to_string(),
             })?;
+        // An empty body is a proposal all the same: augmentation abstains on it, explained.
         let content = string_at(&root, "content")?;
-        if content.trim().is_empty() {
-            return Err(ProposalError::EmptyBody {
-                field: "content".into(),
-            });
-        }
         Ok(Self {
             network,
             index,

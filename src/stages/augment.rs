@@ -87,8 +87,18 @@ pub struct Augmented {
     pub record: AugmentRecord,
 }
 
-fn prepare(proposal: &Proposal) -> Result<(String, CleanReport), ProposalError> {
-    clean::clean(&proposal.content, proposal.content_type, "content")
+/// The cleaned body, what cleaning removed, and whether nothing was left (then the body is
+/// [`policy::EMPTY_BODY_TEXT`] and the run abstains, explained, instead of failing).
+fn prepare(proposal: &Proposal) -> Result<(String, CleanReport, bool), ProposalError> {
+    match clean::clean(&proposal.content, proposal.content_type, "content") {
+        Ok((body, report)) => Ok((body, report, false)),
+        Err(ProposalError::EmptyBody { .. }) => Ok((
+            policy::EMPTY_BODY_TEXT.to_owned(),
+            CleanReport::default(),
+            true,
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 /// Deterministic augmentation; tokens are estimated ([`fit::estimate_tokens`]).
@@ -98,7 +108,7 @@ pub fn augment(
     spec: &NetworkSpec,
     questions: &Questions,
 ) -> Result<Augmented, AugmentError> {
-    let (body, report) = prepare(proposal)?;
+    let (body, report, empty) = prepare(proposal)?;
     let units = fit::paragraphs(&body)
         .into_iter()
         .map(|(section, text)| Unit {
@@ -109,7 +119,7 @@ pub fn augment(
         .collect();
     let method = format!("estimate:utf8_bytes/{}", fit::ESTIMATE_BYTES_PER_TOKEN);
     Ok(finish(
-        proposal, config, spec, questions, body, report, units, &method,
+        proposal, config, spec, questions, body, report, units, &method, empty,
     ))
 }
 
@@ -121,7 +131,7 @@ pub async fn augment_with_model(
     questions: &Questions,
     model: &dyn LanguageModel,
 ) -> Result<Augmented, AugmentError> {
-    let (body, report) = prepare(proposal)?;
+    let (body, report, empty) = prepare(proposal)?;
     let mut units = Vec::new();
     for (section, text) in fit::paragraphs(&body) {
         let tokens = model.count_tokens(&text).await?;
@@ -133,7 +143,7 @@ pub async fn augment_with_model(
     }
     let method = format!("model:{}", model.info().model_id);
     Ok(finish(
-        proposal, config, spec, questions, body, report, units, &method,
+        proposal, config, spec, questions, body, report, units, &method, empty,
     ))
 }
 
@@ -147,12 +157,17 @@ fn finish(
     report: CleanReport,
     units: Vec<Unit>,
     method: &str,
+    empty: bool,
 ) -> Augmented {
     let links = links::find_links(&body);
     let own_text_chars = links::own_text(&body).chars().count();
     let (fitted, fit_record) = fit::fit(&units, config.max_content_tokens, method);
     let chars = body.chars().count();
-    let abstain = config.abstain.decide(own_text_chars, &links, &fit_record);
+    let abstain = if empty {
+        Some(policy::empty_body())
+    } else {
+        config.abstain.decide(own_text_chars, &links, &fit_record)
+    };
     Augmented {
         title: proposal.title.clone(),
         body: fitted,

@@ -125,18 +125,25 @@ fn bad_responses_are_errors_that_name_the_field() {
     assert!(e.to_string().contains("top level is array"));
 }
 
+/// A body with nothing left after cleaning (images, scripts) is not an error that stalls the
+/// referendum: the run abstains, and augment.json and content.md say why.
 #[test]
-fn a_body_empty_after_cleaning_is_refused() {
+fn a_body_empty_after_cleaning_abstains_with_its_reason() {
     let spec = Network::Polkadot.default_spec();
-    let raw = edited("polkadot-1801-toolkit.json", |v| {
-        v["content"] = "<img src=\"data:image/png;base64,AAAA\"><script>x()</script>\n\n![](https://x.org/a.png)".into()
-    });
-    let p = Proposal::from_subsquare(Network::Polkadot, &spec, &raw).unwrap();
-    let e = augment(&p, &AugmentConfig::default(), &spec, &Questions::bundled()).unwrap_err();
-    assert!(
-        matches!(&e, AugmentError::Proposal(ProposalError::EmptyBody { field }) if field == "content"),
-        "{e}"
-    );
+    for content in [
+        "<img src=\"data:image/png;base64,AAAA\"><script>x()</script>\n\n![](https://x.org/a.png)",
+        "",
+    ] {
+        let raw = edited("polkadot-1801-toolkit.json", |v| {
+            v["content"] = content.into()
+        });
+        let p = Proposal::from_subsquare(Network::Polkadot, &spec, &raw).unwrap();
+        let a = augment(&p, &AugmentConfig::default(), &spec, &Questions::bundled()).unwrap();
+        assert_eq!(a.body, cybergov::stages::augment::policy::EMPTY_BODY_TEXT);
+        let abstain = a.record.abstain.expect("an empty body abstains");
+        assert_eq!(abstain.rule, "empty-body/v1");
+        assert!(abstain.reason.contains("nothing for the jurors to judge"));
+    }
 }
 
 #[tokio::test]

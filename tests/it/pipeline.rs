@@ -729,3 +729,42 @@ async fn a_failed_run_is_retried_by_dispatch_within_its_policy() {
         .collect();
     assert_eq!(states, ["failed", "failed", "completed"]);
 }
+
+/// A proposal whose body is empty once cleaned completes its run as a forced ABSTAIN, voted and
+/// explained in the comment, instead of failing the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_proposal_is_an_explained_abstain_not_a_failed_run() {
+    let w = World::new(Backend::Sqlite).await;
+    w.subsquare.add_referendum(
+        REF,
+        variant(REF, |v| {
+            v["content"] = "<img src=\"a.png\"><script>x()</script>".into()
+        }),
+    );
+    let id = REF.to_string();
+    let o = w
+        .cybergov(&["run", "--network", "polkadot", "--id", id.as_str()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("run 1 (latest): completed"), "{out}");
+    let run1 = files_under(
+        &w.store_path()
+            .join(format!("proposals/polkadot/{REF}/runs/1")),
+    );
+    let vote: serde_json::Value = serde_json::from_slice(&run1["vote.json"]).unwrap();
+    assert_eq!(vote["decision"], "abstain");
+    assert!(
+        vote["forced_abstain"].as_str().unwrap().contains("empty"),
+        "{vote}"
+    );
+    let posts = w.subsquare.posts();
+    let (_, body) = posts.last().expect("the comment");
+    assert!(body.contains("ABSTAIN was forced"), "{body}");
+}

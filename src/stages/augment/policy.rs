@@ -9,6 +9,21 @@ use serde::{Deserialize, Serialize};
 
 /// Rule id: the body's own text is short and it points at mutable external documents.
 pub const RULE_ONLY_EXTERNAL_LINKS: &str = "only-external-links/v1";
+/// Rule id: nothing is left of the body once images, scripts and markup are removed.
+pub const RULE_EMPTY_BODY: &str = "empty-body/v1";
+/// What content.md says in place of an empty body: the jurors are still asked, and the record
+/// shows what they saw.
+pub const EMPTY_BODY_TEXT: &str = "(The proposal has no text of its own: nothing is left once images, scripts and markup are removed.)";
+
+/// The decision for a proposal with no text: there is nothing to judge, and a vote on it would
+/// be a vote on a title.
+pub fn empty_body() -> AbstainDecision {
+    AbstainDecision {
+        rule: RULE_EMPTY_BODY.into(),
+        reason: "the proposal's body is empty once images, scripts and markup are removed: there is nothing for the jurors to judge".into(),
+    }
+}
+
 /// Rule id: the body had to be cut to fit the juror context.
 pub const RULE_TRUNCATED: &str = "truncated/v1";
 
