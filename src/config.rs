@@ -399,6 +399,7 @@ impl Config {
             // Validated when the configuration was loaded.
             repeat_penalty: self.magi.repeat_penalty.parse().unwrap_or(1.0),
             repeat_last_n: self.magi.repeat_last_n as usize,
+            content_budget_tokens: None,
         }
     }
 

@@ -55,6 +55,32 @@ pub enum JuryError {
 }
 
 impl Jury {
+    /// Tokens the quoted juror input (content.md) may take so that every juror's whole prompt
+    /// — system text, persona and request around it, chat-template tokens — plus its rationale
+    /// and the option scoring fit its context. Augmentation fits to this, so the infer stage
+    /// never meets a prompt it must refuse. `None` when no juror states a context.
+    pub async fn content_budget(&self) -> Result<Option<usize>, ModelError> {
+        // Chat-template tokens around each message and before the reply, and what scoring
+        // adds after the rationale (the vote question and the longest option): generous
+        // bounds, since counting them exactly would need each template's own code.
+        const TEMPLATE_TOKENS_PER_MESSAGE: usize = 8;
+        const SCORING_TOKENS: usize = 96;
+        let mut budget: Option<usize> = None;
+        for (name, model) in &self.members {
+            let context = model.info().context_length as usize;
+            if context == 0 {
+                continue;
+            }
+            let mut overhead = SCORING_TOKENS + self.decoding.max_new_tokens as usize;
+            for m in super::juror::rationale_messages(&self.prompts, name, "") {
+                overhead += model.count_tokens(&m.content).await? + TEMPLATE_TOKENS_PER_MESSAGE;
+            }
+            let fits = context.saturating_sub(overhead);
+            budget = Some(budget.map_or(fits, |b| b.min(fits)));
+        }
+        Ok(budget)
+    }
+
     /// Builds the jury `config` describes, fetching named models as needed.
     pub fn from_config(
         config: &MagiConfig,

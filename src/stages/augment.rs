@@ -390,6 +390,45 @@ pub struct AugmentSettings {
     pub repeat_penalty: f32,
     /// Recent tokens the penalty looks at.
     pub repeat_last_n: usize,
+    /// Tokens the quoted content.md may take in a juror's prompt (see
+    /// [`crate::magi::jury::Jury::content_budget`]); `None`: only `max_content_tokens` bounds
+    /// the body.
+    pub content_budget_tokens: Option<usize>,
+}
+
+/// Shrinks the body until the whole quoted content.md — body, analysis and answers — fits
+/// `budget` tokens: fitting the body alone to `max_content_tokens` left the jurors' own prompt
+/// text out of the count, and a long proposal then failed the infer stage. The answers are
+/// kept (they were given on the longer text, which the record still describes).
+async fn fit_to_the_jurors(
+    mut augmented: Augmented,
+    budget: usize,
+    proposal: &Proposal,
+    settings: &AugmentSettings,
+    questions: &Questions,
+    model: &dyn LanguageModel,
+) -> Result<Augmented, AugmentError> {
+    // Cut markers and paragraph boundaries make a cut a little smaller or larger than asked;
+    // a few rounds converge.
+    const MARGIN: usize = 16;
+    for _ in 0..4 {
+        let used = model
+            .count_tokens(&crate::magi::prompts::quote(&augmented.content_md()))
+            .await?;
+        if used <= budget {
+            return Ok(augmented);
+        }
+        let mut config = settings.augment.clone();
+        config.max_content_tokens = augmented
+            .record
+            .fit
+            .kept_tokens
+            .saturating_sub(used - budget + MARGIN);
+        let answers = augmented.record.questions.answers.take();
+        augmented = augment_with_model(proposal, &config, &settings.spec, questions, model).await?;
+        augmented.record.questions.answers = answers;
+    }
+    Ok(augmented)
 }
 
 /// Runs the stage on run `run` of `network` #`referendum`, with `model` answering.
@@ -413,12 +452,30 @@ pub async fn augment_stage(
     let questions = Questions::bundled();
     let mut augmented =
         augment_with_model(&proposal, &settings.augment, spec, &questions, model).await?;
+    if let Some(budget) = settings.content_budget_tokens {
+        // Room for the answers still to come: each at most `answer_max_tokens`, plus its
+        // question and quoting.
+        let reserve = questions.items.len() * (settings.augment.answer_max_tokens as usize + 32);
+        augmented = fit_to_the_jurors(
+            augmented,
+            budget.saturating_sub(reserve),
+            &proposal,
+            settings,
+            &questions,
+            model,
+        )
+        .await?;
+    }
     let params = GenerateParams {
         max_new_tokens: settings.augment.answer_max_tokens,
         repeat_penalty: settings.repeat_penalty,
         repeat_last_n: settings.repeat_last_n,
     };
     augmented.answer(Some(model), &questions, &params).await?;
+    if let Some(budget) = settings.content_budget_tokens {
+        augmented =
+            fit_to_the_jurors(augmented, budget, &proposal, settings, &questions, model).await?;
+    }
     augmented.write(store, &run_layout).await?;
     Ok(AugmentOutcome::Written {
         forced_abstain: augmented.record.abstain.is_some(),

@@ -99,9 +99,14 @@ impl StageHandler for Augment {
         use crate::stages::augment::{AugmentOutcome, augment_stage};
         let jury = s.jury().await?;
         let analyst = jury.members[0].1.clone();
+        let mut settings = s.config.augment_settings(key.network);
+        settings.content_budget_tokens = jury
+            .content_budget()
+            .await
+            .map_err(|e| StageError::from_error(crate::stages::augment::AugmentError::Model(e)))?;
         let outcome = augment_stage(
             s.store.as_ref(),
-            &s.config.augment_settings(key.network),
+            &settings,
             analyst.as_ref(),
             key.network,
             key.referendum,

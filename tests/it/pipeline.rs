@@ -768,3 +768,47 @@ async fn an_empty_proposal_is_an_explained_abstain_not_a_failed_run() {
     let (_, body) = posts.last().expect("the comment");
     assert!(body.contains("ABSTAIN was forced"), "{body}");
 }
+
+/// A long proposal fitted by augmentation also fits the jurors' prompt: the body budget counts
+/// the system text, persona and request around it, the analysis, the rationale and the
+/// scoring, so the infer stage never refuses a prompt over the model's context (before, a body
+/// fitted to `max_content_tokens` alone gave "prompt of 4133 tokens … exceeds … 4096").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_proposal_fits_the_whole_juror_prompt() {
+    let w = World::new(Backend::Sqlite).await;
+    let long = variant(REF, |v| {
+        let paragraph = "The treasury would fund a light-client toolkit, its audits, its documentation and two years of maintenance by a team of four engineers, with monthly public reports. ";
+        // A few sections of many paragraphs, as real proposals have.
+        let body: Vec<String> = (0..6)
+            .map(|i| format!("## Part {i}\n\n{}", vec![paragraph; 25].join("\n\n")))
+            .collect();
+        v["content"] = body.join("\n\n").into();
+    });
+    w.subsquare.add_referendum(REF, long);
+    let id = REF.to_string();
+    let o = w
+        .cybergov(&["run", "--network", "polkadot", "--id", id.as_str()])
+        // The body alone may take nearly the whole context: only the whole-prompt budget
+        // keeps the jurors' prompt inside it.
+        .env("CYBERGOV_AUGMENT__MAX_CONTENT_TOKENS", "4000")
+        .output()
+        .unwrap();
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("run 1 (latest): completed"), "{out}");
+    let run1 = files_under(
+        &w.store_path()
+            .join(format!("proposals/polkadot/{REF}/runs/1")),
+    );
+    let augment: serde_json::Value = serde_json::from_slice(&run1["augment.json"]).unwrap();
+    assert_eq!(augment["fit"]["truncated"], true, "{}", augment["fit"]);
+    let kept = augment["fit"]["kept_tokens"].as_u64().unwrap();
+    assert!(
+        kept > 0 && kept < 4000,
+        "the body was cut below max_content_tokens, not away: {kept}"
+    );
+}
