@@ -5,4 +5,5 @@ pub mod augment;
 pub mod comment;
 pub mod dispatch;
 pub mod model;
+pub mod revote;
 pub mod vote;

@@ -12,6 +12,7 @@ use super::engine::{Engine, EngineError};
 use super::graph::ENTRY;
 use super::ledger::{LedgerError, StageKey};
 use crate::network::Network;
+use crate::records::revote::RevoteRecord;
 use crate::store::layout::{Artefact, ReferendumLayout};
 use crate::store::{ObjectKey, StoreError};
 
@@ -91,6 +92,17 @@ pub async fn start_rerun(
         .ok_or_else(|| EngineError::from(LedgerError::Invalid("no run created".into())))?;
     let new_run = layout.run(entry.run);
     let old_run = layout.run(previous);
+    // A rerun is a deliberate re-vote: the vote stage lets it vote after run `previous`.
+    let record = RevoteRecord::new(
+        network,
+        referendum,
+        entry.run,
+        previous,
+        format!("an operator's rerun of run {previous} (cybergov rerun --from {from})"),
+    );
+    store
+        .put(&new_run.key(&Artefact::Revote), &record.to_bytes())
+        .await?;
     let old_prefix = old_run.prefix();
     let run_specific = [
         Artefact::Manifest,
@@ -101,6 +113,7 @@ pub async fn start_rerun(
         Artefact::CommentPreview,
         Artefact::InferenceDispatch,
         Artefact::InferenceLog,
+        Artefact::Revote,
     ]
     .map(|a| a.file_name());
     let mut reused = Vec::new();

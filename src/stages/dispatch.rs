@@ -17,6 +17,7 @@ use crate::pipeline::engine::{Engine, EngineError};
 use crate::pipeline::ledger::{LedgerError, RunState, StageKey};
 use crate::pipeline::settings::VoteMode;
 use crate::proposal::Proposal;
+use crate::records::revote::RevoteRecord;
 use crate::store::StoreError;
 use crate::store::layout::{Artefact, ReferendumLayout};
 use crate::subsquare::{ReferendumSummary, SubsquareClient, SubsquareConfig, SubsquareError};
@@ -134,7 +135,7 @@ pub async fn dispatch(
                     engine.start_run(network, index, false).await?
                 }
                 None if proposal_changed(engine, &client, spec, network, index).await? => {
-                    engine.start_run(network, index, false).await?
+                    revote(engine, network, index, "the proposal changed since run").await?
                 }
                 None if retry_failed(engine, network, index).await? => {
                     engine.start_run(network, index, false).await?
@@ -284,4 +285,41 @@ async fn retry_failed(
         tracing::info!(%network, referendum, failed_run = last.run, retry = retries_made + 1, "starting a new run after a failed one");
     }
     Ok(due)
+}
+
+/// Starts the next run as a deliberate re-vote after the last one, recording why
+/// (`revote.json`), so that the vote stage lets it vote again.
+async fn revote(
+    engine: &Engine,
+    network: Network,
+    referendum: u32,
+    why: &str,
+) -> Result<Option<StageKey>, EngineError> {
+    let layout = ReferendumLayout::new(network, referendum);
+    let previous = layout
+        .runs(engine.store.as_ref())
+        .await
+        .map_err(|e| LedgerError::Invalid(e.to_string()))?
+        .last()
+        .copied()
+        .unwrap_or(0);
+    let Some(key) = engine.start_run(network, referendum, false).await? else {
+        return Ok(None);
+    };
+    let record = RevoteRecord::new(
+        network,
+        referendum,
+        key.run,
+        previous,
+        format!("{why} {previous}"),
+    );
+    engine
+        .store
+        .put(
+            &layout.run(key.run).key(&Artefact::Revote),
+            &record.to_bytes(),
+        )
+        .await
+        .map_err(|e| LedgerError::Invalid(e.to_string()))?;
+    Ok(Some(key))
 }

@@ -16,6 +16,7 @@
 //! A rerun (run + 1, a new manifest) votes again on purpose: the new vote replaces the old one
 //! on chain and carries the new manifest's remark; each run keeps its own receipt.
 
+mod guard;
 mod recover;
 
 use crate::account::AccountId;
@@ -197,6 +198,19 @@ pub enum VoteError {
         fee: u128,
     },
     /// The chain refused the transaction.
+    #[error(
+        "{network} referendum #{referendum} was voted already ({by}): run {run} does not vote again; a deliberate re-vote (`cybergov rerun`, or a changed proposal) records revote.json"
+    )]
+    AlreadyVoted {
+        /// The network.
+        network: Network,
+        /// The referendum.
+        referendum: u32,
+        /// This run.
+        run: u32,
+        /// What shows the earlier vote.
+        by: String,
+    },
     #[error("the chain rejected the vote transaction: {cause}")]
     Rejected {
         /// Why.
@@ -368,6 +382,15 @@ pub async fn vote_stage(
     let current_vote = transport
         .current_vote(&p.call.real, track, referendum)
         .await?;
+    if mode == VoteMode::Submit {
+        guard::check_not_voted_before(
+            store,
+            &p.run_layout,
+            current_vote.as_ref(),
+            !submissions.is_empty(),
+        )
+        .await?;
+    }
     if current_vote == Some(p.call.vote) {
         tracing::info!(
             "the real account already votes exactly this way; voting again so that this run's manifest remark is on chain"

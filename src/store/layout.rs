@@ -46,6 +46,8 @@ pub enum Artefact {
     CommentPreview,
     /// The GitHub workflow run the infer stage dispatched, recorded before it was sent.
     InferenceDispatch,
+    /// This run votes again on purpose, after an earlier run's vote.
+    Revote,
 }
 
 impl Artefact {
@@ -65,6 +67,7 @@ impl Artefact {
             Artefact::DryRun => "vote.dry-run.json".into(),
             Artefact::CommentPreview => "comment.preview.md".into(),
             Artefact::InferenceDispatch => "inference-dispatch.json".into(),
+            Artefact::Revote => "revote.json".into(),
         }
     }
 }

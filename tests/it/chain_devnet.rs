@@ -504,7 +504,8 @@ async fn a_crash_after_sending_is_recovered_and_a_rerun_replaces_the_vote() {
     };
     check_receipt(&env, &receipt, 4, 1, 0, want1).await;
 
-    // A rerun with a new manifest votes again on purpose and replaces the vote.
+    // A second run that is not a deliberate re-vote (what a lost ledger makes `run` start) is
+    // refused: run 1's receipt, and the chain, show the referendum was voted.
     write_vote_run(
         &env.store,
         NET,
@@ -515,6 +516,36 @@ async fn a_crash_after_sending_is_recovered_and_a_rerun_replaces_the_vote() {
         &(2 * UNIT).to_string(),
     )
     .await;
+    let err = env.vote(4, 2, VoteMode::Submit).await.unwrap_err();
+    assert!(
+        matches!(&err, VoteError::AlreadyVoted { run: 2, by, .. } if by.contains("run 1 has a receipt.json")),
+        "{err}"
+    );
+    assert!(!err.is_transient());
+    assert_eq!(env.alice_nonce().await, nonce + 1, "nothing sent");
+    // With the whole store lost, a fresh run 1 is refused by the chain alone: the account's
+    // vote on the referendum stands.
+    let lost = tempfile::tempdir().unwrap();
+    let fresh = FsStore::new(lost.path()).unwrap();
+    write_vote_run(&fresh, NET, 4, 1, VoteKind::Nay, 1, &UNIT.to_string()).await;
+    let seed = Env::secrets("//Alice");
+    let job = env.job(&seed, 4, 1, VoteMode::Submit, StageHooks::default());
+    let err = vote_stage(&fresh, &job).await.unwrap_err();
+    assert!(
+        matches!(&err, VoteError::AlreadyVoted { by, .. } if by.contains("the chain holds")),
+        "{err}"
+    );
+    assert_eq!(env.alice_nonce().await, nonce + 1, "nothing sent");
+
+    // A rerun with a new manifest votes again on purpose (revote.json) and replaces the vote.
+    let record = cybergov::records::revote::RevoteRecord::new(NET, 4, 2, 1, "a test's rerun");
+    env.store
+        .put(
+            &ReferendumLayout::new(NET, 4).run(2).key(&Artefact::Revote),
+            &record.to_bytes(),
+        )
+        .await
+        .unwrap();
     let VoteOutcome::Submitted(second) = env.vote(4, 2, VoteMode::Submit).await.unwrap() else {
         panic!("the rerun votes")
     };

@@ -812,3 +812,63 @@ async fn a_long_proposal_fits_the_whole_juror_prompt() {
         "the body was cut below max_content_tokens, not away: {kept}"
     );
 }
+
+/// The ledger is not the only guard against a second vote: with the SQLite ledger deleted
+/// after a referendum was voted, `cybergov run` starts afresh (run 2), and its vote stage
+/// refuses — run 1's receipt and the chain both show the vote — so nothing is sent again and
+/// no second comment is posted. An operator's `rerun` is a deliberate re-vote and passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_ledger_never_leads_to_a_second_vote() {
+    let w = World::new(Backend::Sqlite).await;
+    let id = REF.to_string();
+    let target = ["--network", "polkadot", "--id", id.as_str()];
+    let cli = |args: &[&str]| {
+        let o = w.cybergov(args).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.code(), text)
+    };
+    let (code, out) = cli(&[&["run"][..], &target].concat());
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(w.comment_posts(REF), 1);
+    let nonce = w
+        .chain
+        .nonce("15oF4uVJwmo4TdGW7VfQxNLavjCXviqxT9S1MgbjMNHr6Sp5")
+        .await;
+
+    std::fs::remove_file(w.dir.path().join("cybergov.db")).unwrap();
+    let (code, out) = cli(&[&["run"][..], &target].concat());
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        out.contains("was voted already (run 1 has a receipt.json)"),
+        "{out}"
+    );
+    assert_eq!(
+        w.chain
+            .nonce("15oF4uVJwmo4TdGW7VfQxNLavjCXviqxT9S1MgbjMNHr6Sp5")
+            .await,
+        nonce,
+        "no second vote was sent"
+    );
+    assert_eq!(w.comment_posts(REF), 1, "no second comment");
+
+    // A deliberate re-vote records why, and votes.
+    let (code, out) = cli(&[&["rerun"][..], &target, &["--from", "vote"]].concat());
+    assert_eq!(code, Some(0), "{out}");
+    let runs = w
+        .store_path()
+        .join(format!("proposals/polkadot/{REF}/runs"));
+    let last = std::fs::read_dir(&runs).unwrap().count();
+    let revote: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(runs.join(last.to_string()).join("revote.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        revote["reason"].as_str().unwrap().contains("rerun"),
+        "{revote}"
+    );
+    assert_eq!(w.comment_posts(REF), 2, "the re-vote comments once");
+}
