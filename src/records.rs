@@ -4,6 +4,7 @@
 pub mod augment;
 pub mod comment;
 pub mod dispatch;
+pub mod juror;
 pub mod model;
 pub mod revote;
 pub mod vote;

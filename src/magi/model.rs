@@ -70,16 +70,6 @@ impl GenerateParams {
     }
 }
 
-/// Why generation stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FinishReason {
-    /// The model ended its turn.
-    Stop,
-    /// `max_new_tokens` was reached.
-    Length,
-}
-
 /// A completed generation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Generation {
@@ -95,21 +85,6 @@ pub struct Generation {
     pub raw_response: Option<serde_json::Value>,
 }
 
-/// The log-probability a model gives one option.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OptionScore {
-    /// The option's label as scored, e.g. `AYE`.
-    pub option: String,
-    /// Natural-log probability of the option's tokens as the assistant's next words.
-    pub logprob: f64,
-    /// How many tokens the option took.
-    pub tokens: u32,
-    /// `exp(logprob)` normalised over the options scored together (set by the juror; absent in
-    /// records made before it was recorded).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probability: Option<f64>,
-}
-
 /// The options' scores, and the provider's raw response for remote backends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scoring {
@@ -122,6 +97,8 @@ pub struct Scoring {
 // The model description is recorded in juror files and augment.json: a record type, so it
 // lives with the records (below this layer) and is re-exported here for the backends.
 pub use crate::records::model::{EngineId, ModelInfo};
+// The juror record's parts are record types too.
+pub use crate::records::juror::{FinishReason, OptionScore};
 
 /// Errors of a model backend.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,6 @@
 //! configuration for experiments; the hashes then say which text was used.
 
 use crate::hash::Sha256Hash;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -31,18 +30,7 @@ pub struct Prompts {
     pub vote: String,
 }
 
-/// Hashes of the prompt files a juror used.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct PromptHashes {
-    /// `system.md`.
-    pub system: Sha256Hash,
-    /// The juror's persona file.
-    pub persona: Sha256Hash,
-    /// `rationale.md`.
-    pub rationale: Sha256Hash,
-    /// `vote.md`.
-    pub vote: Sha256Hash,
-}
+pub use crate::records::juror::PromptHashes;
 
 /// Why prompts could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ pub mod runner;
 
 use super::provenance::ProvenanceConfig;
 use crate::hash::Sha256Hash;
-use crate::magi::juror::{JurorRecord, deliberate};
+use crate::magi::juror::deliberate;
 use crate::magi::jury::Jury;
 use crate::magi::model::ModelError;
 use crate::magi::tally::{JurorVote, TallyConfig, VoteRecord, tally};
@@ -16,6 +16,7 @@ use crate::manifest::publish::{PublishError, point_latest, publish};
 use crate::manifest::{ArtefactRef, Manifest, ModelRecord, SCHEMA_V1, previous_manifest};
 use crate::network::Network;
 use crate::records::augment::AugmentRecord;
+use crate::records::juror::JurorRecord;
 use crate::retry::Transient;
 use crate::store::layout::{Artefact, ReferendumLayout, RunLayout};
 use crate::store::{ObjectStore, StoreError};

@@ -15,12 +15,12 @@
 
 use super::check;
 use crate::hash::Sha256Hash;
-use crate::magi::juror::{JurorRecord, choose};
 use crate::magi::tally::{TallyRule, decide};
 use crate::manifest::verify::Check;
 use crate::manifest::{Manifest, VoteKind};
 use crate::records::augment::AugmentRecord;
 use crate::records::comment::{CommentRecord, headline};
+use crate::records::juror::{JurorRecord, choose};
 use crate::records::vote::{JurorVote, VoteRecord};
 use crate::store::layout::{Artefact, ReferendumLayout, RunLayout};
 use crate::store::{ObjectKey, ObjectStore};

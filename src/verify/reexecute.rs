@@ -11,7 +11,7 @@
 use super::check;
 use crate::hash::Sha256Hash;
 use crate::magi::candle::{CandleModel, LoadOptions};
-use crate::magi::juror::{JurorRecord, deliberate, rationale_messages};
+use crate::magi::juror::{deliberate, rationale_messages};
 use crate::magi::model::LanguageModel;
 use crate::magi::models;
 use crate::magi::prompts::Prompts;
@@ -20,6 +20,7 @@ use crate::magi::tally::TallyConfig;
 use crate::magi::tally::{JurorVote, TallyRule, VoteRecord, tally};
 use crate::manifest::verify::Check;
 use crate::manifest::{Manifest, ModelRecord};
+use crate::records::juror::JurorRecord;
 use crate::store::layout::Artefact;
 use crate::store::{ObjectKey, ObjectStore};
 use std::collections::HashMap;

@@ -8,8 +8,8 @@
 //! comment cannot disagree with vote.json about a field's name or meaning.
 
 use crate::hash::Sha256Hash;
-use crate::magi::juror::JurorRecord;
 use crate::network::Network;
+use crate::records::juror::JurorRecord;
 use crate::records::vote::VoteRecord;
 use std::fmt::Write as _;
 
