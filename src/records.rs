@@ -8,3 +8,11 @@ pub mod juror;
 pub mod model;
 pub mod revote;
 pub mod vote;
+
+/// The stored bytes of a JSON record: pretty JSON and a final newline, the same for every
+/// record, so identical records are identical bytes (the store refuses a different rewrite).
+pub fn pretty_json<T: serde::Serialize>(record: &T) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(record).expect("records always serialize");
+    bytes.push(b'\n');
+    bytes
+}

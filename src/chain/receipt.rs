@@ -91,16 +91,10 @@ async fn read_json<T: for<'de> Deserialize<'de>>(
         })
 }
 
-fn pretty<T: Serialize>(v: &T) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec_pretty(v).expect("records always serialize");
-    bytes.push(b'\n');
-    bytes
-}
-
 impl Receipt {
     /// The stored bytes: pretty JSON and a trailing newline.
     pub fn to_bytes(&self) -> Vec<u8> {
-        pretty(self)
+        crate::records::pretty_json(self)
     }
 
     /// The run's receipt, if it has one.
@@ -143,7 +137,7 @@ pub struct Submission {
 impl Submission {
     /// The stored bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        pretty(self)
+        crate::records::pretty_json(self)
     }
 
     /// Every submission record of the run, by attempt.
@@ -194,7 +188,7 @@ pub struct DryRunRecord {
 impl DryRunRecord {
     /// The stored bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        pretty(self)
+        crate::records::pretty_json(self)
     }
 
     /// The run's dry-run record, if its vote stage ran as a dry run.

@@ -32,9 +32,7 @@ pub struct CommentRecord {
 impl CommentRecord {
     /// The pretty JSON stored as comment.json (with a final newline).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec_pretty(self).expect("record serializes");
-        bytes.push(b'\n');
-        bytes
+        super::pretty_json(self)
     }
 
     /// Parses comment.json.

@@ -75,9 +75,7 @@ fn layout_v1() -> String {
 impl JurorRecord {
     /// The stored bytes: pretty JSON with a trailing newline (stable for identical records).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec_pretty(self).expect("juror records always serialize");
-        v.push(b'\n');
-        v
+        super::pretty_json(self)
     }
 }
 

@@ -48,9 +48,7 @@ impl RevoteRecord {
 
     /// The stored bytes: pretty JSON with a trailing newline.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec_pretty(self).expect("record serializes");
-        bytes.push(b'\n');
-        bytes
+        super::pretty_json(self)
     }
 
     /// Parses revote.json.

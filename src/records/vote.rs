@@ -88,8 +88,6 @@ pub struct VoteRecord {
 impl VoteRecord {
     /// The stored bytes: pretty JSON and a trailing newline.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec_pretty(self).expect("vote records always serialize");
-        v.push(b'\n');
-        v
+        super::pretty_json(self)
     }
 }

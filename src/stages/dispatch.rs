@@ -14,12 +14,12 @@
 
 use crate::network::{Network, NetworkSpec};
 use crate::pipeline::engine::{Engine, EngineError};
-use crate::pipeline::ledger::{LedgerError, RunState, StageKey};
-use crate::pipeline::settings::VoteMode;
+use crate::pipeline::ledger::{LedgerError, RunRow, RunState, StageKey};
+use crate::pipeline::settings::{PipelineConfig, VoteMode};
 use crate::proposal::Proposal;
 use crate::records::revote::RevoteRecord;
 use crate::store::StoreError;
-use crate::store::layout::{Artefact, ReferendumLayout};
+use crate::store::layout::{Artefact, ReferendumLayout, RunLayout};
 use crate::subsquare::{ReferendumSummary, SubsquareClient, SubsquareConfig, SubsquareError};
 use std::collections::BTreeMap;
 
@@ -131,16 +131,7 @@ pub async fn dispatch(
         for index in wanted {
             let started = match engine.start_run(network, index, true).await? {
                 Some(key) => Some(key),
-                None if was_dry_run(engine, network, index).await? => {
-                    engine.start_run(network, index, false).await?
-                }
-                None if proposal_changed(engine, &client, spec, network, index).await? => {
-                    revote(engine, network, index, "the proposal changed since run").await?
-                }
-                None if retry_failed(engine, network, index).await? => {
-                    engine.start_run(network, index, false).await?
-                }
-                None => None,
+                None => run_again(engine, &client, spec, network, index).await?,
             };
             match started {
                 Some(key) => {
@@ -154,61 +145,77 @@ pub async fn dispatch(
     Ok(report)
 }
 
-/// Whether the referendum's last run completed as a dry run (it recorded `vote.dry-run.json`
-/// and has no receipt) while votes are now submitted: then it has not been voted, and a new run
-/// votes it. Never while a run is active, and never for a run that failed (an operator's).
-async fn was_dry_run(
-    engine: &Engine,
-    network: Network,
-    referendum: u32,
-) -> Result<bool, EngineError> {
-    if engine.settings.vote_mode != VoteMode::Submit {
-        return Ok(false);
-    }
-    let runs = engine.ledger.runs(Some(network), Some(referendum)).await?;
-    let Some(last) = runs.last() else {
-        return Ok(false);
-    };
-    if last.state != RunState::Completed.as_str() {
-        return Ok(false);
-    }
-    let Ok(run) = u32::try_from(last.run) else {
-        return Ok(false);
-    };
-    let layout = ReferendumLayout::new(network, referendum).run(run);
-    let store = engine.store.as_ref();
-    let unreadable = |e: StoreError| EngineError::from(LedgerError::Invalid(e.to_string()));
-    let dry = store
-        .exists(&layout.key(&Artefact::DryRun))
-        .await
-        .map_err(unreadable)?;
-    let voted = store
-        .exists(&layout.key(&Artefact::Receipt))
-        .await
-        .map_err(unreadable)?;
-    Ok(dry && !voted)
+/// A store failure while dispatch looks at a run: reported like a ledger failure, since both
+/// stop this tick alike.
+fn store_error(e: StoreError) -> EngineError {
+    LedgerError::Invalid(e.to_string()).into()
 }
 
-/// Whether the referendum's proposal (title, body, format) differs from what its last
-/// completed run read, at least `revote_min_interval_secs` after that run: then it is voted
-/// again on what is there now. A detail that cannot be fetched or read now changes nothing (the
-/// next hour tries again); the scrape stage reports such errors.
-async fn proposal_changed(
+/// Starts another run of a referendum that already has runs, when one is due: its last run
+/// completed as a dry run that votes now submit, or its proposal changed since (a recorded
+/// re-vote), or it failed with retries left. The ledger's runs are read once for all three.
+async fn run_again(
     engine: &Engine,
     client: &SubsquareClient,
     spec: &NetworkSpec,
     network: Network,
     referendum: u32,
+) -> Result<Option<StageKey>, EngineError> {
+    let runs = engine.ledger.runs(Some(network), Some(referendum)).await?;
+    let Some(last) = runs.last() else {
+        return Ok(None);
+    };
+    let Ok(last_run) = u32::try_from(last.run) else {
+        return Ok(None);
+    };
+    let layout = ReferendumLayout::new(network, referendum).run(last_run);
+    if last.state == RunState::Completed.as_str() {
+        if was_dry_run(engine, &layout).await? {
+            return engine.start_run(network, referendum, false).await;
+        }
+        if proposal_changed(engine, client, spec, last, &layout).await? {
+            return revote(engine, network, referendum, last_run).await;
+        }
+        return Ok(None);
+    }
+    if retry_failed(&engine.settings, &runs) {
+        tracing::info!(%network, referendum, failed_run = last_run, "starting a new run after a failed one");
+        return engine.start_run(network, referendum, false).await;
+    }
+    Ok(None)
+}
+
+/// Whether the completed run `layout` was a dry run (it recorded `vote.dry-run.json` and has
+/// no receipt) while votes are now submitted: then the referendum has not been voted.
+async fn was_dry_run(engine: &Engine, layout: &RunLayout) -> Result<bool, EngineError> {
+    if engine.settings.vote_mode != VoteMode::Submit {
+        return Ok(false);
+    }
+    let store = engine.store.as_ref();
+    let dry = store
+        .exists(&layout.key(&Artefact::DryRun))
+        .await
+        .map_err(store_error)?;
+    let voted = store
+        .exists(&layout.key(&Artefact::Receipt))
+        .await
+        .map_err(store_error)?;
+    Ok(dry && !voted)
+}
+
+/// Whether the proposal (title, body, format) differs from what the completed run `last`
+/// read, at least `revote_min_interval_secs` after that run: then it is voted again on what is
+/// there now. A detail that cannot be fetched or read now changes nothing (the next hour tries
+/// again); the scrape stage reports such errors.
+async fn proposal_changed(
+    engine: &Engine,
+    client: &SubsquareClient,
+    spec: &NetworkSpec,
+    last: &RunRow,
+    layout: &RunLayout,
 ) -> Result<bool, EngineError> {
     let settings = &engine.settings;
     if !settings.revote_on_change {
-        return Ok(false);
-    }
-    let runs = engine.ledger.runs(Some(network), Some(referendum)).await?;
-    let Some(last) = runs.last() else {
-        return Ok(false);
-    };
-    if last.state != RunState::Completed.as_str() {
         return Ok(false);
     }
     let min_interval_ms = i64::try_from(settings.revote_min_interval_secs)
@@ -221,16 +228,11 @@ async fn proposal_changed(
     {
         return Ok(false);
     }
-    let Ok(run) = u32::try_from(last.run) else {
-        return Ok(false);
-    };
-    let key = ReferendumLayout::new(network, referendum)
-        .run(run)
-        .key(&Artefact::RawSubsquare);
-    let before = match engine.store.get(&key).await {
+    let (network, referendum) = (layout.referendum.network, layout.referendum.referendum);
+    let before = match engine.store.get(&layout.key(&Artefact::RawSubsquare)).await {
         Ok(bytes) => Proposal::from_subsquare(network, spec, &bytes).ok(),
         Err(StoreError::NotFound(_)) => None,
-        Err(e) => return Err(LedgerError::Invalid(e.to_string()).into()),
+        Err(e) => return Err(store_error(e)),
     };
     let Some(before) = before else {
         return Ok(false);
@@ -248,61 +250,42 @@ async fn proposal_changed(
     let changed = (&before.title, &before.content, &before.content_type)
         != (&after.title, &after.content, &after.content_type);
     if changed {
-        tracing::info!(%network, referendum, run, "the proposal changed since its last run: voting again");
+        tracing::info!(%network, referendum, run = layout.run, "the proposal changed since its last run: voting again");
     }
     Ok(changed)
 }
 
-/// Whether the referendum's last runs failed, fewer times than `failed_run_retries` allows, and
-/// the backoff since the last failure (doubling per failed run) has passed: then a new run is
-/// started. Only failures since the last completed run count.
-async fn retry_failed(
-    engine: &Engine,
-    network: Network,
-    referendum: u32,
-) -> Result<bool, EngineError> {
-    let settings = &engine.settings;
-    let runs = engine.ledger.runs(Some(network), Some(referendum)).await?;
+/// Whether the last `runs` failed, fewer times than `failed_run_retries` allows, and the
+/// backoff since the last failure (doubling per failed run) has passed. Only failures since
+/// the last completed run count.
+fn retry_failed(settings: &PipelineConfig, runs: &[RunRow]) -> bool {
     let failed = RunState::Failed.as_str();
     let trailing = runs.iter().rev().take_while(|r| r.state == failed).count();
     let Some(last) = runs.last().filter(|_| trailing > 0) else {
-        return Ok(false);
+        return false;
     };
     // The first run is not a retry: `trailing - 1` retries were made already.
     let retries_made = u32::try_from(trailing - 1).unwrap_or(u32::MAX);
     if retries_made >= settings.failed_run_retries {
-        return Ok(false);
+        return false;
     }
     let backoff_ms = settings
         .failed_run_backoff_secs
         .saturating_mul(1000)
         .saturating_mul(1u64 << retries_made.min(16));
     let now = chrono::Utc::now().timestamp_millis();
-    let due = last
-        .finished_at
-        .is_some_and(|t| now.saturating_sub(t) >= i64::try_from(backoff_ms).unwrap_or(i64::MAX));
-    if due {
-        tracing::info!(%network, referendum, failed_run = last.run, retry = retries_made + 1, "starting a new run after a failed one");
-    }
-    Ok(due)
+    last.finished_at
+        .is_some_and(|t| now.saturating_sub(t) >= i64::try_from(backoff_ms).unwrap_or(i64::MAX))
 }
 
-/// Starts the next run as a deliberate re-vote after the last one, recording why
+/// Starts the next run as a deliberate re-vote after run `previous`, recording why
 /// (`revote.json`), so that the vote stage lets it vote again.
 async fn revote(
     engine: &Engine,
     network: Network,
     referendum: u32,
-    why: &str,
+    previous: u32,
 ) -> Result<Option<StageKey>, EngineError> {
-    let layout = ReferendumLayout::new(network, referendum);
-    let previous = layout
-        .runs(engine.store.as_ref())
-        .await
-        .map_err(|e| LedgerError::Invalid(e.to_string()))?
-        .last()
-        .copied()
-        .unwrap_or(0);
     let Some(key) = engine.start_run(network, referendum, false).await? else {
         return Ok(None);
     };
@@ -311,15 +294,13 @@ async fn revote(
         referendum,
         key.run,
         previous,
-        format!("{why} {previous}"),
+        format!("the proposal changed since run {previous}"),
     );
+    let layout = ReferendumLayout::new(network, referendum).run(key.run);
     engine
         .store
-        .put(
-            &layout.run(key.run).key(&Artefact::Revote),
-            &record.to_bytes(),
-        )
+        .put(&layout.key(&Artefact::Revote), &record.to_bytes())
         .await
-        .map_err(|e| LedgerError::Invalid(e.to_string()))?;
+        .map_err(store_error)?;
     Ok(Some(key))
 }

@@ -116,27 +116,12 @@ pub async fn check_chain(
             format!("{real} has no vote on referendum {referendum}"),
         ),
     };
-    let remark_check = match &search.found {
-        Some((block, hash)) => check(
+    let remark_check = match (&search.found, &standing) {
+        (Some((block, hash)), _) => check(
             true,
             "remark on chain",
             format!("extrinsic {hash} in block {block} carries {remark:?} with {real}'s vote"),
         ),
-        None => check(
-            false,
-            "remark on chain",
-            format!(
-                "no successful vote of {real} in blocks {from}..={to} carries {remark:?}{failed}"
-            ),
-        ),
-    };
-    if standing.is_none() && search.found.is_none() {
-        return ChainFindings {
-            checks: Vec::new(),
-            not_voted: vec![vote_check, remark_check],
-        };
-    }
-    let remark_check = match (&search.found, &standing) {
         // The account voted, but not with this manifest: whatever this run is, the chain does
         // not back it.
         (None, Some(_)) => check(
@@ -146,7 +131,20 @@ pub async fn check_chain(
                 "{real} voted on referendum {referendum}, but no successful extrinsic in blocks {from}..={to} carries this manifest's remark {remark:?}{failed}"
             ),
         ),
-        _ => remark_check,
+        // Neither the vote nor the remark: not voted (reported as such, not as a failure).
+        (None, None) => {
+            let remark_check = check(
+                false,
+                "remark on chain",
+                format!(
+                    "no successful vote of {real} in blocks {from}..={to} carries {remark:?}{failed}"
+                ),
+            );
+            return ChainFindings {
+                checks: Vec::new(),
+                not_voted: vec![vote_check, remark_check],
+            };
+        }
     };
     ChainFindings {
         checks: vec![vote_check, remark_check],
