@@ -7,14 +7,15 @@
 //! - [`transport`], [`rpc`], [`sidecar`]: what the vote needs from a chain, over JSON-RPC or
 //!   Substrate API Sidecar.
 //! - [`outcome`]: the events that prove the vote and the remark happened.
-//! - [`receipt`]: `receipt.json` and the `submission-<n>.json` records that make retries safe.
 //! - [`value`]: walking dynamically decoded values.
+//!
+//! The records the vote writes (`receipt.json`, `submission-<n>.json`, `vote.dry-run.json`) are
+//! in [`crate::records::receipt`], with every other artefact's type.
 //!
 //! The stage that uses all this is [`crate::stages::vote`].
 
 pub mod call;
 pub mod outcome;
-pub mod receipt;
 pub mod remark;
 pub mod rpc;
 pub mod sidecar;

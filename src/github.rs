@@ -13,7 +13,7 @@ pub mod settings;
 
 pub use client::{GithubClient, GithubError, WorkflowRun};
 
-use crate::network::Network;
+use crate::records::run_id::RunId;
 
 /// The `workflow_dispatch` inputs the orchestrator sends, in order. `inference.yml` declares
 /// exactly these (a test reads the workflow file and compares).
@@ -22,23 +22,22 @@ pub const DISPATCH_INPUTS: [&str; 4] = ["network", "referendum", "run", "correla
 /// What one dispatch asks the workflow to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DispatchInputs {
-    /// The network.
-    pub network: Network,
-    /// The referendum.
-    pub referendum: u32,
     /// The run to infer (already chosen by the orchestrator).
-    pub run: u32,
+    pub id: RunId,
     /// Unique per dispatch; appears in the run's name so the run can be found.
     pub correlation_id: String,
 }
 
 impl DispatchInputs {
     /// Inputs for `run` of `network` #`referendum`, with a fresh correlation id.
-    pub fn new(network: Network, referendum: u32, run: u32) -> Self {
-        Self {
+    pub fn new(id: RunId) -> Self {
+        let RunId {
             network,
             referendum,
             run,
+        } = id;
+        Self {
+            id,
             correlation_id: format!(
                 "cg-{network}-{referendum}-{run}-{}",
                 uuid::Uuid::new_v4().simple()
@@ -47,27 +46,17 @@ impl DispatchInputs {
     }
 
     /// Inputs for `run` with a correlation id chosen earlier (a retry of a recorded dispatch).
-    pub fn with_correlation_id(
-        network: Network,
-        referendum: u32,
-        run: u32,
-        correlation_id: String,
-    ) -> Self {
-        Self {
-            network,
-            referendum,
-            run,
-            correlation_id,
-        }
+    pub fn with_correlation_id(id: RunId, correlation_id: String) -> Self {
+        Self { id, correlation_id }
     }
 
     /// The inputs as the dispatch API takes them: an object of strings, keyed by
     /// [`DISPATCH_INPUTS`].
     pub fn to_json(&self) -> serde_json::Value {
         let values = [
-            self.network.to_string(),
-            self.referendum.to_string(),
-            self.run.to_string(),
+            self.id.network.to_string(),
+            self.id.referendum.to_string(),
+            self.id.run.to_string(),
             self.correlation_id.clone(),
         ];
         serde_json::Value::Object(

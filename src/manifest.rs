@@ -202,6 +202,11 @@ pub enum ManifestError {
 }
 
 impl Manifest {
+    /// The run this manifest seals.
+    pub fn id(&self) -> crate::records::run_id::RunId {
+        crate::records::run_id::RunId::new(self.network, self.referendum, self.run)
+    }
+
     /// The canonical bytes: what is stored, and what is hashed.
     pub fn to_canonical_bytes(&self) -> Result<Vec<u8>, ManifestError> {
         self.validate()?;

@@ -2,7 +2,9 @@
 //!
 //! Parsing is strict where the pipeline depends on a field (a juror must never read a proposal
 //! whose body silently failed to parse) and tolerant everywhere else (Subsquare adds fields all
-//! the time). Every error names the JSON field, so an operator can open `raw_subsquare.json` and
+//! the time). The track, the state and the proposer are facts the jurors are shown but the vote
+//! does not rest on (the chain is the authority on the track and the state): one of them that
+//! cannot be read is left out and noted in [`Proposal::unread`], not a failed referendum. Every error names the JSON field, so an operator can open `raw_subsquare.json` and
 //! see exactly what was wrong. Nothing here panics on any input.
 
 pub mod spends;
@@ -50,16 +52,23 @@ pub struct Proposal {
     pub content: String,
     /// Body format (`contentType`).
     pub content_type: ContentType,
-    /// Proposer account (`proposer`).
-    pub proposer: AccountId,
-    /// Track id (`track`).
-    pub track: u16,
-    /// Referendum state name (`state.name`), e.g. `Deciding`.
-    pub state: String,
+    /// Proposer account (`proposer`); `None` when it could not be read (see `unread`).
+    pub proposer: Option<AccountId>,
+    /// Track id (`track`); `None` when it could not be read (see `unread`).
+    pub track: Option<u16>,
+    /// Referendum state name (`state.name`), e.g. `Deciding`; `None` when it could not be read.
+    pub state: Option<String>,
     /// Block at which the referendum was submitted (`indexer.blockHeight`); SIMA comments name it.
     pub proposed_height: u64,
     /// Requested spends (`allSpends`, else found in `onchainData.proposal.call`).
     pub spends: Vec<Spend>,
+    /// Why a field the jurors do not need was left out (each names the field).
+    pub unread: Vec<String>,
+}
+
+/// A field the vote does not rest on: its value, or `None` with the reason noted in `unread`.
+fn tolerated<T>(read: Result<T, ProposalError>, unread: &mut Vec<String>) -> Option<T> {
+    read.map_err(|e| unread.push(format!("{e}; left out"))).ok()
 }
 
 /// Why a Subsquare response could not be read as a [`Proposal`].
@@ -174,11 +183,14 @@ impl Proposal {
             field: "referendumIndex".into(),
             message: format!("{index} does not fit a referendum index (u32)"),
         })?;
-        let track = integer_at(&root, "track")?;
-        let track = u16::try_from(track).map_err(|_| ProposalError::Invalid {
-            field: "track".into(),
-            message: format!("{track} does not fit a track id (u16)"),
-        })?;
+        let mut unread = Vec::new();
+        let track = integer_at(&root, "track").and_then(|track| {
+            u16::try_from(track).map_err(|_| ProposalError::Invalid {
+                field: "track".into(),
+                message: format!("{track} does not fit a track id (u16)"),
+            })
+        });
+        let track = tolerated(track, &mut unread);
         let content_type = match string_at(&root, "contentType")?.as_str() {
             "markdown" => ContentType::Markdown,
             "html" => ContentType::Html,
@@ -189,13 +201,15 @@ impl Proposal {
                 });
             }
         };
-        let proposer_text = string_at(&root, "proposer")?;
-        let proposer = spec
-            .parse_address(&proposer_text)
-            .map_err(|e| ProposalError::Invalid {
-                field: "proposer".into(),
-                message: e.to_string(),
-            })?;
+        let proposer = string_at(&root, "proposer").and_then(|text| {
+            spec.parse_address(&text)
+                .map_err(|e| ProposalError::Invalid {
+                    field: "proposer".into(),
+                    message: e.to_string(),
+                })
+        });
+        let proposer = tolerated(proposer, &mut unread);
+        let state = tolerated(string_at(&root, "state.name"), &mut unread);
         // An empty body is a proposal all the same: augmentation abstains on it, explained.
         let content = string_at(&root, "content")?;
         Ok(Self {
@@ -206,9 +220,10 @@ impl Proposal {
             content_type,
             proposer,
             track,
-            state: string_at(&root, "state.name")?,
+            state,
             proposed_height: integer_at(&root, "indexer.blockHeight")?,
             spends: spends::parse_spends(&root, spec)?,
+            unread,
         })
     }
 }

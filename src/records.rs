@@ -6,7 +6,9 @@ pub mod comment;
 pub mod dispatch;
 pub mod juror;
 pub mod model;
+pub mod receipt;
 pub mod revote;
+pub mod run_id;
 pub mod vote;
 
 /// The stored bytes of a JSON record: pretty JSON and a final newline, the same for every

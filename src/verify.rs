@@ -22,10 +22,10 @@ pub mod consistency;
 pub mod http;
 pub mod reexecute;
 
-use crate::chain::receipt::Receipt;
 use crate::magi::settings::MagiConfig;
 use crate::manifest::verify::{Check, Report, verify_run};
 use crate::network::Network;
+use crate::records::receipt::Receipt;
 use crate::store::ObjectStore;
 use crate::store::layout::ReferendumLayout;
 use chain::ChainLookup;

@@ -13,93 +13,9 @@
 
 use super::value::{self, Value};
 use crate::account::AccountId;
-use crate::manifest::VoteKind;
-use crate::records::vote::VoteRecord;
-use serde::{Deserialize, Serialize};
-
-/// `ConvictionVoting`'s `AccountVote`, as cybergov casts it. Serialized into `receipt.json` as
-/// `{"Standard": {"aye", "conviction", "balance"}}` or `{"SplitAbstain": {"aye", "nay",
-/// "abstain"}}`, balances as decimal text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AccountVote {
-    /// An aye or nay with conviction.
-    Standard {
-        /// Aye (true) or nay.
-        aye: bool,
-        /// Conviction 0–6 (0 = 0.1x, no lock).
-        conviction: u8,
-        /// Balance in planck.
-        #[serde(with = "decimal")]
-        balance: u128,
-    },
-    /// Abstain: cybergov always puts the whole balance on `abstain`, nothing on aye or nay.
-    SplitAbstain {
-        /// Planck for aye.
-        #[serde(with = "decimal")]
-        aye: u128,
-        /// Planck for nay.
-        #[serde(with = "decimal")]
-        nay: u128,
-        /// Planck for abstain.
-        #[serde(with = "decimal")]
-        abstain: u128,
-    },
-}
-
-/// Why a vote record cannot be turned into a vote.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum VoteInputError {
-    /// Conviction outside 0–6.
-    #[error("conviction {0} is outside 0–6")]
-    Conviction(u8),
-    /// Balance not a planck amount.
-    #[error("balance {0:?} is not a planck amount (decimal digits)")]
-    Balance(String),
-    /// Zero balance: ConvictionVoting refuses it and it would say nothing.
-    #[error("balance is 0; a vote needs a positive balance")]
-    ZeroBalance,
-}
+pub use crate::records::receipt::{AccountVote, VoteInputError};
 
 impl AccountVote {
-    /// The vote a decision asks for: aye/nay as `Standard` with its conviction, abstain as
-    /// `SplitAbstain { aye: 0, nay: 0, abstain: balance }`.
-    pub fn from_decision(
-        kind: VoteKind,
-        conviction: u8,
-        balance: &str,
-    ) -> Result<Self, VoteInputError> {
-        if conviction > 6 {
-            return Err(VoteInputError::Conviction(conviction));
-        }
-        let balance: u128 = if !balance.is_empty() && balance.bytes().all(|b| b.is_ascii_digit()) {
-            balance
-                .parse()
-                .map_err(|_| VoteInputError::Balance(balance.to_owned()))?
-        } else {
-            return Err(VoteInputError::Balance(balance.to_owned()));
-        };
-        if balance == 0 {
-            return Err(VoteInputError::ZeroBalance);
-        }
-        Ok(match kind {
-            VoteKind::Aye | VoteKind::Nay => AccountVote::Standard {
-                aye: kind == VoteKind::Aye,
-                conviction,
-                balance,
-            },
-            VoteKind::Abstain => AccountVote::SplitAbstain {
-                aye: 0,
-                nay: 0,
-                abstain: balance,
-            },
-        })
-    }
-
-    /// The vote `vote.json` asks for.
-    pub fn from_record(record: &VoteRecord) -> Result<Self, VoteInputError> {
-        Self::from_decision(record.decision, record.conviction, &record.balance)
-    }
-
     /// The dynamic value of this `AccountVote`. `Vote` is a `u8` newtype: `0x80` for aye, OR-ed
     /// with the conviction.
     pub fn to_value(&self) -> Value {
@@ -149,23 +65,6 @@ impl AccountVote {
                 abstain: num("abstain")?,
             }),
             _ => None,
-        }
-    }
-
-    /// Human-readable, for dry runs and logs: `aye, conviction 1, 1000 planck`.
-    pub fn describe(&self) -> String {
-        match self {
-            AccountVote::Standard {
-                aye,
-                conviction,
-                balance,
-            } => format!(
-                "{}, conviction {conviction}, {balance} planck",
-                if *aye { "aye" } else { "nay" }
-            ),
-            AccountVote::SplitAbstain { aye, nay, abstain } => {
-                format!("abstain {abstain} planck (aye {aye}, nay {nay})")
-            }
         }
     }
 }
@@ -333,44 +232,16 @@ impl DecodedVote {
     }
 }
 
-mod decimal {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(v)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::VoteKind;
 
     #[test]
-    fn decisions_become_votes() {
-        assert_eq!(
-            AccountVote::from_decision(VoteKind::Nay, 3, "1000").unwrap(),
-            AccountVote::Standard {
-                aye: false,
-                conviction: 3,
-                balance: 1000
-            }
-        );
-        let abstain = AccountVote::from_decision(VoteKind::Abstain, 0, "5").unwrap();
-        assert_eq!(
-            serde_json::to_value(abstain).unwrap(),
-            serde_json::json!({"SplitAbstain": {"aye": "0", "nay": "0", "abstain": "5"}})
-        );
-        assert!(AccountVote::from_decision(VoteKind::Aye, 7, "1").is_err());
-        assert!(AccountVote::from_decision(VoteKind::Aye, 1, "-1").is_err());
-        assert!(AccountVote::from_decision(VoteKind::Aye, 1, "0").is_err());
+    fn votes_round_trip_through_values() {
         for v in [
             AccountVote::from_decision(VoteKind::Aye, 6, "42").unwrap(),
-            abstain,
+            AccountVote::from_decision(VoteKind::Abstain, 0, "5").unwrap(),
         ] {
             assert_eq!(AccountVote::from_value(&v.to_value()), Some(v));
         }

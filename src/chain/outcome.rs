@@ -5,27 +5,10 @@
 //! `System.ExtrinsicFailed`, a `Proxy.ProxyExecuted` whose result is `Ok`, and a
 //! `System.Remarked` whose hash is the BLAKE2-256 of our remark.
 
+pub use crate::records::receipt::EventRecord;
 use blake2::Blake2b;
 use blake2::Digest;
 use blake2::digest::consts::U32;
-use serde::{Deserialize, Serialize};
-
-/// One event of the vote extrinsic, as recorded in `receipt.json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventRecord {
-    /// Pallet name as in the metadata (`Proxy`, `System`, …).
-    pub pallet: String,
-    /// Event name (`ProxyExecuted`, …).
-    pub variant: String,
-    /// The event's fields as JSON (shape depends on the transport's rendering).
-    pub fields: serde_json::Value,
-}
-
-impl EventRecord {
-    fn is(&self, pallet: &str, variant: &str) -> bool {
-        self.pallet == pallet && self.variant == variant
-    }
-}
 
 /// Why the vote extrinsic did not do what it should.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

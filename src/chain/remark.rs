@@ -13,7 +13,9 @@
 //! data (or from `receipt.json`, which records it) and checks it against that event hash.
 
 use crate::hash::Sha256Hash;
+#[cfg(test)]
 use crate::network::Network;
+use crate::records::run_id::RunId;
 
 /// The fixed prefix of every version-1 remark.
 pub const REMARK_PREFIX: &str = "cybergov:v1:";
@@ -21,12 +23,8 @@ pub const REMARK_PREFIX: &str = "cybergov:v1:";
 /// A parsed remark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Remark {
-    /// The network voted on.
-    pub network: Network,
-    /// The referendum.
-    pub referendum: u32,
     /// The run whose manifest this is.
-    pub run: u32,
+    pub id: RunId,
     /// SHA-256 of that run's `manifest.json`.
     pub manifest_sha256: Sha256Hash,
 }
@@ -34,17 +32,17 @@ pub struct Remark {
 impl Remark {
     /// The remark's text.
     pub fn text(&self) -> String {
-        remark_text(
-            self.network,
-            self.referendum,
-            self.run,
-            &self.manifest_sha256,
-        )
+        remark_text(self.id, &self.manifest_sha256)
     }
 }
 
 /// The remark text for a run's manifest.
-pub fn remark_text(network: Network, referendum: u32, run: u32, manifest: &Sha256Hash) -> String {
+pub fn remark_text(id: RunId, manifest: &Sha256Hash) -> String {
+    let RunId {
+        network,
+        referendum,
+        run,
+    } = id;
     format!("{REMARK_PREFIX}{network}:{referendum}:{run}:{manifest}")
 }
 
@@ -82,14 +80,16 @@ pub fn parse_remark(text: &str) -> Result<Remark, RemarkError> {
         s.parse().map_err(|_| err(what))
     };
     let remark = Remark {
-        network: network.parse().map_err(|_| err("unknown network"))?,
-        referendum: number(referendum, "bad referendum number")?,
-        run: number(run, "bad run number")?,
+        id: RunId::new(
+            network.parse().map_err(|_| err("unknown network"))?,
+            number(referendum, "bad referendum number")?,
+            number(run, "bad run number")?,
+        ),
         manifest_sha256: hash
             .parse()
             .map_err(|_| err("the hash is not 64 lowercase hex characters"))?,
     };
-    if remark.run == 0 {
+    if remark.id.run == 0 {
         return Err(err("run numbers start at 1"));
     }
     Ok(remark)
@@ -102,10 +102,10 @@ mod tests {
     #[test]
     fn round_trips_and_is_strict() {
         let h = Sha256Hash::of(b"manifest");
-        let text = remark_text(Network::Kusama, 7, 2, &h);
+        let text = remark_text(RunId::new(Network::Kusama, 7, 2), &h);
         assert_eq!(text, format!("cybergov:v1:kusama:7:2:{h}"));
         let r = parse_remark(&text).unwrap();
-        assert_eq!((r.network, r.referendum, r.run), (Network::Kusama, 7, 2));
+        assert_eq!(r.id, RunId::new(Network::Kusama, 7, 2));
         assert_eq!(r.text(), text);
         for bad in [
             format!("cybergov:v2:kusama:7:2:{h}"),

@@ -241,6 +241,35 @@ impl Transport for RpcTransport {
         Ok(voting.as_ref().and_then(|v| vote_in(v, referendum)))
     }
 
+    async fn delegate_of(
+        &self,
+        real: &AccountId,
+        track: u16,
+    ) -> Result<Option<AccountId>, TransportError> {
+        let at = self.at_best().await?;
+        let voting = self
+            .fetch(
+                &at,
+                "ConvictionVoting",
+                "VotingFor",
+                vec![Value::from_bytes(real.0), Value::u128(track.into())],
+            )
+            .await?;
+        let Some(("Delegating", fields)) = voting.as_ref().and_then(value::variant) else {
+            return Ok(None);
+        };
+        value::field(fields, "target")
+            .and_then(value::as_bytes)
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(|b| Some(AccountId(b)))
+            .ok_or_else(|| {
+                TransportError::Unexpected(format!(
+                    "ConvictionVoting.VotingFor delegation without a target: {}",
+                    voting.as_ref().map(value::to_json).unwrap_or_default()
+                ))
+            })
+    }
+
     async fn proxies(&self, real: &AccountId) -> Result<Vec<ProxyDefinition>, TransportError> {
         let at = self.at_best().await?;
         let found = self

@@ -368,6 +368,29 @@ impl Transport for SidecarTransport {
         }))
     }
 
+    async fn delegate_of(
+        &self,
+        real: &AccountId,
+        track: u16,
+    ) -> Result<Option<AccountId>, TransportError> {
+        let value = self
+            .storage(
+                "convictionVoting",
+                "votingFor",
+                &[real.to_ss58(self.ss58_prefix), track.to_string()],
+            )
+            .await?;
+        let Some(("delegating" | "Delegating", fields)) = json_variant(&value) else {
+            return Ok(None);
+        };
+        fields
+            .get("target")
+            .and_then(Json::as_str)
+            .and_then(|a| AccountId::from_ss58(a).ok())
+            .map(|(a, _)| Some(a))
+            .ok_or_else(|| unexpected("votingFor delegation target", &value))
+    }
+
     async fn proxies(&self, real: &AccountId) -> Result<Vec<ProxyDefinition>, TransportError> {
         let value = self
             .storage("proxy", "proxies", &[real.to_ss58(self.ss58_prefix)])

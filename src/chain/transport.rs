@@ -153,6 +153,15 @@ pub trait Transport: Send + Sync {
         referendum: u32,
     ) -> Result<Option<AccountVote>, TransportError>;
 
+    /// The account `real` delegates its votes on `track` to, from
+    /// `ConvictionVoting.VotingFor(real, track)`; `None` when it does not delegate there. A
+    /// delegating account cannot vote on that track: the chain refuses its votes.
+    async fn delegate_of(
+        &self,
+        real: &AccountId,
+        track: u16,
+    ) -> Result<Option<AccountId>, TransportError>;
+
     /// The proxies of `real` (`Proxy.Proxies(real)`), at the best block.
     async fn proxies(&self, real: &AccountId) -> Result<Vec<ProxyDefinition>, TransportError>;
 

@@ -6,12 +6,14 @@
 //!
 //! - Subsquare is [`crate::subsquare::standin`], serving the bundled sample and taking the
 //!   comment;
-//! - the chain is chopsticks running our governance devnet (`tests/devnet/spec.json`) when
-//!   chopsticks is installed (`npm ci --prefix tests/node`, which the test command does); then
-//!   the vote is really cast, by the dev key `//Alice` as Governance proxy for `//Bob`. Without
-//!   it the vote stage is left out of the graph and the demo says so: nothing is simulated.
+//! - the chain is chopsticks running our governance devnet (`tests/devnet/spec.json`): the
+//!   checkout's test tools, else a pinned copy the demo installs into its cache with npm on
+//!   first use. The vote is really cast, by the dev key `//Alice` as Governance proxy for
+//!   `//Bob`. Without node and npm the vote stage is left out of the graph and the demo says
+//!   what to install: nothing is simulated.
 //!
-//! It ends by verifying the manifest it produced and printing where everything is.
+//! It ends by verifying the run it produced, the vote and its remark on the devnet included,
+//! and printing where everything is.
 
 mod devnet;
 
@@ -65,7 +67,16 @@ pub async fn run(dir: &Path, base: &Config) -> anyhow::Result<ExitCode> {
 
     println!("cybergov demo: {network} referendum #{id} (bundled sample), offline");
     println!("  subsquare  local stand-in at {}", subsquare.url);
-    let chain = devnet::Devnet::start_if_installed(&dir).await?;
+    let cache = crate::magi::models::default_models_dir()
+        .parent()
+        .map_or_else(|| dir.clone(), Path::to_path_buf);
+    let chain = match devnet::chopsticks(&cache, &dir.join("npm-install.log")).await? {
+        devnet::Chopsticks::At(bin) => Some(devnet::Devnet::start(&bin, &dir).await?),
+        devnet::Chopsticks::Unavailable(why) => {
+            println!("  chain      none: {why}");
+            None
+        }
+    };
     match &chain {
         Some(chain) => {
             println!(
@@ -79,9 +90,6 @@ pub async fn run(dir: &Path, base: &Config) -> anyhow::Result<ExitCode> {
             config.pipeline.vote_mode = VoteMode::Submit;
         }
         None => {
-            println!(
-                "  chain      none: chopsticks is not installed (`npm ci --prefix tests/node`), so the graph leaves out the vote stage"
-            );
             let graph = dir.join("graph-without-vote.toml");
             std::fs::write(&graph, devnet::graph_without_vote()?)?;
             config.pipeline.graph = Some(graph);
@@ -95,8 +103,71 @@ pub async fn run(dir: &Path, base: &Config) -> anyhow::Result<ExitCode> {
         proxy_seed: Some(Secret::new("//Alice")),
         ..Secrets::default()
     };
-    let code = super::run::run(&config, &secrets, &Target { network, id }).await?;
+    let target = Target { network, id };
+    let mut code = super::run::run(&config, &secrets, &target).await?;
+    if chain.is_some() && code == ExitCode::SUCCESS {
+        code = show_the_vote(&config, &secrets, &target).await?;
+    }
     println!("everything is under {}", dir.display());
     drop(chain);
     Ok(code)
+}
+
+/// Prints the vote as the chain took it (extrinsic, block), then verifies the run the way a
+/// stranger would: the vote and the manifest's remark found on the devnet from the account
+/// alone, not from the store's receipt.
+async fn show_the_vote(
+    config: &Config,
+    secrets: &Secrets,
+    target: &Target,
+) -> anyhow::Result<ExitCode> {
+    let store = super::open_store(config, secrets)?;
+    let layout = crate::store::layout::ReferendumLayout::new(target.network, target.id);
+    let latest = layout
+        .runs(store.as_ref())
+        .await?
+        .last()
+        .copied()
+        .context("the demo's run is in the store")?;
+    let receipt = crate::records::receipt::Receipt::read(store.as_ref(), &layout.run(latest))
+        .await?
+        .context("the vote stage completed, so the run has a receipt.json")?;
+    println!(
+        "vote: {} on {} #{} — extrinsic {} in block #{} ({}){}",
+        receipt.account_vote.describe(),
+        target.network,
+        target.id,
+        receipt.extrinsic_hash,
+        receipt.block_number,
+        receipt.block_hash,
+        if receipt.finalized { ", finalized" } else { "" }
+    );
+    println!("  remark {}", receipt.remark);
+    // Each demo starts a new devnet: a run voted by an earlier demo is not on this one.
+    let transport = crate::chain::connect(config.network(target.network)).await?;
+    let here = transport.block_hash(receipt.block_number).await?;
+    if here.map(|h| format!("0x{}", hex::encode(h.0))) != Some(receipt.block_hash.clone()) {
+        println!(
+            "  (cast on the devnet of an earlier demo, which is gone: each demo starts a new one; `cybergov rerun` would vote again)"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("verification against the devnet (`cybergov verify`):");
+    let sources = super::verify::Sources {
+        base_url: None,
+        chain: crate::cli::ChainArgs {
+            rpc_url: None,
+            sidecar: None,
+            real: None,
+            from_block: None,
+            to_block: None,
+            max_blocks: 50_000,
+            allow_unvoted: false,
+        },
+    };
+    let run = crate::cli::RunTarget {
+        target: target.clone(),
+        run: Some(latest),
+    };
+    super::verify::run(config, secrets, &run, &sources, false).await
 }

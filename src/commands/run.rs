@@ -20,6 +20,9 @@ pub async fn run(config: &Config, secrets: &Secrets, target: &Target) -> anyhow:
         for warning in crate::wiring::keys::check_proxy_keys(config, secrets).await? {
             eprintln!("warning: {warning}");
         }
+        for warning in crate::wiring::keys::check_delegations(config).await {
+            eprintln!("warning: {warning}");
+        }
     }
     engine.ignore_delays = true;
     let (network, id) = (target.network, target.id);

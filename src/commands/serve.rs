@@ -19,6 +19,9 @@ pub async fn run(config: &Config, secrets: &Secrets) -> anyhow::Result<ExitCode>
         for warning in crate::wiring::keys::check_proxy_keys(config, secrets).await? {
             eprintln!("warning: {warning}");
         }
+        for warning in crate::wiring::keys::check_delegations(config).await {
+            eprintln!("warning: {warning}");
+        }
     }
     let engine = Arc::new(engine);
     eprintln!(

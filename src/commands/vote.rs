@@ -2,6 +2,7 @@
 
 use crate::cli::RunTarget;
 use crate::config::Config;
+use crate::records::run_id::RunId;
 use crate::secret::Secrets;
 use crate::stages::vote::{VoteJob, VoteMode, VoteOutcome, vote_stage};
 use crate::store::layout::ReferendumLayout;
@@ -39,9 +40,7 @@ pub async fn run(
     let job = VoteJob {
         spec: config.network(network),
         proxy_seed: secrets.proxy_seed_for(network),
-        network,
-        referendum: id,
-        run,
+        id: RunId::new(network, id, run),
         mode,
         hooks: Default::default(),
     };

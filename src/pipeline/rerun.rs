@@ -13,6 +13,7 @@ use super::graph::ENTRY;
 use super::ledger::{LedgerError, StageKey};
 use crate::network::Network;
 use crate::records::revote::RevoteRecord;
+use crate::records::run_id::RunId;
 use crate::store::layout::{Artefact, ReferendumLayout};
 use crate::store::{ObjectKey, StoreError};
 
@@ -94,9 +95,7 @@ pub async fn start_rerun(
     let old_run = layout.run(previous);
     // A rerun is a deliberate re-vote: the vote stage lets it vote after run `previous`.
     let record = RevoteRecord::new(
-        network,
-        referendum,
-        entry.run,
+        RunId::new(network, referendum, entry.run),
         previous,
         format!("an operator's rerun of run {previous} (cybergov rerun --from {from})"),
     );

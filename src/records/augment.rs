@@ -43,12 +43,16 @@ pub struct AugmentRecord {
     pub network: Network,
     /// Referendum index.
     pub referendum: u32,
-    /// Track id.
-    pub track: u16,
-    /// State name at scrape time.
-    pub state: String,
-    /// Proposer address.
-    pub proposer: String,
+    /// Track id (`null` when Subsquare's could not be read: see `unread_fields`).
+    pub track: Option<u16>,
+    /// State name at scrape time (`null` when it could not be read).
+    pub state: Option<String>,
+    /// Proposer address (`null` when it could not be read).
+    pub proposer: Option<String>,
+    /// Fields of Subsquare's response the jurors do not need that could not be read, each with
+    /// why; they were left out rather than failing the referendum.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unread_fields: Vec<String>,
     /// Block the referendum was submitted at.
     pub proposed_height: u64,
     /// Format of the original body.

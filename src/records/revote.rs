@@ -3,6 +3,7 @@
 //! this record, written when the run is created for a reason (an operator's `rerun`, a changed
 //! proposal): so a lost ledger, which makes a plain `run` start afresh, can never vote twice.
 
+use super::run_id::RunId;
 use crate::network::Network;
 use serde::{Deserialize, Serialize};
 
@@ -28,19 +29,18 @@ pub struct RevoteRecord {
 }
 
 impl RevoteRecord {
+    /// The run this record belongs to.
+    pub fn id(&self) -> super::run_id::RunId {
+        super::run_id::RunId::new(self.network, self.referendum, self.run)
+    }
+
     /// A record for `run`, voting again after `previous_run` because of `reason`.
-    pub fn new(
-        network: Network,
-        referendum: u32,
-        run: u32,
-        previous_run: u32,
-        reason: impl Into<String>,
-    ) -> Self {
+    pub fn new(id: RunId, previous_run: u32, reason: impl Into<String>) -> Self {
         Self {
             schema: REVOTE_SCHEMA.into(),
-            network,
-            referendum,
-            run,
+            network: id.network,
+            referendum: id.referendum,
+            run: id.run,
             previous_run,
             reason: reason.into(),
         }

@@ -86,6 +86,11 @@ pub struct VoteRecord {
 }
 
 impl VoteRecord {
+    /// The run this record belongs to.
+    pub fn id(&self) -> super::run_id::RunId {
+        super::run_id::RunId::new(self.network, self.referendum, self.run)
+    }
+
     /// The stored bytes: pretty JSON and a trailing newline.
     pub fn to_bytes(&self) -> Vec<u8> {
         super::pretty_json(self)

@@ -17,13 +17,14 @@ pub mod policy;
 pub mod questions;
 
 use crate::magi::model::{GenerateParams, LanguageModel, ModelError};
-use crate::network::{Network, NetworkSpec};
+use crate::network::NetworkSpec;
 use crate::proposal::{Proposal, ProposalError};
 use crate::records::augment::{
     AugmentRecord, CleanReport, LengthFlag, QuestionsRecord, SCHEMA, summarize,
 };
+use crate::records::run_id::RunId;
 use crate::retry::Transient;
-use crate::store::layout::{Artefact, ReferendumLayout, RunLayout};
+use crate::store::layout::{Artefact, RunLayout};
 use crate::store::{ObjectStore, StoreError};
 use fit::Unit;
 use policy::AbstainPolicy;
@@ -177,7 +178,8 @@ fn finish(
             referendum: proposal.index,
             track: proposal.track,
             state: proposal.state.clone(),
-            proposer: spec.address(&proposal.proposer),
+            proposer: proposal.proposer.as_ref().map(|p| spec.address(p)),
+            unread_fields: proposal.unread.clone(),
             proposed_height: proposal.proposed_height,
             content_type: proposal.content_type,
             clean: report,
@@ -258,12 +260,22 @@ impl Augmented {
         );
         s.push_str("## Facts (from Subsquare and the chain)\n\n");
         let _ = writeln!(s, "- Network: {}", r.network);
+        let unknown = || "unknown".to_owned();
         let _ = writeln!(
             s,
             "- Referendum: #{} on track {}, state {}, submitted at block {}",
-            r.referendum, r.track, r.state, r.proposed_height
+            r.referendum,
+            r.track.map_or_else(unknown, |t| t.to_string()),
+            r.state.clone().unwrap_or_else(unknown),
+            r.proposed_height
         );
-        let _ = writeln!(s, "- Proposer: `{}`", r.proposer);
+        let _ = writeln!(
+            s,
+            "- Proposer: {}",
+            r.proposer
+                .as_ref()
+                .map_or_else(unknown, |p| format!("`{p}`"))
+        );
         if r.spends.is_empty() {
             s.push_str("- Requested spends: none found in the proposal data\n");
         } else {
@@ -367,12 +379,15 @@ impl Transient for AugmentError {
 // two writes is harmless.
 
 /// What the stage did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AugmentOutcome {
     /// content.md and augment.json were written.
     Written {
         /// Whether the augmentation policy forces ABSTAIN.
         forced_abstain: bool,
+        /// Fields the jurors do not need that could not be read (augment.json's
+        /// `unread_fields`).
+        unread_fields: Vec<String>,
     },
     /// Both already existed.
     AlreadyDone,
@@ -431,16 +446,14 @@ async fn fit_to_the_jurors(
     Ok(augmented)
 }
 
-/// Runs the stage on run `run` of `network` #`referendum`, with `model` answering.
+/// Runs the stage on run `id`, with `model` answering.
 pub async fn augment_stage(
     store: &dyn ObjectStore,
     settings: &AugmentSettings,
     model: &dyn LanguageModel,
-    network: Network,
-    referendum: u32,
-    run: u32,
+    id: RunId,
 ) -> Result<AugmentOutcome, AugmentError> {
-    let run_layout = ReferendumLayout::new(network, referendum).run(run);
+    let run_layout = id.layout();
     if store.exists(&run_layout.key(&Artefact::Content)).await?
         && store.exists(&run_layout.key(&Artefact::Augment)).await?
     {
@@ -448,7 +461,7 @@ pub async fn augment_stage(
     }
     let raw = store.get(&run_layout.key(&Artefact::RawSubsquare)).await?;
     let spec = &settings.spec;
-    let proposal = Proposal::from_subsquare(network, spec, &raw)?;
+    let proposal = Proposal::from_subsquare(id.network, spec, &raw)?;
     let questions = Questions::bundled();
     let mut augmented =
         augment_with_model(&proposal, &settings.augment, spec, &questions, model).await?;
@@ -479,5 +492,6 @@ pub async fn augment_stage(
     augmented.write(store, &run_layout).await?;
     Ok(AugmentOutcome::Written {
         forced_abstain: augmented.record.abstain.is_some(),
+        unread_fields: augmented.record.unread_fields.clone(),
     })
 }

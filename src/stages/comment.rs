@@ -10,13 +10,14 @@
 pub mod render;
 
 use crate::account::AccountId;
-use crate::chain::receipt::{Receipt, ReceiptError};
 use crate::hash::Sha256Hash;
 use crate::manifest::Manifest;
 use crate::network::NetworkSpec;
 use crate::proposal::Proposal;
 pub use crate::records::comment::CommentRecord;
 use crate::records::juror::JurorRecord;
+use crate::records::receipt::{Receipt, ReceiptError};
+use crate::records::run_id::RunId;
 use crate::records::vote::VoteRecord;
 use crate::retry::Transient;
 use crate::store::layout::{Artefact, RunLayout};
@@ -181,9 +182,7 @@ pub async fn prepare(
     };
     let previous = previous_run(store, run).await?;
     let ctx = CommentContext {
-        network: run.referendum.network,
-        referendum: run.referendum.referendum,
-        run: run.run,
+        id: RunId::from(*run),
         manifest_sha256,
         vote,
         jurors,

@@ -290,9 +290,7 @@ async fn revote(
         return Ok(None);
     };
     let record = RevoteRecord::new(
-        network,
-        referendum,
-        key.run,
+        key.run_id(),
         previous,
         format!("the proposal changed since run {previous}"),
     );

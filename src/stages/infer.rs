@@ -17,6 +17,7 @@ use crate::manifest::{ArtefactRef, Manifest, ModelRecord, SCHEMA_V1, previous_ma
 use crate::network::Network;
 use crate::records::augment::AugmentRecord;
 use crate::records::juror::JurorRecord;
+use crate::records::run_id::RunId;
 use crate::retry::Transient;
 use crate::store::layout::{Artefact, ReferendumLayout, RunLayout};
 use crate::store::{ObjectStore, StoreError};
@@ -46,15 +47,8 @@ pub enum InferError {
         referendum: u32,
     },
     /// The run lacks its juror input.
-    #[error("run {run} of {network} #{referendum} has no content.md; run the augment stage first")]
-    NoContent {
-        /// Network.
-        network: Network,
-        /// Referendum.
-        referendum: u32,
-        /// Run.
-        run: u32,
-    },
+    #[error("{0} has no content.md; run the augment stage first")]
+    NoContent(RunId),
     /// An input artefact is malformed.
     #[error("{key} is malformed: {message}")]
     Malformed {
@@ -152,11 +146,7 @@ pub async fn infer(
 
     let content_bytes = get_optional(store, &run_layout, &Artefact::Content)
         .await?
-        .ok_or(InferError::NoContent {
-            network,
-            referendum,
-            run,
-        })?;
+        .ok_or(InferError::NoContent(RunId::new(network, referendum, run)))?;
     let content = String::from_utf8(content_bytes.clone()).map_err(|_| InferError::Malformed {
         key: run_layout.key(&Artefact::Content).to_string(),
         message: "not UTF-8".into(),

@@ -22,10 +22,6 @@ mod recover;
 use crate::account::AccountId;
 use crate::chain::call::{AccountVote, VoteCall, VoteInputError};
 use crate::chain::outcome::{self, Failure};
-use crate::chain::receipt::{
-    DRY_RUN_SCHEMA, DryRunRecord, RECEIPT_SCHEMA, Receipt, ReceiptError, SUBMISSION_SCHEMA,
-    Submission,
-};
 use crate::chain::transport::{Included, ReferendumStatus, TransportError};
 use crate::chain::tx::{self, DecodedTx, TxError};
 use crate::chain::value::Value;
@@ -36,9 +32,14 @@ use crate::manifest::verify::verify_run;
 use crate::network::TransportKind;
 use crate::network::{Network, NetworkSpec};
 pub use crate::pipeline::settings::VoteMode;
+use crate::records::receipt::{
+    DRY_RUN_SCHEMA, DryRunRecord, RECEIPT_SCHEMA, Receipt, ReceiptError, SUBMISSION_SCHEMA,
+    Submission,
+};
+use crate::records::run_id::RunId;
 use crate::records::vote::VoteRecord;
 use crate::secret::Secret;
-use crate::store::layout::{Artefact, ReferendumLayout, RunLayout};
+use crate::store::layout::{Artefact, RunLayout};
 use crate::store::{ObjectStore, StoreError};
 use crate::subsquare::sima;
 use recover::recover;
@@ -199,15 +200,14 @@ pub enum VoteError {
     },
     /// The chain refused the transaction.
     #[error(
-        "{network} referendum #{referendum} was voted already ({by}): run {run} does not vote again; a deliberate re-vote (`cybergov rerun`, or a changed proposal) records revote.json"
+        "{network} referendum #{referendum} was voted already ({by}): run {run} does not vote again; a deliberate re-vote (`cybergov rerun`, or a changed proposal) records revote.json",
+        network = id.network,
+        referendum = id.referendum,
+        run = id.run
     )]
     AlreadyVoted {
-        /// The network.
-        network: Network,
-        /// The referendum.
-        referendum: u32,
         /// This run.
-        run: u32,
+        id: RunId,
         /// What shows the earlier vote.
         by: String,
     },
@@ -303,12 +303,8 @@ pub struct VoteJob<'a> {
     pub spec: &'a NetworkSpec,
     /// The proxy account's key (`CYBERGOV_PROXY_SEED`).
     pub proxy_seed: Option<&'a Secret>,
-    /// The network.
-    pub network: Network,
-    /// The referendum.
-    pub referendum: u32,
     /// The run whose manifest is voted with.
-    pub run: u32,
+    pub id: RunId,
     /// Submit, or only show what would be submitted.
     pub mode: VoteMode,
     /// Drills and tests; production uses the default.
@@ -323,20 +319,20 @@ pub async fn vote_stage(
     let VoteJob {
         spec,
         proxy_seed,
-        network,
-        referendum,
-        run,
+        id,
         mode,
         ref hooks,
     } = *job;
-    let run_layout = ReferendumLayout::new(network, referendum).run(run);
+    let RunId {
+        network,
+        referendum,
+        run,
+    } = id;
+    let run_layout = id.layout();
     if let Some(receipt) = Receipt::read(store, &run_layout).await? {
         return Ok(VoteOutcome::AlreadyDone(receipt));
     }
-    let p = prepare(
-        spec, proxy_seed, store, network, referendum, run, run_layout,
-    )
-    .await?;
+    let p = prepare(spec, proxy_seed, store, id).await?;
     let transport = chain::connect(spec).await?;
     let transport = transport.as_ref();
     let kind = spec.vote.transport;
@@ -514,11 +510,14 @@ async fn prepare(
     spec: &NetworkSpec,
     proxy_seed: Option<&Secret>,
     store: &dyn ObjectStore,
-    network: Network,
-    referendum: u32,
-    run: u32,
-    run_layout: RunLayout,
+    id: RunId,
 ) -> Result<Prepared, VoteError> {
+    let RunId {
+        network,
+        referendum,
+        run,
+    } = id;
+    let run_layout = id.layout();
     let manifest_key = run_layout.key(&Artefact::Manifest);
     let manifest_bytes = match store.get(&manifest_key).await {
         Ok(b) => b,
@@ -586,7 +585,7 @@ async fn prepare(
             proxy_type: spec.vote.proxy_type.clone().filter(|t| !t.is_empty()),
             referendum,
             vote,
-            remark: remark_text(network, referendum, run, &manifest_sha256),
+            remark: remark_text(id, &manifest_sha256),
         },
         keypair,
         signer,

@@ -81,8 +81,7 @@ pub async fn check_chain(
         Ok(v) => v,
         Err(e) => return fail("vote on chain", e),
     };
-    let remark =
-        crate::chain::remark_text(manifest.network, referendum, manifest.run, &manifest_sha256);
+    let remark = crate::chain::remark_text(manifest.id(), &manifest_sha256);
     let search = match search_remark(lookup, &remark, submitted).await {
         Ok(s) => s,
         Err(e) => return fail("remark on chain", e),

@@ -104,24 +104,24 @@ impl StageHandler for Augment {
             .content_budget()
             .await
             .map_err(|e| StageError::from_error(crate::stages::augment::AugmentError::Model(e)))?;
-        let outcome = augment_stage(
-            s.store.as_ref(),
-            &settings,
-            analyst.as_ref(),
-            key.network,
-            key.referendum,
-            key.run,
-        )
-        .await
-        .map_err(StageError::from_error)?;
+        let outcome = augment_stage(s.store.as_ref(), &settings, analyst.as_ref(), key.run_id())
+            .await
+            .map_err(StageError::from_error)?;
         let layout = run_layout(key);
-        Ok(StageDone::of(
+        let mut done = StageDone::of(
             vec![
                 layout.key(&Artefact::Content),
                 layout.key(&Artefact::Augment),
             ],
             outcome == AugmentOutcome::AlreadyDone,
-        ))
+        );
+        // `status` shows what was left out of the proposal, not only augment.json.
+        if let AugmentOutcome::Written { unread_fields, .. } = outcome
+            && !unread_fields.is_empty()
+        {
+            done.note = Some(format!("left out: {}", unread_fields.join("; ")));
+        }
+        Ok(done)
     }
 }
 
@@ -194,9 +194,7 @@ impl StageHandler for Vote {
         let job = VoteJob {
             spec: s.config.network(key.network),
             proxy_seed: s.secrets.proxy_seed_for(key.network),
-            network: key.network,
-            referendum: key.referendum,
-            run: key.run,
+            id: key.run_id(),
             mode: s.config.pipeline.vote_mode,
             hooks: Default::default(),
         };

@@ -74,3 +74,47 @@ pub async fn check_proxy_keys(
     }
     Ok(warnings)
 }
+
+/// The tracks on which an enabled network's `real_account` delegates its votes, as warnings: the
+/// chain refuses a delegating account's votes on that track, so every referendum there would
+/// fail at its vote, after inference and in public. A warning and not a refusal: the delegation
+/// may be deliberate for tracks the operator does not mean cybergov to vote on, and it can end
+/// at any time. A chain that cannot be read now is one warning that says so.
+pub async fn check_delegations(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for network in Network::ALL {
+        let spec = config.network(network);
+        if !spec.enabled {
+            continue;
+        }
+        let Ok(Some(real)) = spec.real_account_id(network) else {
+            continue;
+        };
+        let transport = match crate::chain::connect(spec).await {
+            Ok(t) => t,
+            Err(e) => {
+                warnings.push(format!(
+                    "{network}: could not check whether real_account delegates ({e})"
+                ));
+                continue;
+            }
+        };
+        for &track in &spec.allowed_tracks {
+            match transport.delegate_of(&real, track).await {
+                Ok(Some(target)) => warnings.push(format!(
+                    "{network}: real_account {} delegates its votes on track {track} to {}; the chain refuses its votes there, so referenda on track {track} cannot be voted until it undelegates (ConvictionVoting.undelegate) or the track is removed from networks.{network}.allowed_tracks",
+                    spec.address(&real),
+                    spec.address(&target)
+                )),
+                Ok(None) => {}
+                Err(e) => {
+                    warnings.push(format!(
+                        "{network}: could not check whether real_account delegates on track {track} ({e})"
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    warnings
+}

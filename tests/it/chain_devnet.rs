@@ -11,7 +11,6 @@ use cybergov::account::AccountId;
 use cybergov::chain::call::AccountVote;
 use cybergov::chain::outcome::{Failure, blake2_256};
 use cybergov::chain::parse_remark;
-use cybergov::chain::receipt::{Receipt, Submission};
 use cybergov::chain::rpc::RpcTransport;
 use cybergov::chain::transport::Transport;
 use cybergov::chain::value::Value;
@@ -20,6 +19,8 @@ use cybergov::hash::Sha256Hash;
 use cybergov::manifest::VoteKind;
 use cybergov::network::Network;
 use cybergov::network::TransportKind;
+use cybergov::records::receipt::{Receipt, Submission};
+use cybergov::records::run_id::RunId;
 use cybergov::secret::Secret;
 use cybergov::secret::Secrets;
 use cybergov::stages::vote::{StageHooks, VoteError, VoteJob, VoteMode, VoteOutcome, vote_stage};
@@ -115,9 +116,7 @@ impl Env {
         VoteJob {
             spec: self.config.network(NET),
             proxy_seed: secrets.proxy_seed.as_ref(),
-            network: NET,
-            referendum,
-            run,
+            id: RunId::new(NET, referendum, run),
             mode,
             hooks,
         }
@@ -177,10 +176,7 @@ async fn check_receipt(
     let manifest = env.manifest_sha(referendum, run).await;
     assert_eq!(r.manifest_sha256, manifest);
     let remark = parse_remark(&r.remark).unwrap();
-    assert_eq!(
-        (remark.network, remark.referendum, remark.run),
-        (NET, referendum, run)
-    );
+    assert_eq!(remark.id, RunId::new(NET, referendum, run));
     assert_eq!(
         remark.manifest_sha256, manifest,
         "the remark carries the manifest hash"
@@ -518,7 +514,7 @@ async fn a_crash_after_sending_is_recovered_and_a_rerun_replaces_the_vote() {
     .await;
     let err = env.vote(4, 2, VoteMode::Submit).await.unwrap_err();
     assert!(
-        matches!(&err, VoteError::AlreadyVoted { run: 2, by, .. } if by.contains("run 1 has a receipt.json")),
+        matches!(&err, VoteError::AlreadyVoted { id: RunId { run: 2, .. }, by, .. } if by.contains("run 1 has a receipt.json")),
         "{err}"
     );
     assert!(!err.is_transient());
@@ -538,7 +534,8 @@ async fn a_crash_after_sending_is_recovered_and_a_rerun_replaces_the_vote() {
     assert_eq!(env.alice_nonce().await, nonce + 1, "nothing sent");
 
     // A rerun with a new manifest votes again on purpose (revote.json) and replaces the vote.
-    let record = cybergov::records::revote::RevoteRecord::new(NET, 4, 2, 1, "a test's rerun");
+    let record =
+        cybergov::records::revote::RevoteRecord::new(RunId::new(NET, 4, 2), 1, "a test's rerun");
     env.store
         .put(
             &ReferendumLayout::new(NET, 4).run(2).key(&Artefact::Revote),

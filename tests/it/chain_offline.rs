@@ -10,6 +10,7 @@ use cybergov::chain::{parse_remark, remark_text};
 use cybergov::hash::Sha256Hash;
 use cybergov::magi::tally::VoteRecord;
 use cybergov::network::Network;
+use cybergov::records::run_id::RunId;
 use subxt_signer::sr25519::dev;
 
 /// A vote.json as the infer stage writes it.
@@ -61,7 +62,7 @@ async fn aye_nay_and_abstain_on_four_real_runtimes() {
         for (record, expected) in &cases {
             let vote = AccountVote::from_record(record).unwrap();
             assert_eq!(&vote, expected);
-            let remark = remark_text(Network::Polkadot, 123, 1, &manifest);
+            let remark = remark_text(RunId::new(Network::Polkadot, 123, 1), &manifest);
             let call = VoteCall {
                 real: bob,
                 proxy_type: Some("Governance".into()),

@@ -246,6 +246,12 @@ fn demo_runs_the_pipeline_offline_verifies_and_is_repeatable() {
         "receipt.json",
         "comment   completed",
         "PASS artefact content.md",
+        // The vote as the chain took it, then found on the devnet from the account alone.
+        "in block #",
+        "remark cybergov:v1:paseo:0:1:",
+        "verification against the devnet",
+        "PASS vote on chain",
+        "PASS remark on chain",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
@@ -273,6 +279,11 @@ fn demo_runs_the_pipeline_offline_verifies_and_is_repeatable() {
         stderr(&second)
     );
     assert!(stdout(&second).contains("already"), "{}", stdout(&second));
+    assert!(
+        stdout(&second).contains("cast on the devnet of an earlier demo"),
+        "{}",
+        stdout(&second)
+    );
     assert_eq!(std::fs::read(run.join("manifest.json")).unwrap(), manifest);
     let o = cybergov(
         dir.path(),
@@ -307,4 +318,71 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(e.path(), target).unwrap();
         }
     }
+}
+
+/// docs/OPERATING.md's commands are real: every `cybergov …` line of its `sh` blocks parses with
+/// the command-line definitions, the offline ones run, its TOML example is a valid
+/// configuration, and the systemd unit it installs runs a command that exists.
+#[test]
+fn every_command_of_the_operating_guide_parses() {
+    use clap::Parser;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let guide = std::fs::read_to_string(root.join("docs/OPERATING.md")).unwrap();
+    let mut block: Option<String> = None;
+    let (mut commands, mut toml) = (Vec::new(), Vec::new());
+    for line in guide.lines() {
+        match (&block, line.strip_prefix("```")) {
+            (None, Some(lang)) => block = Some(lang.to_owned()),
+            (Some(_), Some(_)) => block = None,
+            (Some(lang), None) if lang == "sh" => {
+                if let Some(args) = line.trim().strip_prefix("cybergov ") {
+                    commands.push(args.to_owned());
+                }
+            }
+            (Some(lang), None) if lang == "toml" => toml.push(line.to_owned()),
+            _ => {}
+        }
+    }
+    assert!(commands.len() >= 10, "{commands:?}");
+    let dir = tempfile::tempdir().unwrap();
+    for args in &commands {
+        let words: Vec<&str> = std::iter::once("cybergov")
+            .chain(args.split_whitespace())
+            .collect();
+        if let Err(e) = cybergov::cli::Cli::try_parse_from(&words) {
+            panic!("docs/OPERATING.md: `cybergov {args}` does not parse:\n{e}");
+        }
+        // The ones that need neither the network nor a model run here.
+        let offline = ["config", "models list", "status "];
+        if offline.iter().any(|o| args.starts_with(o)) {
+            let o = cybergov(dir.path(), &words[1..], &[]);
+            assert!(o.status.success(), "`cybergov {args}`: {}", stderr(&o));
+        }
+    }
+
+    let file = dir.path().join("cybergov.toml");
+    std::fs::write(&file, toml.join("\n")).unwrap();
+    let o = cybergov(
+        dir.path(),
+        &["config", "--config", file.to_str().unwrap()],
+        &[],
+    );
+    assert!(o.status.success(), "the guide's TOML: {}", stderr(&o));
+    assert!(
+        stdout(&o).contains("15oF4uVJwmo4TdGW7VfQxNLavjCXviqxT9S1MgbjMNHr6Sp5"),
+        "{}",
+        stdout(&o)
+    );
+
+    let unit = std::fs::read_to_string(root.join("scripts/cybergov.service")).unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("an ExecStart line");
+    let words: Vec<&str> = exec.split_whitespace().collect();
+    assert_eq!(words[0], "/usr/local/bin/cybergov", "{exec}");
+    let mut words = words;
+    words[0] = "cybergov";
+    cybergov::cli::Cli::try_parse_from(&words).expect("the unit's command parses");
+    assert!(guide.contains("scripts/cybergov.service"));
 }

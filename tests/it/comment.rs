@@ -5,7 +5,6 @@ use crate::common::subsquare_server::{check_sima, spawn_subsquare};
 use crate::common::{SAMPLE, sample_juror, write_sample_run_with_raw};
 use cybergov::account::AccountId;
 use cybergov::chain::call::AccountVote;
-use cybergov::chain::receipt::{RECEIPT_SCHEMA, Receipt};
 use cybergov::hash::Sha256Hash;
 use cybergov::magi::juror::JurorRecord;
 use cybergov::magi::settings::MagiConfig;
@@ -13,6 +12,8 @@ use cybergov::magi::tally::{JurorVote, tally};
 use cybergov::manifest::VoteKind;
 use cybergov::network::TransportKind;
 use cybergov::network::{Network, NetworkSpec};
+use cybergov::records::receipt::{RECEIPT_SCHEMA, Receipt};
+use cybergov::records::run_id::RunId;
 use cybergov::secret::Secret;
 use cybergov::stages::comment::render::{CommentContext, CommentLinks, render_comment};
 use cybergov::stages::comment::{
@@ -52,7 +53,7 @@ async fn setup() -> Setup {
         referendum: SAMPLE.1,
         run: 1,
         manifest_sha256: sha,
-        remark: cybergov::chain::remark_text(SAMPLE.0, SAMPLE.1, 1, &sha),
+        remark: cybergov::chain::remark_text(RunId::new(SAMPLE.0, SAMPLE.1, 1), &sha),
         signer: "15oF4uVJwmo4TdGW7VfQxNLavjCXviqxT9S1MgbjMNHr6Sp5".into(),
         real: "14E5nqKAp3oAJcmzgZhUD2RcptBeUBScxKHgJKU4HPNcKVf3".into(),
         proxy_type: Some("Governance".into()),
@@ -317,9 +318,7 @@ fn context(
         1
     };
     CommentContext {
-        network,
-        referendum,
-        run: 1,
+        id: RunId::new(network, referendum, 1),
         manifest_sha256: Sha256Hash::of(format!("{network}-{referendum}").as_bytes()),
         vote,
         jurors,

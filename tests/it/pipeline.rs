@@ -563,6 +563,49 @@ async fn a_dry_run_posts_nothing_and_is_voted_once_votes_are_submitted() {
     assert!(out.contains(&format!("skipped polkadot #{REF}")), "{out}");
 }
 
+/// A real account that delegates its votes on a track cannot vote there (the chain refuses):
+/// `status` says so, naming the network, the track and the delegate, and `run` warns at start-up
+/// in submit mode, instead of the operator finding out from a failed vote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_account_that_delegates_on_a_track_is_warned_about() {
+    let w = World::new(Backend::Sqlite).await;
+    let (code, out, _) = run_cli(&w, &["status", "--network", "polkadot"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("delegates"), "no delegation yet: {out}");
+
+    // Bob (the real account) delegates track 2 to Charlie, as `ConvictionVoting.delegate` would.
+    let charlie = "5FLSigC9HGRKVhB9FiEo4Y3koPsNmBmLJbpXg2mp1hXcS59Y";
+    let bob = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
+    w.chain
+        .rpc(
+            "dev_setStorage",
+            serde_json::json!([{"ConvictionVoting": {"VotingFor": [[[bob, 2], {"Delegating": {
+                "balance": 1_000_000_000_000u64, "target": charlie, "conviction": "Locked1x",
+                "delegations": {"votes": 0, "capital": 0}, "prior": [0, 0]}}]]}}]),
+        )
+        .await;
+    let (code, out, _) = run_cli(&w, &["status", "--network", "polkadot"]);
+    assert_eq!(code, 0, "{out}");
+    let charlie_dot = cybergov::account::AccountId::from_ss58(charlie)
+        .unwrap()
+        .0
+        .to_ss58(0);
+    assert!(
+        out.contains("warning: polkadot: real_account")
+            && out.contains("delegates its votes on track 2 to")
+            && out.contains(&charlie_dot),
+        "{out}"
+    );
+    assert!(
+        !out.contains("on track 11"),
+        "only the delegated track: {out}"
+    );
+
+    // `run` warns before it starts (a referendum Subsquare does not know ends it quickly).
+    let (_, out, err) = run_cli(&w, &["run", "--network", "polkadot", "--id", "77"]);
+    assert!(err.contains("delegates its votes on track 2"), "{out}{err}");
+}
+
 /// Each network may have its own proxy key, preferred over the shared one, and a key that is
 /// not a proxy of the network's real account is refused at start-up, naming the network,
 /// before any stage runs (not at the first vote, after inference).
@@ -767,6 +810,39 @@ async fn an_empty_proposal_is_an_explained_abstain_not_a_failed_run() {
     let posts = w.subsquare.posts();
     let (_, body) = posts.last().expect("the comment");
     assert!(body.contains("ABSTAIN was forced"), "{body}");
+}
+
+/// A field of the wrong type in a part the jurors do not need (`track` as text: the chain is the
+/// authority on tracks) is left out with its reason, recorded in augment.json and shown by
+/// `status`; the referendum is voted all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_typed_field_the_jurors_do_not_need_is_noted_not_fatal() {
+    let w = World::new(Backend::Sqlite).await;
+    w.subsquare
+        .add_referendum(REF, variant(REF, |v| v["track"] = "eleven".into()));
+    let id = REF.to_string();
+    let (code, out, err) = run_cli(&w, &["run", "--network", "polkadot", "--id", id.as_str()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("run 1 (latest): completed"), "{out}");
+    assert!(
+        out.contains("left out: field \"track\": expected non-negative integer, found string"),
+        "status shows what was left out: {out}"
+    );
+    let run1 = files_under(
+        &w.store_path()
+            .join(format!("proposals/polkadot/{REF}/runs/1")),
+    );
+    let augment: serde_json::Value = serde_json::from_slice(&run1["augment.json"]).unwrap();
+    assert_eq!(augment["track"], serde_json::Value::Null);
+    assert!(
+        augment["unread_fields"][0]
+            .as_str()
+            .is_some_and(|f| f.starts_with("field \"track\"")),
+        "{augment}"
+    );
+    let content = String::from_utf8(run1["content.md"].clone()).unwrap();
+    assert!(content.contains("on track unknown"), "{content}");
+    assert!(run1.contains_key("receipt.json"), "voted: {out}");
 }
 
 /// A long proposal fitted by augmentation also fits the jurors' prompt: the body budget counts

@@ -8,7 +8,6 @@ use crate::common::vote_run::write_vote_run;
 use cybergov::account::AccountId;
 use cybergov::chain::call::AccountVote;
 use cybergov::chain::outcome::Failure;
-use cybergov::chain::receipt::Receipt;
 use cybergov::chain::sidecar::SidecarTransport;
 use cybergov::chain::transport::{ReferendumStatus, Transport, TransportError};
 use cybergov::chain::tx;
@@ -18,6 +17,8 @@ use cybergov::manifest::Manifest;
 use cybergov::manifest::VoteKind;
 use cybergov::network::Network;
 use cybergov::network::TransportKind;
+use cybergov::records::receipt::Receipt;
+use cybergov::records::run_id::RunId;
 use cybergov::secret::Secret;
 use cybergov::secret::Secrets;
 use cybergov::stages::vote::{StageHooks, VoteError, VoteJob, VoteMode, VoteOutcome, vote_stage};
@@ -101,9 +102,7 @@ impl Env {
         VoteJob {
             spec: self.config.network(NET),
             proxy_seed: self.secrets.proxy_seed.as_ref(),
-            network: NET,
-            referendum,
-            run,
+            id: RunId::new(NET, referendum, run),
             mode,
             hooks,
         }
@@ -359,5 +358,38 @@ async fn proxy_errors_decided_referenda_and_outages() {
     assert!(
         err.is_transient(),
         "a Sidecar outage is worth retrying: {err}"
+    );
+}
+
+/// A real account that delegates on a track is found through Sidecar's polkadot.js rendering of
+/// `ConvictionVoting.VotingFor` (lower-case variant, SS58 target); a casting account is not.
+#[tokio::test]
+async fn a_delegating_real_account_is_seen_over_sidecar() {
+    let env = setup().await;
+    let charlie = AccountId(dev::charlie().public_key().0);
+    env.server.state.chain.lock().unwrap().voting.insert(
+        (bob().to_ss58(0), 2),
+        json!({"delegating": {"balance": "1000", "target": charlie.to_ss58(0), "conviction": "Locked1x", "delegations": {"votes": "0", "capital": "0"}, "prior": [0, "0"]}}),
+    );
+    let transport = SidecarTransport::new(&env.server.url, 0).unwrap();
+    assert_eq!(
+        transport.delegate_of(&bob(), 2).await.unwrap(),
+        Some(charlie)
+    );
+    assert_eq!(transport.delegate_of(&bob(), 33).await.unwrap(), None);
+
+    let warnings = cybergov::wiring::keys::check_delegations(&{
+        let mut config = env.config.clone();
+        config.networks.get_mut(&NET).unwrap().allowed_tracks = vec![33, 2];
+        config.networks.get_mut(&Network::Kusama).unwrap().enabled = false;
+        config
+    })
+    .await;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("polkadot: real_account")
+            && warnings[0].contains("on track 2 to")
+            && warnings[0].contains(&charlie.to_ss58(0)),
+        "{warnings:?}"
     );
 }

@@ -22,7 +22,8 @@ fn declared_inputs_are_the_ones_the_orchestrator_sends() {
         .expect("workflow_dispatch inputs");
     let mut declared: Vec<&str> = inputs.keys().map(|k| k.as_str().unwrap()).collect();
     declared.sort();
-    let sent = DispatchInputs::new(Network::Kusama, 7, 2).to_json();
+    let sent =
+        DispatchInputs::new(cybergov::records::run_id::RunId::new(Network::Kusama, 7, 2)).to_json();
     let mut sent: Vec<&str> = sent
         .as_object()
         .unwrap()

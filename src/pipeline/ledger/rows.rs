@@ -2,6 +2,7 @@
 
 use super::LedgerError;
 use crate::network::Network;
+use crate::records::run_id::RunId;
 use std::fmt;
 use std::str::FromStr;
 
@@ -100,6 +101,11 @@ pub struct StageKey {
 }
 
 impl StageKey {
+    /// The run this stage belongs to.
+    pub fn run_id(&self) -> RunId {
+        RunId::new(self.network, self.referendum, self.run)
+    }
+
     /// The same run's stage `stage`.
     pub fn with_stage(&self, stage: &str) -> Self {
         Self {

@@ -8,8 +8,8 @@
 //! comment cannot disagree with vote.json about a field's name or meaning.
 
 use crate::hash::Sha256Hash;
-use crate::network::Network;
 use crate::records::juror::JurorRecord;
+use crate::records::run_id::RunId;
 use crate::records::vote::VoteRecord;
 use std::fmt::Write as _;
 
@@ -31,12 +31,8 @@ pub struct CommentLinks {
 /// Everything the comment says.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CommentContext {
-    /// Network.
-    pub network: Network,
-    /// Referendum.
-    pub referendum: u32,
-    /// Run.
-    pub run: u32,
+    /// The run commented on.
+    pub id: RunId,
     /// The manifest's SHA-256 (the on-chain remark).
     pub manifest_sha256: Sha256Hash,
     /// vote.json.
@@ -101,7 +97,7 @@ pub fn render_comment(ctx: &CommentContext) -> String {
     let _ = write!(
         s,
         "<h3>{}</h3>",
-        crate::records::comment::headline(ctx.network, ctx.referendum, ctx.vote.decision)
+        crate::records::comment::headline(ctx.id.network, ctx.id.referendum, ctx.vote.decision)
     );
     // ABSTAIN carries no conviction (vote.json records 0 for it), so none is shown.
     let conviction = match ctx.vote.decision {
@@ -122,13 +118,13 @@ pub fn render_comment(ctx: &CommentContext) -> String {
             write!(
                 s,
                 "<p>This is run {}: the proposal's text changed since run {}, so the MAGI read it again and voted anew.</p>",
-                ctx.run, p.run
+                ctx.id.run, p.run
             )
         } else {
             write!(
                 s,
                 "<p>This is run {}, a new vote after run {} on the same text.</p>",
-                ctx.run, p.run
+                ctx.id.run, p.run
             )
         };
     }
@@ -157,7 +153,7 @@ pub fn render_comment(ctx: &CommentContext) -> String {
         s,
         "<p>Manifest SHA-256 (the remark in the vote transaction): <code>{}</code> — run {}.</p>",
         ctx.manifest_sha256.to_hex(),
-        ctx.run
+        ctx.id.run
     );
     let l = &ctx.links;
     let mut evidence: Vec<String> = [

@@ -22,6 +22,7 @@ use crate::magi::jury::JuryError;
 use crate::manifest::Manifest;
 use crate::network::Network;
 use crate::records::dispatch::{DISPATCH_SCHEMA, DispatchRecord};
+use crate::records::run_id::RunId;
 use crate::retry::Transient;
 use crate::stages::infer::{InferError, InferOutcome, pick_run};
 use crate::store::layout::{Artefact, ReferendumLayout};
@@ -95,13 +96,9 @@ async fn recorded_dispatch(
     store: &dyn ObjectStore,
     client: &GithubClient,
     settings: &GithubSettings,
-    network: Network,
-    referendum: u32,
-    run: u32,
+    id: RunId,
 ) -> Result<(DispatchInputs, Option<WorkflowRun>), RunnerError> {
-    let key = ReferendumLayout::new(network, referendum)
-        .run(run)
-        .key(&Artefact::InferenceDispatch);
+    let key = id.layout().key(&Artefact::InferenceDispatch);
     match store.get(&key).await {
         Ok(bytes) => {
             let record =
@@ -109,12 +106,7 @@ async fn recorded_dispatch(
                     key: key.to_string(),
                     message: e.to_string(),
                 })?;
-            let inputs = DispatchInputs::with_correlation_id(
-                network,
-                referendum,
-                run,
-                record.correlation_id,
-            );
+            let inputs = DispatchInputs::with_correlation_id(id, record.correlation_id);
             let found = match client.find_run(&inputs.correlation_id).await {
                 Ok(found) => Some(found),
                 Err(GithubError::RunNotFound { .. }) => None,
@@ -123,12 +115,12 @@ async fn recorded_dispatch(
             Ok((inputs, found))
         }
         Err(StoreError::NotFound(_)) => {
-            let inputs = DispatchInputs::new(network, referendum, run);
+            let inputs = DispatchInputs::new(id);
             let record = DispatchRecord {
                 schema: DISPATCH_SCHEMA.into(),
-                network,
-                referendum,
-                run,
+                network: id.network,
+                referendum: id.referendum,
+                run: id.run,
                 correlation_id: inputs.correlation_id.clone(),
                 workflow: settings.workflow.clone(),
             };
@@ -157,8 +149,13 @@ pub async fn infer_on_github(
     let (log, already_done) = match store.get(&log_key).await {
         Ok(bytes) => (String::from_utf8_lossy(&bytes).into_owned(), true),
         Err(StoreError::NotFound(_)) => {
-            let (inputs, earlier) =
-                recorded_dispatch(store, client, settings, network, referendum, run).await?;
+            let (inputs, earlier) = recorded_dispatch(
+                store,
+                client,
+                settings,
+                RunId::new(network, referendum, run),
+            )
+            .await?;
             let started = std::time::Instant::now();
             let found = match earlier {
                 Some(found) => {

@@ -5,8 +5,9 @@
 
 use super::VoteError;
 use crate::chain::call::AccountVote;
-use crate::chain::receipt::{Receipt, Submission};
+use crate::records::receipt::{Receipt, Submission};
 use crate::records::revote::RevoteRecord;
+use crate::records::run_id::RunId;
 use crate::store::ObjectStore;
 use crate::store::layout::{Artefact, RunLayout};
 
@@ -28,9 +29,7 @@ pub(super) async fn check_not_voted_before(
         return Ok(());
     }
     let refuse = |by: String| VoteError::AlreadyVoted {
-        network: run.referendum.network,
-        referendum: run.referendum.referendum,
-        run: run.run,
+        id: RunId::from(*run),
         by,
     };
     for earlier in run.referendum.runs(store).await? {

@@ -2,10 +2,10 @@
 //! be included (then the same bytes are sent again), or never (then the stage signs anew).
 
 use super::{VoteError, parse_hash};
-use crate::chain::receipt::Submission;
 use crate::chain::transport::{Included, Transport, TransportError};
 use crate::chain::{self, Inclusion};
 use crate::network::NetworkSpec;
+use crate::records::receipt::Submission;
 use std::time::Duration;
 
 /// A recorded submission: found in a block (→ `Some`), or expired for good (→ `None`).

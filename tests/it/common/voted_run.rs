@@ -12,6 +12,7 @@ use cybergov::magi::tally::VoteRecord;
 use cybergov::manifest::VoteKind;
 use cybergov::network::Network;
 use cybergov::records::comment::{CommentRecord, headline};
+use cybergov::records::run_id::RunId;
 use cybergov::secret::{Secret, Secrets};
 use cybergov::stages::infer::infer;
 use cybergov::stages::vote::{StageHooks, VoteJob, VoteMode, vote_stage};
@@ -87,9 +88,7 @@ impl VotedRun {
         let job = VoteJob {
             spec: self.config.network(NETWORK),
             proxy_seed: secrets.proxy_seed.as_ref(),
-            network: NETWORK,
-            referendum: REFERENDUM,
-            run: 1,
+            id: RunId::new(NETWORK, REFERENDUM, 1),
             mode: VoteMode::Submit,
             hooks: StageHooks {
                 inner_call,
