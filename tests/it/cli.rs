@@ -300,6 +300,41 @@ fn demo_runs_the_pipeline_offline_verifies_and_is_repeatable() {
     assert!(stdout(&o).contains("manifest.json"), "{}", stdout(&o));
 }
 
+/// Without node the demo cannot run the devnet: it says exactly what to install, leaves the
+/// vote out (nothing is simulated) and still completes the other stages.
+#[test]
+fn the_demo_without_node_says_what_to_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("CYBERGOV_MAGI__MAX_NEW_TOKENS", "4"),
+        ("CYBERGOV_AUGMENT__ANSWER_MAX_TOKENS", "4"),
+        // No node, npm or anything else on the PATH (the model is in the cache already).
+        ("PATH", ""),
+    ];
+    let o = cybergov(dir.path(), &["demo"], &env);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("node and npm are not installed")
+            && out.contains("sudo apt-get install nodejs npm"),
+        "{out}"
+    );
+    assert!(!out.contains("vote      "), "no vote stage: {out}");
+    assert!(out.contains("comment   completed"), "{out}");
+    let run = dir
+        .path()
+        .join("cybergov-demo/store/proposals/paseo/0/runs/1");
+    assert!(!run.join("receipt.json").exists());
+    assert!(
+        run.join("comment.preview.md").exists(),
+        "the comment is a preview"
+    );
+    assert!(
+        !run.join("comment.json").exists(),
+        "no vote, so no public comment"
+    );
+}
+
 #[test]
 fn help_lists_every_command() {
     let dir = tempfile::tempdir().unwrap();

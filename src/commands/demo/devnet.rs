@@ -36,6 +36,16 @@ pub enum Chopsticks {
 /// own copy in the cache, else installs that copy with npm (pinned by the checkout's
 /// package-lock.json, integrity-checked by `npm ci`), saying so, since it takes a while.
 pub async fn chopsticks(cache: &Path, log: &Path) -> anyhow::Result<Chopsticks> {
+    let found = |tool: &str| {
+        std::process::Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    // chopsticks is a node program: without node no copy of it runs.
+    if !found("node") {
+        return Ok(Chopsticks::Unavailable(NO_NODE.into()));
+    }
     let in_checkout = checkout().join("tests/node/node_modules/.bin/chopsticks");
     if in_checkout.exists() {
         return Ok(Chopsticks::At(in_checkout));
@@ -45,13 +55,7 @@ pub async fn chopsticks(cache: &Path, log: &Path) -> anyhow::Result<Chopsticks> 
     if cached.exists() {
         return Ok(Chopsticks::At(cached));
     }
-    let found = |tool: &str| {
-        std::process::Command::new(tool)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !found("node") || !found("npm") {
+    if !found("npm") {
         return Ok(Chopsticks::Unavailable(NO_NODE.into()));
     }
     println!(
