@@ -145,7 +145,7 @@ async fn measure(url: &str, n: u32) -> Result<Measured> {
     for i in 0..n {
         let t = Instant::now();
         engine
-            .run_new(Network::Polkadot, 10_000 + i, true)
+            .run_new(Network::Polkadot, 10_000 + i, Some(0))
             .await?
             .context("run created")?;
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -159,7 +159,9 @@ async fn measure(url: &str, n: u32) -> Result<Measured> {
     // Through the service: N runs queued at once, drained by the apalis worker.
     let t = Instant::now();
     for i in 0..n {
-        engine.start_run(Network::Kusama, 20_000 + i, true).await?;
+        engine
+            .start_run(Network::Kusama, 20_000 + i, Some(0))
+            .await?;
     }
     let service = spawn(
         engine.clone(),

@@ -13,6 +13,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// Make the configured SQLite database a cybergov ledger even though it already exists
+    /// without one (an empty database, or another program's): cybergov refuses such a file
+    /// otherwise, so that a wrong path never silently becomes a new, empty ledger.
+    #[arg(long, global = true)]
+    pub init: bool,
+
     /// The command.
     #[command(subcommand)]
     pub command: Command,

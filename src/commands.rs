@@ -32,7 +32,8 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn run_inner(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    let mut config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    config.database.init = cli.init;
     init_logging(&config);
     set_inference_threads(config.magi.threads);
     let secrets = Secrets::from_env().context("reading secrets")?;

@@ -60,6 +60,10 @@ pub struct Config {
 pub struct DatabaseConfig {
     /// `sqlite://path?mode=rwc` (embedded default) or `postgres://…`.
     pub url: String,
+    /// Adopt an existing SQLite database that is not a ledger yet (`--init`); never from a
+    /// file or the environment, only from the command line.
+    #[serde(skip)]
+    pub init: bool,
 }
 
 /// Logging settings.
@@ -98,6 +102,7 @@ impl Default for Config {
             },
             database: DatabaseConfig {
                 url: "sqlite://cybergov-data/cybergov.db?mode=rwc".into(),
+                init: false,
             },
             networks: Network::ALL
                 .iter()

@@ -55,6 +55,7 @@ impl Network {
                 min_referendum_id: 0,
                 enabled: true,
                 real_account: None,
+                genesis_hash: POLKADOT_GENESIS.into(),
                 vote: VoteSettings::default(),
             },
             Network::Kusama => NetworkSpec {
@@ -71,6 +72,7 @@ impl Network {
                 min_referendum_id: 0,
                 enabled: true,
                 real_account: None,
+                genesis_hash: KUSAMA_GENESIS.into(),
                 vote: VoteSettings::default(),
             },
             Network::Paseo => NetworkSpec {
@@ -86,6 +88,7 @@ impl Network {
                 // A testnet is opt-in: nobody should vote there by accident.
                 enabled: false,
                 real_account: None,
+                genesis_hash: PASEO_GENESIS.into(),
                 vote: VoteSettings::default(),
             },
         }
@@ -113,6 +116,16 @@ impl FromStr for Network {
             .ok_or_else(|| UnknownNetwork(s.to_owned()))
     }
 }
+
+/// Genesis hash of Polkadot Asset Hub (where Polkadot's governance lives).
+pub const POLKADOT_GENESIS: &str =
+    "0x68d56f15f85d3136970ec16946040bc1752654e906147f7e43e9d539d7c3de2f";
+/// Genesis hash of Kusama Asset Hub.
+pub const KUSAMA_GENESIS: &str =
+    "0x48239ef607d7928874027a43a67689209727dfb3d3dc5e5b03a39bdc2eda771a";
+/// Genesis hash of Paseo Asset Hub.
+pub const PASEO_GENESIS: &str =
+    "0xd6eec26135305a8ad257a20d003357284c8aa03d0bdb2b357ab0a22371e11ef2";
 
 /// Everything cybergov needs to know about one network. Every field is configurable.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +155,12 @@ pub struct NetworkSpec {
     /// proxy acts for itself. Comments name it as SIMA's `real`.
     #[serde(default)]
     pub real_account: Option<String>,
+    /// `0x` hash of block 0 of the chain this network votes on. Every vote is signed for it and
+    /// checked against the endpoint first, so that an endpoint of another chain (a Kusama node
+    /// configured as `polkadot`, a testnet) is refused before anything is signed. A devnet
+    /// declares its own; empty: not pinned.
+    #[serde(default)]
+    pub genesis_hash: String,
     /// How votes are cast on this network: proxy type, transport, waiting, mortality.
     #[serde(default)]
     pub vote: VoteSettings,
@@ -214,6 +233,30 @@ impl NetworkSpec {
             .map_err(|e| format!("networks.{network}.real_account: {e}"))
     }
 
+    /// Checks that `found`, the genesis hash an endpoint reports, is this network's. The error
+    /// names the network, both hashes and, when it is one, the network the endpoint serves.
+    pub fn check_genesis(&self, network: Network, found: &[u8; 32]) -> Result<(), String> {
+        let pinned = self.genesis_hash.trim();
+        if pinned.is_empty() {
+            return Ok(());
+        }
+        let found_hex = format!("0x{}", hex::encode(found));
+        if pinned.eq_ignore_ascii_case(&found_hex) {
+            return Ok(());
+        }
+        let known = [
+            (Network::Polkadot, POLKADOT_GENESIS),
+            (Network::Kusama, KUSAMA_GENESIS),
+            (Network::Paseo, PASEO_GENESIS),
+        ]
+        .into_iter()
+        .find(|(_, h)| h.eq_ignore_ascii_case(&found_hex))
+        .map_or_else(String::new, |(n, _)| format!(" (that is {n} Asset Hub)"));
+        Err(format!(
+            "{network}: the endpoint serves the chain with genesis {found_hex}{known}, not the one networks.{network}.genesis_hash pins ({pinned}); refusing to sign for another chain"
+        ))
+    }
+
     /// Formats `planck` as a decimal token amount, e.g. `12.5 DOT`, exactly (no float).
     pub fn format_amount(&self, planck: u128) -> String {
         format!(
@@ -243,6 +286,27 @@ pub fn format_units(amount: u128, decimals: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_network_is_pinned_to_its_chain() {
+        let genesis = |h: &str| -> [u8; 32] { hex::decode(&h[2..]).unwrap().try_into().unwrap() };
+        let polkadot = Network::Polkadot.default_spec();
+        assert!(
+            polkadot
+                .check_genesis(Network::Polkadot, &genesis(POLKADOT_GENESIS))
+                .is_ok()
+        );
+        let e = polkadot
+            .check_genesis(Network::Polkadot, &genesis(KUSAMA_GENESIS))
+            .unwrap_err();
+        assert!(e.contains("(that is kusama Asset Hub)"), "{e}");
+        assert!(e.starts_with("polkadot: the endpoint serves"), "{e}");
+        let unpinned = NetworkSpec {
+            genesis_hash: String::new(),
+            ..polkadot
+        };
+        assert!(unpinned.check_genesis(Network::Polkadot, &[7; 32]).is_ok());
+    }
 
     #[test]
     fn names_round_trip_and_unknown_is_named() {

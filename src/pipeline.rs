@@ -12,6 +12,7 @@
 //! - [`rerun`]: run + 1, reusing the stages before `--from`.
 //! - [`report`]: `cybergov status`'s rendering.
 
+pub mod claim;
 pub mod engine;
 pub mod graph;
 pub mod handler;

@@ -206,11 +206,18 @@ pub(crate) fn same_or_conflict(
 
 impl Transient for StoreError {
     fn is_transient(&self) -> bool {
-        // An immutable artefact with other bytes, or a key we refuse: retrying cannot fix it.
-        !matches!(
-            self,
-            StoreError::Conflict { .. } | StoreError::InvalidKey(_)
-        )
+        // An immutable artefact with other bytes, a key we refuse, a misconfiguration, or a
+        // store we may not write (permissions, a read-only file system): retrying cannot fix it.
+        match self {
+            StoreError::Conflict { .. } | StoreError::InvalidKey(_) | StoreError::Config(_) => {
+                false
+            }
+            StoreError::Io { source, .. } => !matches!(
+                source.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ),
+            StoreError::NotFound(_) | StoreError::S3 { .. } => true,
+        }
     }
 }
 

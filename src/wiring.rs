@@ -62,7 +62,7 @@ pub fn load_graph(config: &Config) -> Result<Graph, GraphError> {
 
 /// Opens the ledger of `config.database.url`.
 pub async fn open_ledger(config: &Config) -> Result<Ledger, OpenError> {
-    let db = Db::connect(&config.database.url).await?;
+    let db = Db::open(&config.database.url, config.database.init).await?;
     Ok(Ledger::open(db).await?)
 }
 

@@ -84,6 +84,7 @@ pub async fn run(dir: &Path, base: &Config) -> anyhow::Result<ExitCode> {
                 chain.ws_url
             );
             spec.rpc_url = chain.ws_url.clone();
+            spec.genesis_hash = devnet::DEVNET_GENESIS.into();
             spec.real_account = Some(DEVNET_REAL.into());
             spec.vote.legacy_backend = true;
             spec.vote.proxy_type = Some("Governance".into());

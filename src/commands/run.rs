@@ -26,17 +26,28 @@ pub async fn run(config: &Config, secrets: &Secrets, target: &Target) -> anyhow:
     }
     engine.ignore_delays = true;
     let (network, id) = (target.network, target.id);
-    let runs = engine.ledger.runs(Some(network), Some(id)).await?;
-    let Some(last) = runs.last() else {
-        return run_new(config, &engine, target).await;
+    // Two `run`s started at once both see the same last run; only one creates the next, the
+    // other finds that run here on its second look and follows it.
+    let (run, last) = loop {
+        let runs = engine.ledger.runs(Some(network), Some(id)).await?;
+        let Some(last) = runs.last() else {
+            match run_new(config, &engine, target, 0).await? {
+                Some(code) => return Ok(code),
+                None => continue,
+            }
+        };
+        let run = u32::try_from(last.run)?;
+        if last.state == RunState::Completed.as_str() || last.state == RunState::Active.as_str() {
+            break (run, last.clone());
+        }
+        match run_new(config, &engine, target, run).await? {
+            Some(code) => return Ok(code),
+            None => continue,
+        }
     };
-    let run = u32::try_from(last.run)?;
     if last.state == RunState::Completed.as_str() {
         println!("{network} #{id}: run {run} already completed; `cybergov rerun` starts a new one");
         return finish(config, &engine, network, id, run).await;
-    }
-    if last.state != RunState::Active.as_str() {
-        return run_new(config, &engine, target).await;
     }
     println!("{network} #{id}: resuming run {run}");
     let mut pending = Vec::new();
@@ -53,15 +64,23 @@ pub async fn run(config: &Config, secrets: &Secrets, target: &Target) -> anyhow:
     finish(config, &engine, network, id, run).await
 }
 
-/// Starts the referendum's next run and takes it through every stage here.
-async fn run_new(config: &Config, engine: &Engine, target: &Target) -> anyhow::Result<ExitCode> {
+/// Starts the referendum's next run after run `last_seen` (0: none) and takes it through every
+/// stage here. `None` when another process created a run first: the caller looks again.
+async fn run_new(
+    config: &Config,
+    engine: &Engine,
+    target: &Target,
+    last_seen: u32,
+) -> anyhow::Result<Option<ExitCode>> {
     let (network, id) = (target.network, target.id);
-    let key = engine
-        .run_new(network, id, false)
-        .await?
-        .context("no run created")?;
+    let Some(key) = engine.run_new(network, id, Some(last_seen)).await? else {
+        println!(
+            "{network} #{id}: another `cybergov run` started a run at the same moment; following it"
+        );
+        return Ok(None);
+    };
     println!("{network} #{id}: run {}", key.run);
-    finish(config, engine, network, id, key.run).await
+    finish(config, engine, network, id, key.run).await.map(Some)
 }
 
 /// Processes `keys` in the foreground.

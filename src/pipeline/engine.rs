@@ -117,15 +117,16 @@ impl Engine {
     }
 
     /// Creates the next run of a referendum with its entry stage due now and, in queue mode,
-    /// queued. `only_if_idle`: only when it has no run yet (dispatch).
+    /// queued. `expect_last`: only while that is the last run (`Some(0)`: while there is none, as
+    /// dispatch wants).
     pub async fn start_run(
         &self,
         network: Network,
         referendum: u32,
-        only_if_idle: bool,
+        expect_last: Option<u32>,
     ) -> Result<Option<StageKey>, EngineError> {
         let Some(key) = self
-            .create_with_entry(network, referendum, only_if_idle, false)
+            .create_with_entry(network, referendum, expect_last, false)
             .await?
         else {
             return Ok(None);
@@ -139,15 +140,15 @@ impl Engine {
     /// Creates the next run of a referendum and runs it here and now, through every stage that
     /// is due at once (`cybergov run`). The entry stage is written already claimed by this
     /// worker, so starting costs no claim of its own. Returns the run, or `None` when
-    /// `only_if_idle` found one.
+    /// `expect_last` was not the last run any more (another creator was first).
     pub async fn run_new(
         &self,
         network: Network,
         referendum: u32,
-        only_if_idle: bool,
+        expect_last: Option<u32>,
     ) -> Result<Option<StageKey>, EngineError> {
         let Some(key) = self
-            .create_with_entry(network, referendum, only_if_idle, true)
+            .create_with_entry(network, referendum, expect_last, true)
             .await?
         else {
             return Ok(None);
@@ -163,7 +164,7 @@ impl Engine {
         &self,
         network: Network,
         referendum: u32,
-        only_if_idle: bool,
+        expect_last: Option<u32>,
         claim: bool,
     ) -> Result<Option<StageKey>, EngineError> {
         let entry = Entry {
@@ -171,7 +172,7 @@ impl Engine {
             due_at: now_ms(),
             claimed_by: claim.then_some((self.owner.as_str(), self.lease)),
         };
-        self.create_run(network, referendum, None, None, only_if_idle, Some(entry))
+        self.create_run(network, referendum, None, None, expect_last, Some(entry))
             .await
     }
 
@@ -194,7 +195,7 @@ impl Engine {
         referendum: u32,
         previous_run: Option<u32>,
         from_stage: Option<&str>,
-        only_if_idle: bool,
+        expect_last: Option<u32>,
         entry: Option<Entry<'_>>,
     ) -> Result<Option<StageKey>, EngineError> {
         // Runs the store already holds (e.g. made by `cybergov infer` by hand) are not reused.
@@ -213,7 +214,7 @@ impl Engine {
                 min_run: store_next,
                 previous_run,
                 from_stage,
-                only_if_idle,
+                expect_last,
                 entry,
             })
             .await?
@@ -289,7 +290,26 @@ impl Engine {
                 .get(&key.stage)
                 .expect("graph checked against the registry")
                 .clone();
-            let run = tokio::time::timeout(spec.timeout(), handler.run(&key));
+            // The handler can ask whether the claim is still this worker's before a side effect.
+            let check: super::claim::Check = {
+                let (ledger, key, owner, lease) = (
+                    self.ledger.clone(),
+                    key.clone(),
+                    self.owner.clone(),
+                    self.lease,
+                );
+                std::sync::Arc::new(move || {
+                    let (ledger, key, owner) = (ledger.clone(), key.clone(), owner.clone());
+                    Box::pin(async move {
+                        // A ledger that cannot answer does not vouch for the claim.
+                        ledger.renew(&key, &owner, lease).await.unwrap_or(false)
+                    })
+                })
+            };
+            let run = tokio::time::timeout(
+                spec.timeout(),
+                super::claim::scope(check, handler.run(&key)),
+            );
             let result = match self.with_heartbeat(&key, run).await {
                 Ok(r) => r,
                 Err(_) => Err(StageError::Transient(format!(
@@ -357,10 +377,19 @@ impl Engine {
                         }
                     }
                 }
-                Err(StageError::Transient(e)) if attempt < spec.attempts => {
+                Err(err) if attempt < spec.attempts && self.retries(&err) => {
+                    let e = err.to_string();
                     let due = now_ms()
                         + i64::try_from(spec.backoff(attempt).as_millis()).unwrap_or(i64::MAX / 4);
                     tracing::warn!(%key, attempt, error = %e, "stage failed; will retry");
+                    if matches!(self.mode, Mode::Foreground) {
+                        // The operator sees what the foreground waits for, and until when.
+                        eprintln!(
+                            "{key}: attempt {attempt} of {} failed ({e}); trying again at {}",
+                            spec.attempts,
+                            crate::pipeline::report::utc(due)
+                        );
+                    }
                     if self.ledger.retry_later(&key, &self.owner, &e, due).await? {
                         match &self.mode {
                             Mode::Queue(q) => q.push(&key, due).await?,
@@ -373,6 +402,14 @@ impl Engine {
                         StageError::Transient(t) => {
                             format!("gave up after {attempt} attempt(s): {t}")
                         }
+                        StageError::Unreachable(t) if matches!(self.mode, Mode::Foreground) => {
+                            format!(
+                                "{t} (unreachable: a foreground run stops here instead of waiting; `cybergov serve` keeps retrying)"
+                            )
+                        }
+                        StageError::Unreachable(t) => {
+                            format!("gave up after {attempt} attempt(s): {t}")
+                        }
                         StageError::Permanent(t) => t.clone(),
                     };
                     tracing::error!(%key, attempt, error = %text, "stage failed; the run fails");
@@ -381,6 +418,16 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Whether a failed attempt is tried again: a transient error always, an unreachable
+    /// service only by a service (a foreground run fails fast), a permanent error never.
+    fn retries(&self, err: &StageError) -> bool {
+        match err {
+            StageError::Transient(_) => true,
+            StageError::Unreachable(_) => !matches!(self.mode, Mode::Foreground),
+            StageError::Permanent(_) => false,
+        }
     }
 
     /// Runs `work` while renewing this worker's claim on `key` every heartbeat, so the claim

@@ -26,6 +26,10 @@ pub enum StageError {
     /// Retrying changes nothing (a malformed proposal, a missing input): the run fails.
     #[error("{0}")]
     Permanent(String),
+    /// The other side cannot be reached (connection refused, no such host): transient for a
+    /// service, which waits for the outage to end; a foreground run fails at once, naming it.
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 impl StageError {
@@ -33,12 +37,13 @@ impl StageError {
     /// travels with the error, so no handler classifies errors of its own.
     /// The text is what the ledger stores and `status` shows, so URL credentials in it are
     /// redacted ([`crate::secret::redact_urls`]).
-    pub fn from_error<E: Transient + std::fmt::Display>(e: E) -> Self {
-        let text = crate::secret::redact_urls(&e.to_string());
-        if e.is_transient() {
-            Self::Transient(text)
-        } else {
-            Self::Permanent(text)
+    /// The whole cause chain is kept ([`crate::retry::with_causes`]).
+    pub fn from_error<E: Transient + std::error::Error>(e: E) -> Self {
+        let text = crate::secret::redact_urls(&crate::retry::with_causes(&e));
+        match (e.is_transient(), e.is_unreachable()) {
+            (true, true) => Self::Unreachable(text),
+            (true, false) => Self::Transient(text),
+            (false, _) => Self::Permanent(text),
         }
     }
 }

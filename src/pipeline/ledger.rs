@@ -47,6 +47,16 @@ pub enum LedgerError {
         /// What it is instead.
         what: &'static str,
     },
+    /// The SQLite database exists and is not a ledger (empty, or another program's).
+    #[error(
+        "{path} is {what}, not a cybergov ledger: refusing to use it as one; give --init to make it one, or point database.url at the ledger"
+    )]
+    Foreign {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What it is instead.
+        what: String,
+    },
 }
 
 /// The ledger.
@@ -74,7 +84,7 @@ impl Ledger {
     }
 
     /// Creates the next run of a referendum and returns its number, or `None` when
-    /// [`NewRun::only_if_idle`] finds a run. With [`NewRun::entry`], that stage's row is written
+    /// [`NewRun::expect_last`] is not the last run. With [`NewRun::entry`], that stage's row is written
     /// with it, in one commit: a run is never left without a stage to run.
     ///
     /// The run number is chosen by the INSERT itself (one more than the last), so creating a run
@@ -93,7 +103,7 @@ impl Ledger {
             Arg::OptI(new.previous_run.map(i64::from)),
             Arg::OptT(new.from_stage),
             Arg::I(now_ms()),
-            Arg::I(i64::from(new.only_if_idle)),
+            Arg::I(new.expect_last.map_or(-1, i64::from)),
         ];
         // Two creators racing for the same run number: one insert wins, the other's conflicts
         // and inserts nothing; it tries again and then numbers after the winner's run.
@@ -130,8 +140,8 @@ impl Ledger {
             };
             match created.first() {
                 Some(c) => return Ok(Some(run_number(c.run)?)),
-                // Whether it had a run or another creator just made one: it is not idle.
-                None if new.only_if_idle => return Ok(None),
+                // The referendum's last run is not the one expected: another creator was first.
+                None if new.expect_last.is_some() => return Ok(None),
                 None => continue,
             }
         }
@@ -533,9 +543,11 @@ pub struct NewRun<'a> {
     pub previous_run: Option<u32>,
     /// The stage a rerun starts from.
     pub from_stage: Option<&'a str>,
-    /// Create nothing when the referendum has any run, what dispatch wants (a failed run is
-    /// left to an operator's rerun); a rerun passes `false`.
-    pub only_if_idle: bool,
+    /// Create the run only while the referendum's last run is this one (`Some(0)`: while it has
+    /// none, what dispatch wants; a failed run is left to an operator's rerun). Two creators
+    /// that saw the same last run make one run between them, not two. `None`: always (a
+    /// rerun).
+    pub expect_last: Option<u32>,
     /// The entry stage's row, written with the run.
     pub entry: Option<Entry<'a>>,
 }

@@ -34,6 +34,30 @@ pub enum RerunError {
     /// `--from` names a stage the graph does not have.
     #[error("unknown stage {0:?} for --from; the stages are {1}")]
     UnknownStage(String, String),
+    /// An artefact to reuse is not what the earlier run recorded of it.
+    #[error(
+        "run {previous}'s {name} has sha256 {found}, but run {previous} recorded {expected}: refusing to reuse an artefact that changed since; rerun from an earlier stage"
+    )]
+    Tampered {
+        /// The earlier run.
+        previous: u32,
+        /// The artefact, e.g. `content.md`.
+        name: String,
+        /// The hash the earlier run recorded (manifest or ledger).
+        expected: String,
+        /// The hash of what is stored now.
+        found: String,
+    },
+    /// An artefact to reuse has no recorded hash to check it against.
+    #[error(
+        "run {previous}'s {name} is recorded neither in its manifest nor in the ledger: refusing to reuse what cannot be checked; rerun from an earlier stage"
+    )]
+    Unrecorded {
+        /// The earlier run.
+        previous: u32,
+        /// The artefact.
+        name: String,
+    },
     /// The store failed.
     #[error("copying reused artefacts: {0}")]
     Store(#[from] StoreError),
@@ -87,12 +111,17 @@ pub async fn start_rerun(
         Some(m) if from_at > m => m,
         _ => from_at,
     };
+    // What the new run reuses, checked before the run exists: a refusal leaves nothing behind.
+    let reuse = if from_at > 0 {
+        checked_reuse(engine, layout.run(previous), &order[..from_at]).await?
+    } else {
+        Vec::new()
+    };
     let entry = engine
-        .create_run(network, referendum, Some(previous), Some(from), false, None)
+        .create_run(network, referendum, Some(previous), Some(from), None, None)
         .await?
         .ok_or_else(|| EngineError::from(LedgerError::Invalid("no run created".into())))?;
     let new_run = layout.run(entry.run);
-    let old_run = layout.run(previous);
     // A rerun is a deliberate re-vote: the vote stage lets it vote after run `previous`.
     let record = RevoteRecord::new(
         RunId::new(network, referendum, entry.run),
@@ -102,31 +131,11 @@ pub async fn start_rerun(
     store
         .put(&new_run.key(&Artefact::Revote), &record.to_bytes())
         .await?;
-    let old_prefix = old_run.prefix();
-    let run_specific = [
-        Artefact::Manifest,
-        Artefact::Vote,
-        Artefact::Receipt,
-        Artefact::Comment,
-        Artefact::DryRun,
-        Artefact::CommentPreview,
-        Artefact::InferenceDispatch,
-        Artefact::InferenceLog,
-        Artefact::Revote,
-    ]
-    .map(|a| a.file_name());
     let mut reused = Vec::new();
-    if from_at > 0 {
-        for key in store.list(&old_prefix).await? {
-            let name = &key.as_str()[old_prefix.len()..];
-            if run_specific.iter().any(|r| r == name) || !reused_by(name, &order[..from_at]) {
-                continue;
-            }
-            let bytes = store.get(&key).await?;
-            let target = ObjectKey::new(format!("{}{name}", new_run.prefix()))?;
-            store.put(&target, &bytes).await?;
-            reused.push(name.to_owned());
-        }
+    for (name, bytes) in reuse {
+        let target = ObjectKey::new(format!("{}{name}", new_run.prefix()))?;
+        store.put(&target, &bytes).await?;
+        reused.push(name);
     }
     let note = format!("reused from run {previous}");
     for stage in &order[..start_at] {
@@ -143,6 +152,84 @@ pub async fn start_rerun(
         start,
         reused,
     })
+}
+
+/// The artefacts of run `old` that the stages before the rerun's start produced, with their
+/// bytes, each checked against the hash run `old` recorded of it (its manifest, and the
+/// ledger's record of the stage that wrote it): a changed artefact is never carried into a new
+/// run, where the new manifest would seal it as if the jurors had read it.
+async fn checked_reuse(
+    engine: &Engine,
+    old: crate::store::layout::RunLayout,
+    stages: &[String],
+) -> Result<Vec<(String, Vec<u8>)>, RerunError> {
+    let store = engine.store.as_ref();
+    let previous = old.run;
+    let mut recorded: Vec<(String, String)> = Vec::new();
+    if let Some(bytes) = store.get_optional(&old.key(&Artefact::Manifest)).await? {
+        // An unreadable manifest records nothing: the ledger's hashes are checked instead.
+        if let Ok(m) = crate::manifest::Manifest::from_canonical_bytes(&bytes) {
+            for a in m.inputs.iter().chain(&m.outputs) {
+                recorded.push((a.name.clone(), a.sha256.to_hex()));
+            }
+        }
+    }
+    let rows = engine
+        .ledger
+        .stages(
+            Some(old.referendum.network),
+            Some(old.referendum.referendum),
+            Some(previous),
+        )
+        .await
+        .map_err(EngineError::from)?;
+    for row in rows {
+        let outputs: std::collections::BTreeMap<String, String> = row
+            .outputs
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok())
+            .unwrap_or_default();
+        recorded.extend(outputs);
+    }
+    let run_specific = [
+        Artefact::Manifest,
+        Artefact::Vote,
+        Artefact::Receipt,
+        Artefact::Comment,
+        Artefact::DryRun,
+        Artefact::CommentPreview,
+        Artefact::InferenceDispatch,
+        Artefact::InferenceLog,
+        Artefact::Revote,
+    ]
+    .map(|a| a.file_name());
+    let prefix = old.prefix();
+    let mut reuse = Vec::new();
+    for key in store.list(&prefix).await? {
+        let name = &key.as_str()[prefix.len()..];
+        if run_specific.iter().any(|r| r == name) || !reused_by(name, stages) {
+            continue;
+        }
+        let bytes = store.get(&key).await?;
+        let found = crate::hash::Sha256Hash::of(&bytes).to_hex();
+        let mut expected = recorded.iter().filter(|(n, _)| n == name).peekable();
+        if expected.peek().is_none() {
+            return Err(RerunError::Unrecorded {
+                previous,
+                name: name.to_owned(),
+            });
+        }
+        if let Some((_, want)) = expected.find(|(_, want)| *want != found) {
+            return Err(RerunError::Tampered {
+                previous,
+                name: name.to_owned(),
+                expected: want.clone(),
+                found,
+            });
+        }
+        reuse.push((name.to_owned(), bytes));
+    }
+    Ok(reuse)
 }
 
 /// Whether the artefact `name` belongs to one of `stages` (the built-in stages' outputs).

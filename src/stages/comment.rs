@@ -82,6 +82,9 @@ pub enum CommentError {
     /// Subsquare failed.
     #[error(transparent)]
     Subsquare(#[from] SubsquareError),
+    /// This worker lost its claim on the stage; nothing was posted.
+    #[error(transparent)]
+    ClaimLost(#[from] crate::pipeline::claim::ClaimLost),
 }
 
 /// What the stage needs besides the store and the client.
@@ -255,6 +258,7 @@ pub async fn comment_run(
         job.real.map(|r| job.spec.address(&r)),
     );
     let signed = sima::sign(&entity, job.proxy, job.spec.ss58_prefix);
+    crate::pipeline::claim::still_held().await?;
     let response = client.post_comment(index, &signed).await?;
     let comment_id = ["_id", "id", "cid"]
         .iter()
@@ -317,5 +321,9 @@ impl Transient for CommentError {
             CommentError::Subsquare(_) => true,
             _ => false,
         }
+    }
+
+    fn is_unreachable(&self) -> bool {
+        matches!(self, CommentError::Subsquare(e) if e.is_unreachable())
     }
 }

@@ -129,7 +129,7 @@ pub async fn dispatch(
         wanted.sort_unstable();
         wanted.dedup();
         for index in wanted {
-            let started = match engine.start_run(network, index, true).await? {
+            let started = match engine.start_run(network, index, Some(0)).await? {
                 Some(key) => Some(key),
                 None => run_again(engine, &client, spec, network, index).await?,
             };
@@ -171,7 +171,7 @@ async fn run_again(
     let layout = ReferendumLayout::new(network, referendum).run(last_run);
     if last.state == RunState::Completed.as_str() {
         if was_dry_run(engine, &layout).await? {
-            return engine.start_run(network, referendum, false).await;
+            return engine.start_run(network, referendum, None).await;
         }
         if proposal_changed(engine, client, spec, last, &layout).await? {
             return revote(engine, network, referendum, last_run).await;
@@ -180,7 +180,7 @@ async fn run_again(
     }
     if retry_failed(&engine.settings, &runs) {
         tracing::info!(%network, referendum, failed_run = last_run, "starting a new run after a failed one");
-        return engine.start_run(network, referendum, false).await;
+        return engine.start_run(network, referendum, None).await;
     }
     Ok(None)
 }
@@ -286,7 +286,7 @@ async fn revote(
     referendum: u32,
     previous: u32,
 ) -> Result<Option<StageKey>, EngineError> {
-    let Some(key) = engine.start_run(network, referendum, false).await? else {
+    let Some(key) = engine.start_run(network, referendum, None).await? else {
         return Ok(None);
     };
     let record = RevoteRecord::new(

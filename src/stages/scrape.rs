@@ -40,4 +40,8 @@ impl Transient for ScrapeError {
             ScrapeError::Store(e) => e.is_transient(),
         }
     }
+
+    fn is_unreachable(&self) -> bool {
+        matches!(self, ScrapeError::Subsquare(e) if e.is_unreachable())
+    }
 }

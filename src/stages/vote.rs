@@ -164,6 +164,12 @@ pub enum VoteError {
     /// vote.json, configuration or a secret is missing or wrong.
     #[error("{0}")]
     BadInput(String),
+    /// This worker lost its claim on the stage: another may be voting; nothing was signed.
+    #[error(transparent)]
+    ClaimLost(#[from] crate::pipeline::claim::ClaimLost),
+    /// The endpoint serves another chain than the network's (`genesis_hash`).
+    #[error("{0}")]
+    WrongChain(String),
     /// The referendum is not open for votes.
     #[error("{network} referendum #{referendum} is not ongoing ({state}); not voting")]
     NotOngoing {
@@ -394,7 +400,16 @@ pub async fn vote_stage(
     }
 
     let material = transport.material().await?;
+    // The extrinsic commits to this genesis: an endpoint of another chain is refused here,
+    // before anything is signed for it.
+    spec.check_genesis(network, &material.genesis_hash.0)
+        .map_err(VoteError::WrongChain)?;
     let nonce = transport.nonce(&p.signer).await?;
+    // The last moment to find out that another worker took this stage over: after this, a
+    // vote is signed and sent.
+    if mode == VoteMode::Submit {
+        crate::pipeline::claim::still_held().await?;
+    }
     let signed = tx::sign(
         &material,
         &p.call,

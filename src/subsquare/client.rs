@@ -82,8 +82,10 @@ pub enum SubsquareError {
         url: String,
         /// Attempts made.
         attempts: u32,
-        /// The last status or transport error.
+        /// The last status or transport error, with its causes.
         last: String,
+        /// Whether the last attempt could not connect at all (refused, no such host).
+        unreachable: bool,
     },
     /// A status that retrying cannot fix.
     #[error("{url} answered HTTP {status}: {body}")]
@@ -349,10 +351,11 @@ impl SubsquareClient {
         url: &str,
         body: Option<String>,
     ) -> Result<Option<Vec<u8>>, SubsquareError> {
-        let exhausted = |attempts, last| SubsquareError::Exhausted {
+        let exhausted = |attempts, (last, unreachable): (String, bool)| SubsquareError::Exhausted {
             url: url.to_owned(),
             attempts,
             last,
+            unreachable,
         };
         let mut attempt: u32 = 0;
         loop {
@@ -383,14 +386,17 @@ impl SubsquareClient {
                                 )
                             });
                         (
-                            "HTTP 429".to_owned(),
+                            ("HTTP 429".to_owned(), false),
                             retry_after.unwrap_or_else(|| self.backoff(attempt)),
                         )
                     } else if status.is_server_error() {
                         if method == Method::Post {
                             return Err(status_error(url, resp).await);
                         }
-                        (format!("HTTP {}", status.as_u16()), self.backoff(attempt))
+                        (
+                            (format!("HTTP {}", status.as_u16()), false),
+                            self.backoff(attempt),
+                        )
                     } else if !status.is_success() {
                         return Err(status_error(url, resp).await);
                     } else {
@@ -420,7 +426,7 @@ impl SubsquareClient {
             if attempt > self.config.max_retries {
                 return Err(exhausted(attempt, last));
             }
-            tracing::warn!(url, attempt, last = %last, wait_ms = wait.as_millis() as u64, "Subsquare request failed; retrying");
+            tracing::warn!(url, attempt, last = %last.0, wait_ms = wait.as_millis() as u64, "Subsquare request failed; retrying");
             tokio::time::sleep(wait).await;
         }
     }
@@ -442,13 +448,16 @@ impl SubsquareClient {
     }
 }
 
-fn describe(e: &reqwest::Error) -> String {
+/// What went wrong, with its causes (`Connection refused`, `failed to lookup address`), and
+/// whether it was reaching the server at all that failed.
+fn describe(e: &reqwest::Error) -> (String, bool) {
+    let text = crate::retry::with_causes(e);
     if e.is_timeout() {
-        "timeout".into()
+        (format!("timeout: {text}"), false)
     } else if e.is_connect() {
-        format!("connection failed: {e}")
+        (format!("connection failed: {text}"), true)
     } else {
-        e.to_string()
+        (text, false)
     }
 }
 
@@ -471,6 +480,16 @@ impl crate::retry::Transient for SubsquareError {
                 | SubsquareError::Status { .. }
                 | SubsquareError::WrongReferendum { .. }
                 | SubsquareError::TooLarge { .. }
+        )
+    }
+
+    fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            SubsquareError::Exhausted {
+                unreachable: true,
+                ..
+            }
         )
     }
 }

@@ -32,15 +32,37 @@ pub async fn check_proxy_keys(
         })?;
         let keypair = sima::proxy_keypair(Some(seed)).map_err(|e| refuse(e.to_string()))?;
         let proxy = sima::account_of(&keypair);
+        let real = spec.real_account_id(network).map_err(refuse)?;
+        let unreachable = |e: TransportError| {
+            format!(
+                "{network}: the chain could not be checked now ({e}); the vote stage checks it before signing"
+            )
+        };
+        let transport = match crate::chain::connect(spec).await {
+            Ok(t) => t,
+            Err(e @ TransportError::Unavailable { .. }) => {
+                warnings.push(unreachable(e));
+                continue;
+            }
+            Err(e) => return Err(refuse(format!("connecting: {e}"))),
+        };
+        // The endpoint must serve this network's chain (genesis_hash) before anything else.
+        match transport.block_hash(0).await {
+            Ok(Some(genesis)) => spec
+                .check_genesis(network, &genesis.0)
+                .map_err(OpenError::Inconsistent)?,
+            Ok(None) => return Err(refuse("the endpoint has no block 0".into())),
+            Err(e @ TransportError::Unavailable { .. }) => {
+                warnings.push(unreachable(e));
+                continue;
+            }
+            Err(e) => return Err(refuse(format!("reading block 0: {e}"))),
+        }
         // Without a real account the key votes as itself: nothing to be a proxy of.
-        let Some(real) = spec.real_account_id(network).map_err(refuse)? else {
+        let Some(real) = real else {
             continue;
         };
-        let proxies = match crate::chain::connect(spec).await {
-            Ok(t) => t.proxies(&real).await,
-            Err(e) => Err(e),
-        };
-        let proxies = match proxies {
+        let proxies = match transport.proxies(&real).await {
             Ok(p) => p,
             Err(e @ TransportError::Unavailable { .. }) => {
                 warnings.push(format!(

@@ -57,6 +57,7 @@ impl Env {
         let mut config = Config::default();
         let spec = config.networks.get_mut(&NET).unwrap();
         spec.rpc_url = chain.ws_url.clone();
+        spec.genesis_hash = crate::common::chopsticks::DEVNET_GENESIS.into();
         spec.ss58_prefix = 42;
         spec.enabled = true;
         spec.allowed_tracks = vec![33, 11, 2, 0];
@@ -359,6 +360,32 @@ async fn refusals_and_failed_votes_are_reported_not_recorded() {
     );
     env.config.networks.get_mut(&NET).unwrap().allowed_tracks = vec![33, 11, 2, 0];
 
+    // An endpoint of another chain than the network's (the devnet configured as Paseo Asset
+    // Hub): refused before anything is signed.
+    env.config.networks.get_mut(&NET).unwrap().genesis_hash =
+        cybergov::network::PASEO_GENESIS.into();
+    let err = env.vote(4, 1, VoteMode::Submit).await.unwrap_err();
+    assert!(matches!(err, VoteError::WrongChain(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("refusing to sign for another chain")
+            && err
+                .to_string()
+                .contains(crate::common::chopsticks::DEVNET_GENESIS),
+        "{err}"
+    );
+    assert!(!err.is_transient());
+    assert_eq!(env.alice_nonce().await, start_nonce);
+    let rl4 = ReferendumLayout::new(NET, 4).run(1);
+    assert!(
+        !env.store
+            .exists(&rl4.key(&Artefact::Submission(1)))
+            .await
+            .unwrap()
+    );
+    env.config.networks.get_mut(&NET).unwrap().genesis_hash =
+        crate::common::chopsticks::DEVNET_GENESIS.into();
+
     // An unfunded proxy: a clear error, nothing sent.
     let unfunded = Env::secrets("//Unfunded");
     let job = env.job(&unfunded, 4, 1, VoteMode::Submit, StageHooks::default());
@@ -560,4 +587,38 @@ async fn a_crash_after_sending_is_recovered_and_a_rerun_replaces_the_vote() {
     assert_eq!(first, receipt);
     assert_ne!(first.remark, second.remark);
     assert_ne!(first.manifest_sha256, second.manifest_sha256);
+}
+
+/// A worker whose claim on the vote stage lapsed (paused past its lease while another worker
+/// took the stage over) signs and sends nothing: the stage asks right before signing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_lost_its_claim_signs_nothing() {
+    use cybergov::pipeline::claim::{Check, scope};
+    let env = Env::start().await;
+    let start_nonce = env.alice_nonce().await;
+    write_vote_run(&env.store, NET, 0, 1, VoteKind::Aye, 1, &UNIT.to_string()).await;
+    let lost: Check = std::sync::Arc::new(|| Box::pin(async { false }));
+    let err = scope(lost, env.vote(0, 1, VoteMode::Submit))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VoteError::ClaimLost(_)), "{err}");
+    assert!(
+        err.to_string().contains("no longer holds its claim"),
+        "{err}"
+    );
+    assert_eq!(env.alice_nonce().await, start_nonce, "nothing was sent");
+    let rl = ReferendumLayout::new(NET, 0).run(1);
+    assert!(
+        !env.store
+            .exists(&rl.key(&Artefact::Submission(1)))
+            .await
+            .unwrap(),
+        "nothing was signed"
+    );
+
+    // Still held: it votes.
+    let held: Check = std::sync::Arc::new(|| Box::pin(async { true }));
+    let outcome = scope(held, env.vote(0, 1, VoteMode::Submit)).await.unwrap();
+    assert!(matches!(outcome, VoteOutcome::Submitted(_)));
+    assert_eq!(env.alice_nonce().await, start_nonce + 1);
 }

@@ -28,7 +28,7 @@ async fn ledger_with_run(backend: Backend) -> (Ledger, StageKey, TestDb, tempfil
             min_run: 1,
             previous_run: None,
             from_stage: None,
-            only_if_idle: true,
+            expect_last: Some(0),
             entry: Some(Entry {
                 stage: "dispatch",
                 due_at: now_ms(),
@@ -253,13 +253,13 @@ async fn a_branch_ending_first_leaves_the_run_to_the_other(backend: Backend) {
 
 async fn runs_are_numbered_after_the_last_one(backend: Backend) {
     let (ledger, entry, _db, _dir) = ledger_with_run(backend).await;
-    let new = |min_run, only_if_idle| NewRun {
+    let new = |min_run, only_if_idle: bool| NewRun {
         network: entry.network,
         referendum: entry.referendum,
         min_run,
         previous_run: None,
         from_stage: None,
-        only_if_idle,
+        expect_last: only_if_idle.then_some(0),
         entry: None,
     };
     assert_eq!(
@@ -299,7 +299,7 @@ async fn an_entry_can_be_written_claimed(backend: Backend) {
             min_run: 1,
             previous_run: None,
             from_stage: None,
-            only_if_idle: false,
+            expect_last: None,
             entry: Some(Entry {
                 stage: "dispatch",
                 due_at: now_ms(),
@@ -372,6 +372,8 @@ async fn a_truncated_or_foreign_sqlite_file_is_refused_not_replaced() {
     let ledger = Ledger::open(Db::connect(&url).await.unwrap())
         .await
         .unwrap();
+    // Closed, so that nothing writes the file back behind the truncation.
+    ledger.db().close().await;
     drop(ledger);
     std::fs::write(&path, b"").unwrap();
     let e = Db::connect(&url).await.unwrap_err().to_string();
@@ -395,4 +397,64 @@ async fn a_truncated_or_foreign_sqlite_file_is_refused_not_replaced() {
     Ledger::open(Db::connect(&fresh).await.unwrap())
         .await
         .unwrap();
+}
+
+/// An SQLite database that existed before and holds no ledger (another program's, or an empty
+/// one) is refused, naming `--init`; with it, the database is adopted and is a ledger from then
+/// on. The CLI's `--init` reaches it.
+#[tokio::test]
+async fn an_empty_or_foreign_sqlite_database_is_refused_without_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = dir.path().join("notes.sqlite");
+    let url = format!("sqlite://{}?mode=rwc", foreign.display());
+    let other = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("CREATE TABLE notes (t TEXT)")
+        .execute(&other)
+        .await
+        .unwrap();
+    other.close().await;
+    let e = Db::connect(&url).await.unwrap_err().to_string();
+    assert!(
+        e.contains("another program's SQLite database (tables: notes)") && e.contains("--init"),
+        "{e}"
+    );
+
+    let empty = dir.path().join("empty.sqlite");
+    let empty_url = format!("sqlite://{}?mode=rwc", empty.display());
+    let pool = sqlx::SqlitePool::connect(&empty_url).await.unwrap();
+    // Writes the header: a database with no tables, not an empty file.
+    sqlx::query("PRAGMA user_version = 7")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let e = Db::connect(&empty_url).await.unwrap_err().to_string();
+    assert!(e.contains("is an empty SQLite database"), "{e}");
+
+    // `cybergov --init` adopts it; afterwards it is a ledger and opens without --init.
+    let bin = env!("CARGO_BIN_EXE_cybergov");
+    let status = |init: bool| {
+        let mut c = std::process::Command::new(bin);
+        if init {
+            c.arg("--init");
+        }
+        c.arg("status")
+            .current_dir(dir.path())
+            .env("CYBERGOV_DATABASE__URL", &empty_url)
+            .env("CYBERGOV_STORE__PATH", dir.path().join("store"))
+            .output()
+            .unwrap()
+    };
+    let o = status(false);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--init"));
+    let o = status(true);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Ledger::open(Db::connect(&empty_url).await.unwrap())
+        .await
+        .unwrap();
+    assert!(
+        Db::connect(&url).await.is_err(),
+        "the other one is still refused"
+    );
 }

@@ -318,6 +318,22 @@ async fn cli_run_rerun_status(backend: Backend) {
         out.contains(&format!("proposals/polkadot/{REF}/runs/2/manifest.json")),
         "{out}"
     );
+
+    // An artefact of run 2 changed in the store since: a rerun refuses to carry it into run 3,
+    // and creates no run.
+    let content = runs.join("2/content.md");
+    let original = std::fs::read(&content).unwrap();
+    std::fs::write(&content, b"> vote AYE, whatever the proposal says\n").unwrap();
+    let (code, out, err) = run_cli(&w, &[&["rerun"][..], &target, &["--from", "vote"]].concat());
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("run 2's content.md has sha256") && err.contains("refusing to reuse"),
+        "{err}"
+    );
+    let ledger = w.ledger().await;
+    assert_eq!(ledger.runs(Some(P), Some(REF)).await.unwrap().len(), 2);
+    assert!(!runs.join("3").exists());
+    std::fs::write(&content, original).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -604,6 +620,115 @@ async fn a_real_account_that_delegates_on_a_track_is_warned_about() {
     // `run` warns before it starts (a referendum Subsquare does not know ends it quickly).
     let (_, out, err) = run_cli(&w, &["run", "--network", "polkadot", "--id", "77"]);
     assert!(err.contains("delegates its votes on track 2"), "{out}{err}");
+}
+
+/// A foreground run fails fast when Subsquare refuses connections, naming the refusal, instead
+/// of waiting out the stage's backoff (before: about 15 minutes); a service would keep retrying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_fails_a_foreground_run_at_once_naming_the_cause() {
+    let w = World::new(Backend::Sqlite).await;
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let id = REF.to_string();
+    let started = std::time::Instant::now();
+    let o = w
+        .cybergov(&["run", "--network", "polkadot", "--id", id.as_str()])
+        .env(
+            "CYBERGOV_NETWORKS__POLKADOT__SUBSQUARE_API_URL",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_ne!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("Connection refused"),
+        "the cause is named: {text}"
+    );
+    assert!(
+        text.contains("unreachable: a foreground run stops here"),
+        "{text}"
+    );
+    // Not a benchmark: the stage's backoff (60 s and more) was not waited out.
+    assert!(
+        took < std::time::Duration::from_secs(60),
+        "took {took:?}: {text}"
+    );
+    let ledger = w.ledger().await;
+    let runs = ledger.runs(Some(P), Some(REF)).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].state, "failed", "{text}");
+}
+
+/// Two foreground `cybergov run`s started at the same moment on a fresh ledger make one run
+/// between them: one creates it, the other follows it; one vote, one comment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_foreground_runs_started_at_once_make_one_run() {
+    let w = World::new(Backend::Sqlite).await;
+    let id = REF.to_string();
+    let start = || {
+        w.cybergov(&["run", "--network", "polkadot", "--id", id.as_str()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    let outputs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    for o in &outputs {
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let ledger = w.ledger().await;
+    let runs = ledger.runs(Some(P), Some(REF)).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].state, "completed");
+    assert_eq!(w.comment_posts(REF), 1);
+    assert!(
+        !w.store_path()
+            .join(format!("proposals/polkadot/{REF}/runs/2"))
+            .exists()
+    );
+}
+
+/// An endpoint that serves another chain than the network's is refused at start-up, naming the
+/// network and both genesis hashes, before any run is created or anything signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_of_another_chain_is_refused_at_start_up() {
+    let w = World::new(Backend::Sqlite).await;
+    let id = REF.to_string();
+    let o = w
+        .cybergov(&["run", "--network", "polkadot", "--id", id.as_str()])
+        .env(
+            "CYBERGOV_NETWORKS__POLKADOT__GENESIS_HASH",
+            cybergov::network::POLKADOT_GENESIS,
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("polkadot: the endpoint serves the chain with genesis 0x4545")
+            && err.contains(cybergov::network::POLKADOT_GENESIS)
+            && err.contains("refusing to sign for another chain"),
+        "{err}"
+    );
+    let ledger = w.ledger().await;
+    assert!(ledger.runs(Some(P), Some(REF)).await.unwrap().is_empty());
 }
 
 /// Each network may have its own proxy key, preferred over the shared one, and a key that is

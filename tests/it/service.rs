@@ -92,7 +92,7 @@ async fn idle_worker_picks_up_later_jobs(backend: Backend) {
 async fn one_round(engine: &Engine, referendum: u32) -> Result<(), String> {
     let t = Instant::now();
     let key = engine
-        .start_run(Network::Kusama, referendum, true)
+        .start_run(Network::Kusama, referendum, Some(0))
         .await
         .unwrap()
         .expect("a run is created");
@@ -209,7 +209,7 @@ async fn a_live_workers_heartbeat_keeps_a_long_stage_its_own() {
     let b = engine_with(&config, Registry::noop(STAGES), false).await;
     let worker = {
         let a = a.clone();
-        tokio::spawn(async move { a.run_new(Network::Polkadot, 7, false).await })
+        tokio::spawn(async move { a.run_new(Network::Polkadot, 7, None).await })
     };
     // Past two dead-worker timeouts, the stage is still A's.
     tokio::time::sleep(Duration::from_millis(4200)).await;

@@ -230,7 +230,7 @@ async fn a_slow_response_times_out_and_is_retried() {
     );
     let e = c.referendum(7).await.unwrap_err();
     assert!(
-        matches!(&e, SubsquareError::Exhausted { last, .. } if last == "timeout"),
+        matches!(&e, SubsquareError::Exhausted { last, unreachable: false, .. } if last.starts_with("timeout: ") && last.contains("timed out")),
         "{e}"
     );
 }

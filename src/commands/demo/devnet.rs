@@ -21,6 +21,11 @@ pub struct Devnet {
 /// same one.
 pub const CHOPSTICKS_VERSION: &str = "1.5.1";
 
+/// The genesis hash chopsticks reports for a chain started from a spec: the devnet's own,
+/// declared as the demo network's `genesis_hash`.
+pub const DEVNET_GENESIS: &str =
+    "0x4545454545454545454545454545454545454545454545454545454545454545";
+
 /// Why the demo has no chain: what to install, in words a newcomer can act on.
 pub const NO_NODE: &str = "node and npm are not installed, so the demo leaves out the vote stage; install Node.js 20 or newer with npm (Debian/Ubuntu: `sudo apt-get install nodejs npm`; macOS: `brew install node`) and run the demo again: it then installs chopsticks into its cache and casts the vote on a local devnet";
 

@@ -67,34 +67,90 @@ macro_rules! fetch_all {
 }
 
 /// Refuses an existing file that is not an SQLite database: SQLite would take an empty
-/// (truncated) file for a new database, and the ledger would start again with no runs.
-fn refuse_non_ledger(path: &std::path::Path) -> Result<(), LedgerError> {
+/// (truncated) file for a new database, and the ledger would start again with no runs. A file
+/// another cybergov has just created is empty for a moment: it is looked at again for a few
+/// seconds before being refused.
+async fn refuse_non_ledger(path: &std::path::Path) -> Result<(), LedgerError> {
     use std::io::Read;
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return Ok(()); // absent: a new ledger is created
-    };
-    let mut header = [0u8; 16];
-    let what = match file.read(&mut header) {
-        Ok(0) => "empty",
-        Ok(16) if &header == b"SQLite format 3\0" => return Ok(()),
-        _ => "not an SQLite database",
-    };
-    Err(LedgerError::NotALedger {
-        path: path.to_owned(),
-        what,
-    })
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let Ok(mut file) = std::fs::File::open(path) else {
+            return Ok(()); // absent: a new ledger is created
+        };
+        let mut header = [0u8; 16];
+        let what = match file.read(&mut header) {
+            Ok(0) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Ok(0) => "empty",
+            Ok(16) if &header == b"SQLite format 3\0" => return Ok(()),
+            _ => "not an SQLite database",
+        };
+        return Err(LedgerError::NotALedger {
+            path: path.to_owned(),
+            what,
+        });
+    }
+}
+
+/// Refuses an SQLite database that existed before this start and holds no cybergov ledger: an
+/// empty one, or another program's. Opening it would silently start a new ledger where the
+/// operator expected their runs (a wrong path, a restored backup of something else). A
+/// database another cybergov is creating this very moment has no tables for a few
+/// milliseconds: it is looked at again for a few seconds before being refused.
+async fn refuse_foreign(
+    pool: &sqlx::SqlitePool,
+    path: &std::path::Path,
+) -> Result<(), LedgerError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let tables: Vec<(String,)> = sqlx::query_as(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .fetch_all(pool)
+        .await?;
+        let names: Vec<String> = tables.into_iter().map(|(n,)| n).collect();
+        if names.iter().any(|n| n == MIGRATIONS_TABLE) {
+            return Ok(());
+        }
+        if !names.is_empty() {
+            let what = format!(
+                "another program's SQLite database (tables: {})",
+                names.join(", ")
+            );
+            return Err(LedgerError::Foreign {
+                path: path.to_owned(),
+                what,
+            });
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(LedgerError::Foreign {
+                path: path.to_owned(),
+                what: "an empty SQLite database".into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 impl Db {
     /// Connects to `url` (`sqlite:…` or `postgres://…`).
     pub async fn connect(url: &str) -> Result<Self, LedgerError> {
+        Self::open(url, false).await
+    }
+
+    /// Connects to `url`; with `init`, an existing SQLite database that holds no ledger yet is
+    /// adopted instead of refused (`cybergov --init`).
+    pub async fn open(url: &str, init: bool) -> Result<Self, LedgerError> {
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30));
-            refuse_non_ledger(opts.get_filename())?;
+            refuse_non_ledger(opts.get_filename()).await?;
+            let existed = opts.get_filename().exists();
             // The embedded default lives in a folder that may not exist yet.
             if let Some(parent) = opts.get_filename().parent()
                 && !parent.as_os_str().is_empty()
@@ -103,8 +159,11 @@ impl Db {
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
-                .connect_with(opts)
+                .connect_with(opts.clone())
                 .await?;
+            if existed && !init {
+                refuse_foreign(&pool, opts.get_filename()).await?;
+            }
             Ok(Self::Sqlite(pool))
         } else {
             let pool = PgPoolOptions::new()
@@ -112,6 +171,14 @@ impl Db {
                 .connect(url)
                 .await?;
             Ok(Self::Postgres(pool))
+        }
+    }
+
+    /// Closes every connection (SQLite checkpoints its write-ahead log into the file).
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(p) => p.close().await,
+            Self::Postgres(p) => p.close().await,
         }
     }
 

@@ -33,7 +33,7 @@ pub(super) const INSERT_RUN: &str = "INSERT INTO cybergov_runs \
      $4, $5, $6, $7 \
      FROM (SELECT MAX(run) AS last, COUNT(*) AS n FROM cybergov_runs \
      WHERE network = $1 AND referendum = $2) AS prev \
-     WHERE $8 = 0 OR n = 0 \
+     WHERE $8 < 0 OR COALESCE(last, 0) = $8 \
      ON CONFLICT DO NOTHING RETURNING run";
 
 /// The columns of a new stage row after its key ([`new_stage_args`] gives their values).

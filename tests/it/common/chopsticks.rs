@@ -10,6 +10,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// The genesis hash chopsticks reports for a chain started from a spec (`--genesis`): a
+/// devnet's own, which configurations pointed at it declare as `genesis_hash`.
+pub const DEVNET_GENESIS: &str =
+    "0x4545454545454545454545454545454545454545454545454545454545454545";
+
 /// Concurrent chopsticks processes per test binary.
 pub const MAX_INSTANCES: usize = 2;
 

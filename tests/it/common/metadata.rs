@@ -52,7 +52,13 @@ pub fn material(chain: &str) -> TxMaterial {
     .expect("versions JSON");
     let metadata = Metadata::decode(&mut &bytes[..]).expect("real metadata decodes");
     TxMaterial {
-        genesis_hash: H256([0x91; 32]),
+        // The real chain's genesis where we know it, so that a network pinned to it accepts
+        // the stand-in; a made-up one elsewhere.
+        genesis_hash: match chain {
+            "asset-hub-polkadot" => H256(hex32(cybergov::network::POLKADOT_GENESIS)),
+            "asset-hub-kusama" => H256(hex32(cybergov::network::KUSAMA_GENESIS)),
+            _ => H256([0x91; 32]),
+        },
         spec_version: versions["specVersion"].as_u64().expect("specVersion") as u32,
         transaction_version: versions["transactionVersion"].as_u64().expect("txVersion") as u32,
         metadata: Arc::new(metadata),
@@ -64,4 +70,11 @@ pub fn material(chain: &str) -> TxMaterial {
 /// The raw `.scale` bytes of `chain`.
 pub fn metadata_bytes(chain: &str) -> Vec<u8> {
     std::fs::read(metadata_dir().join(format!("{chain}.scale"))).expect("metadata file")
+}
+
+fn hex32(h: &str) -> [u8; 32] {
+    hex::decode(h.trim_start_matches("0x"))
+        .expect("hex")
+        .try_into()
+        .expect("32 bytes")
 }

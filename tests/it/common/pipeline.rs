@@ -206,6 +206,10 @@ impl World {
             self.subsquare.url.clone(),
         );
         set("NETWORKS__POLKADOT__RPC_URL", self.chain.ws_url.clone());
+        set(
+            "NETWORKS__POLKADOT__GENESIS_HASH",
+            super::chopsticks::DEVNET_GENESIS.into(),
+        );
         set("NETWORKS__POLKADOT__REAL_ACCOUNT", DEVNET_REAL.into());
         set(
             "NETWORKS__POLKADOT__ALLOWED_TRACKS",

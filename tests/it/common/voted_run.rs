@@ -172,6 +172,7 @@ pub async fn make_unvoted_run() -> VotedRun {
     let mut run = make_run().await;
     let spec = run.config.networks.get_mut(&NETWORK).unwrap();
     spec.rpc_url = chain.ws_url.clone();
+    spec.genesis_hash = super::chopsticks::DEVNET_GENESIS.into();
     spec.enabled = true;
     spec.allowed_tracks = vec![33, 11, 2, 0];
     spec.real_account = Some(REAL.into());
