@@ -349,7 +349,7 @@ impl Engine {
                             }
                         })
                         .collect();
-                    let Some(completion) = self
+                    let completed = self
                         .ledger
                         .complete(
                             &key,
@@ -359,8 +359,8 @@ impl Engine {
                             &next,
                             self.lease,
                         )
-                        .await?
-                    else {
+                        .await;
+                    let Some(completion) = self.hand_back_on_error(&key, completed).await? else {
                         tracing::warn!(%key, "claim lost before completion was recorded");
                         continue;
                     };
@@ -390,7 +390,8 @@ impl Engine {
                             crate::pipeline::report::utc(due)
                         );
                     }
-                    if self.ledger.retry_later(&key, &self.owner, &e, due).await? {
+                    let later = self.ledger.retry_later(&key, &self.owner, &e, due).await;
+                    if self.hand_back_on_error(&key, later).await? {
                         match &self.mode {
                             Mode::Queue(q) => q.push(&key, due).await?,
                             Mode::Foreground => work.push_front((key, None)),
@@ -413,11 +414,36 @@ impl Engine {
                         StageError::Permanent(t) => t.clone(),
                     };
                     tracing::error!(%key, attempt, error = %text, "stage failed; the run fails");
-                    self.ledger.fail(&key, &self.owner, &text).await?;
+                    let failed = self.ledger.fail(&key, &self.owner, &text).await;
+                    self.hand_back_on_error(&key, failed).await?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// A ledger write after the stage ran failed: the claim is handed back (the stage retrying,
+    /// due now; best effort) instead of staying `running` under this worker's lease until the
+    /// lease lapses, and the error is returned. Stages are idempotent, so running it again is
+    /// safe; waiting out a lease is not needed.
+    async fn hand_back_on_error<T>(
+        &self,
+        key: &StageKey,
+        written: Result<T, LedgerError>,
+    ) -> Result<T, EngineError> {
+        let e = match written {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let note = format!("the ledger failed after the stage ran: {e}");
+        if let Err(again) = self
+            .ledger
+            .retry_later(key, &self.owner, &note, now_ms())
+            .await
+        {
+            tracing::warn!(%key, error = %again, "could not hand the claim back; it lapses with its lease");
+        }
+        Err(e.into())
     }
 
     /// Whether a failed attempt is tried again: a transient error always, an unreachable

@@ -274,3 +274,62 @@ async fn an_infer_timeout_shorter_than_the_runners_wait_is_refused_at_start() {
     assert!(e.contains("infer stage's timeout_secs (3600 s)"), "{e}");
     assert!(e.contains("second workflow run"), "{e}");
 }
+
+/// Makes the ledger refuse new stage rows while the stage runs, as a full disk or a broken
+/// database would: the stage's completion (which writes its successor) fails.
+#[derive(Debug)]
+struct BreakTheLedger(String);
+
+#[async_trait::async_trait]
+impl cybergov::pipeline::handler::StageHandler for BreakTheLedger {
+    async fn run(
+        &self,
+        _: &cybergov::pipeline::ledger::StageKey,
+    ) -> Result<cybergov::pipeline::handler::StageDone, cybergov::pipeline::handler::StageError>
+    {
+        let pool = sqlx::SqlitePool::connect(&self.0).await.unwrap();
+        sqlx::query(
+            "CREATE TRIGGER no_new_stages BEFORE INSERT ON cybergov_stages \
+             BEGIN SELECT RAISE(ABORT, 'the disk is full'); END",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        Ok(Default::default())
+    }
+}
+
+/// A ledger error after a stage ran hands the claim back (the stage retrying, no lease) instead
+/// of leaving it `running` under this worker until its lease lapses.
+#[tokio::test]
+async fn a_ledger_error_after_a_stage_hands_its_claim_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut config, db) = config_in(Backend::Sqlite, dir.path()).await;
+    config.pipeline.graph =
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/bench-pipeline.toml"));
+    let mut registry = Registry::noop(STAGES);
+    registry.register("dispatch", Arc::new(BreakTheLedger(db.url.clone())));
+    let engine = engine_with(&config, registry, false).await;
+    let e = engine
+        .run_new(Network::Polkadot, 7, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the disk is full"), "{e}");
+    let rows = engine
+        .ledger
+        .stages(Some(Network::Polkadot), Some(7), Some(1))
+        .await
+        .unwrap();
+    let dispatch = rows.iter().find(|r| r.stage == "dispatch").unwrap();
+    assert_eq!(dispatch.state, "retrying", "{dispatch:?}");
+    assert_eq!(dispatch.lease_owner, None, "{dispatch:?}");
+    assert!(
+        dispatch
+            .error
+            .as_deref()
+            .is_some_and(|t| t.contains("the ledger failed after the stage ran")),
+        "{dispatch:?}"
+    );
+}
