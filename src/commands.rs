@@ -25,7 +25,8 @@ pub fn run(cli: Cli) -> ExitCode {
     match run_inner(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // An error may quote a configured URL (rpc_url, database.url): never its password.
+            eprintln!("error: {}", crate::secret::redact_urls(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

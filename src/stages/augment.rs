@@ -132,7 +132,15 @@ pub async fn augment_with_model(
     questions: &Questions,
     model: &dyn LanguageModel,
 ) -> Result<Augmented, AugmentError> {
-    let (body, report, empty) = prepare(proposal)?;
+    // Cleaning (the HTML conversion above all) is CPU work on text a proposer chose: off the
+    // async threads, so that the stage's timeout and every other task keep running meanwhile.
+    let owned = proposal.clone();
+    let (body, report, empty) = tokio::task::spawn_blocking(move || prepare(&owned))
+        .await
+        .map_err(|e| ProposalError::Invalid {
+            field: "content".into(),
+            message: format!("cleaning stopped: {e}"),
+        })??;
     let mut units = Vec::new();
     for (section, text) in fit::paragraphs(&body) {
         let tokens = model.count_tokens(&text).await?;

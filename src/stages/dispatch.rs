@@ -104,7 +104,9 @@ pub async fn dispatch(
             Ok(client) => client,
             Err(source) => {
                 let e = DispatchError::Subsquare { network, source };
-                report.failed.push((network, e.to_string()));
+                report
+                    .failed
+                    .push((network, crate::secret::redact_urls(&e.to_string())));
                 continue;
             }
         };
@@ -113,7 +115,7 @@ pub async fn dispatch(
             Ok(listed) => listed,
             Err(source) => {
                 let e = DispatchError::Subsquare { network, source };
-                tracing::warn!(%network, error = %e, "dispatch skipped this network this time");
+                tracing::warn!(%network, error = %crate::secret::redact_urls(&e.to_string()), "dispatch skipped this network this time");
                 report.failed.push((network, e.to_string()));
                 continue;
             }
@@ -240,7 +242,7 @@ async fn proposal_changed(
     let after = match client.referendum(referendum).await {
         Ok(bytes) => Proposal::from_subsquare(network, spec, &bytes).ok(),
         Err(e) => {
-            tracing::warn!(%network, referendum, error = %e, "could not compare the proposal with its last run");
+            tracing::warn!(%network, referendum, error = %crate::secret::redact_urls(&e.to_string()), "could not compare the proposal with its last run");
             None
         }
     };

@@ -426,7 +426,7 @@ impl SubsquareClient {
             if attempt > self.config.max_retries {
                 return Err(exhausted(attempt, last));
             }
-            tracing::warn!(url, attempt, last = %last.0, wait_ms = wait.as_millis() as u64, "Subsquare request failed; retrying");
+            tracing::warn!(url = %crate::secret::redact_urls(url), attempt, last = %crate::secret::redact_urls(&last.0), wait_ms = wait.as_millis() as u64, "Subsquare request failed; retrying");
             tokio::time::sleep(wait).await;
         }
     }

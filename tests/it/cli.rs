@@ -421,3 +421,55 @@ fn every_command_of_the_operating_guide_parses() {
     cybergov::cli::Cli::try_parse_from(&words).expect("the unit's command parses");
     assert!(guide.contains("scripts/cybergov.service"));
 }
+
+/// A password in a configured URL is never printed: not by a refused database URL, not by a
+/// Subsquare that cannot be reached (its retry warnings, text or JSON logs, the stage error in
+/// the ledger and in `status`).
+#[test]
+fn passwords_in_configured_urls_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cybergov(
+        dir.path(),
+        &["status"],
+        &[(
+            "CYBERGOV_DATABASE__URL",
+            "mysql://cybergov:hunter2@db.example/cg",
+        )],
+    );
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(!o.status.success());
+    assert!(!all.contains("hunter2"), "{all}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://ops:hunter2@127.0.0.1:{port}/api?api_key=sekrit");
+    for format in ["text", "json"] {
+        let o = cybergov(
+            dir.path(),
+            &["run", "--network", "polkadot", "--id", "5"],
+            &[
+                (
+                    "CYBERGOV_NETWORKS__POLKADOT__SUBSQUARE_API_URL",
+                    url.as_str(),
+                ),
+                ("CYBERGOV_SUBSQUARE__MAX_RETRIES", "1"),
+                ("CYBERGOV_LOG__FORMAT", format),
+                ("CYBERGOV_LOG__FILTER", "info"),
+            ],
+        );
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(!o.status.success(), "{all}");
+        assert!(all.contains("Connection refused"), "{all}");
+        assert!(
+            !all.contains("hunter2") && !all.contains("sekrit"),
+            "{format}: {all}"
+        );
+        let o = cybergov(dir.path(), &["status"], &[]);
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(all.contains("[redacted]"), "{all}");
+        assert!(!all.contains("hunter2") && !all.contains("sekrit"), "{all}");
+    }
+}

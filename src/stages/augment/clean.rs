@@ -50,12 +50,11 @@ pub fn clean(
         ContentType::Markdown => body.into_owned(),
         ContentType::Html => {
             report.converted_from_html = true;
-            let depth = html_depth(&body);
-            if depth > MAX_HTML_DEPTH {
+            if html_depth(&body) > MAX_HTML_DEPTH {
                 return Err(ProposalError::Invalid {
                     field: field.into(),
                     message: format!(
-                        "HTML nested {depth} elements deep (at most {MAX_HTML_DEPTH}): refused before conversion"
+                        "HTML nested more than {MAX_HTML_DEPTH} elements deep: refused before conversion"
                     ),
                 });
             }
@@ -101,14 +100,27 @@ pub fn clean(
 /// worker for minutes), so deeper bodies are refused before it runs.
 pub const MAX_HTML_DEPTH: usize = 256;
 
-/// How deep `html`'s elements nest, by a linear scan of its tags: an upper bound good enough to
-/// refuse pathological bodies (void and self-closing elements do not nest).
+/// How deep `html`'s elements nest as the HTML parser builds them, by a linear scan of its
+/// tags with a stack of open elements: an upper bound on the tree html5ever makes, so that no
+/// shape of input gets past it. Void elements do not nest; everything else does, the way the
+/// parser treats it: `<div/>` opens a `div` (the slash means nothing on a non-void HTML
+/// element), and an end tag that matches no open element (`</x>`) closes nothing. An end tag
+/// closes its element and whatever was left open inside it; a new `p`, `li`, `dt`, `dd`, `tr`,
+/// `td`, `th` or `option` first closes an open one of its kind, as the parser does.
 fn html_depth(html: &str) -> usize {
     const VOID: [&str; 14] = [
         "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
         "source", "track", "wbr",
     ];
-    let (mut depth, mut deepest) = (0usize, 0usize);
+    const SELF_CLOSING_SIBLINGS: [&str; 8] = ["p", "li", "dt", "dd", "tr", "td", "th", "option"];
+    let name_of = |tag: &str| -> String {
+        tag.chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
+    let mut open: Vec<String> = Vec::new();
+    let mut deepest = 0usize;
     let bytes = html.as_bytes();
     let mut i = 0;
     while let Some(at) = bytes[i..].iter().position(|&b| b == b'<') {
@@ -119,18 +131,23 @@ fn html_depth(html: &str) -> usize {
         let tag = &html[start..start + len];
         i = start + len + 1;
         if let Some(closing) = tag.strip_prefix('/') {
-            if closing.starts_with(|c: char| c.is_ascii_alphabetic()) {
-                depth = depth.saturating_sub(1);
+            let name = name_of(closing);
+            if let Some(at) = open.iter().rposition(|o| *o == name) {
+                open.truncate(at);
             }
-        } else if tag.starts_with(|c: char| c.is_ascii_alphabetic()) && !tag.ends_with('/') {
-            let name: String = tag
-                .chars()
-                .take_while(char::is_ascii_alphanumeric)
-                .collect::<String>()
-                .to_ascii_lowercase();
-            if !VOID.contains(&name.as_str()) {
-                depth += 1;
-                deepest = deepest.max(depth);
+        } else if tag.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            let name = name_of(tag);
+            if VOID.contains(&name.as_str()) {
+                continue;
+            }
+            if SELF_CLOSING_SIBLINGS.contains(&name.as_str()) && open.last() == Some(&name) {
+                open.pop();
+            }
+            open.push(name);
+            deepest = deepest.max(open.len());
+            // Deep enough to refuse: stop, so that the scan stays linear in the input.
+            if deepest > MAX_HTML_DEPTH {
+                break;
             }
         }
     }
@@ -153,7 +170,10 @@ mod tests {
         let body = "<div>".repeat(200_000) + "x" + &"</div>".repeat(200_000);
         let started = std::time::Instant::now();
         let e = clean(&body, ContentType::Html, "content").unwrap_err();
-        assert!(e.to_string().contains("nested 200000 elements deep"), "{e}");
+        assert!(
+            e.to_string().contains("nested more than 256 elements deep"),
+            "{e}"
+        );
         // A linear scan: far below the minutes the conversion would take.
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
         // Ordinary nesting still converts.
@@ -168,6 +188,32 @@ mod tests {
             html_depth("<div><p>a<br>b <b>c</b></p><img src=x><hr/></div>"),
             3
         );
+        // Paragraphs and list items left open close one another, as the parser closes them.
+        assert_eq!(html_depth(&"<p>para".repeat(1000)), 1);
+        assert_eq!(
+            html_depth(&format!("<ul>{}</ul>", "<li>item".repeat(1000))),
+            2
+        );
+    }
+
+    /// The two shapes that got past a count of start and end tags: self-closing non-void tags,
+    /// which html5ever nests, and end tags that close nothing. 2 MB of either is refused at
+    /// once, before the conversion that would take minutes and overflow the stack.
+    #[test]
+    fn nesting_that_hides_from_a_tag_count_is_refused_at_once() {
+        for (shape, unit) in [
+            ("self-closing", "<div/>"),
+            ("unmatched end tags", "<div></x>"),
+        ] {
+            let body = unit.repeat(2_000_000 / unit.len());
+            let started = std::time::Instant::now();
+            let e = clean(&body, ContentType::Html, "content").unwrap_err();
+            assert!(e.to_string().contains("elements deep"), "{shape}: {e}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "{shape}: a linear scan"
+            );
+        }
     }
 
     #[test]
