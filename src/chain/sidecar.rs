@@ -144,7 +144,17 @@ impl SidecarTransport {
 
     async fn read(&self, resp: reqwest::Response) -> Result<(u16, Json), TransportError> {
         let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| self.err(e))?;
+        let limit = crate::http::SIDECAR_MAX_BODY_BYTES;
+        let bytes = crate::http::read_capped(resp, limit)
+            .await
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| {
+                TransportError::Unexpected(format!(
+                    "Sidecar at {} answered with more than {limit} bytes: refused",
+                    self.base
+                ))
+            })?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         let json = serde_json::from_str(&text).unwrap_or(Json::String(text));
         if status >= 500 || status == 429 {
             return Err(self.err(format!("HTTP {status}: {json}")));

@@ -12,6 +12,9 @@ use octocrab::Octocrab;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 
+/// The largest answer read from GitHub (a run's log zip is the largest: a few MB).
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
 /// A workflow run, as far as the runner cares.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct WorkflowRun {
@@ -159,6 +162,11 @@ impl GithubClient {
             .base_uri(settings.api_url.as_str())
             .map_err(|e| GithubError::Config(format!("runner.github.api_url: {e}")))?
             .personal_token(token.expose().to_owned())
+            // A GitHub that accepts the connection and never answers must not hold the stage
+            // until its own timeout: each request gives up on its own.
+            .set_connect_timeout(Some(std::time::Duration::from_secs(30)))
+            .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+            .set_write_timeout(Some(std::time::Duration::from_secs(60)))
             .build()
             .map_err(|e| GithubError::Config(e.to_string()))?;
         Ok(Self {
@@ -200,11 +208,16 @@ impl GithubClient {
             };
             let status = response.status();
             let headers = response.headers().clone();
-            let bytes = response
-                .into_body()
+            // Bounded: a run's log zip or a listing is far below this; a hostile answer is not.
+            let bytes = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
                 .await
-                .map_err(transport)?
+                .map_err(|e| GithubError::Transport {
+                    path: path.to_owned(),
+                    message: format!(
+                        "reading the answer (at most {MAX_RESPONSE_BYTES} bytes): {e}"
+                    ),
+                })?
                 .to_bytes();
             let limited = (status == StatusCode::FORBIDDEN
                 || status == StatusCode::TOO_MANY_REQUESTS)

@@ -55,18 +55,36 @@ pub fn parse_manifest_hash(log: &str) -> Result<Sha256Hash, LogError> {
 /// Joins the text files of a GitHub run-log zip into one log, in name order, each under a
 /// `=== <file name>` header line (so the archived log says which step printed what).
 pub fn unzip_logs(zip_bytes: &[u8]) -> Result<String, LogError> {
+    unzip_logs_within(zip_bytes, MAX_LOG_BYTES)
+}
+
+/// The most a run's log may inflate to, all files together: a run prints a few hundred KB;
+/// a zip bomb (a few KB inflating to gigabytes) is refused once it passes this.
+pub const MAX_LOG_BYTES: u64 = 64 << 20;
+
+/// [`unzip_logs`] with at most `limit` inflated bytes in all, counted as they inflate (never
+/// from the sizes the archive claims, which a forger writes).
+pub fn unzip_logs_within(zip_bytes: &[u8], limit: u64) -> Result<String, LogError> {
     let err = |e: zip::result::ZipError| LogError::Archive(e.to_string());
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).map_err(err)?;
     let mut files = Vec::new();
+    let mut left = limit;
     for i in 0..archive.len() {
-        let mut file = archive.by_index(i).map_err(err)?;
+        let file = archive.by_index(i).map_err(err)?;
         if file.is_dir() {
             continue;
         }
         let name = file.name().map_err(err)?.into_owned();
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
+        file.take(left + 1)
+            .read_to_end(&mut bytes)
             .map_err(|e| LogError::Archive(format!("{name}: {e}")))?;
+        if bytes.len() as u64 > left {
+            return Err(LogError::Archive(format!(
+                "the log inflates to more than {limit} bytes (at {name}): refused"
+            )));
+        }
+        left -= bytes.len() as u64;
         files.push((name, bytes));
     }
     files.sort();
@@ -86,6 +104,33 @@ pub fn unzip_logs(zip_bytes: &[u8]) -> Result<String, LogError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A zip bomb (a few KB inflating far past the cap) is refused as it inflates, quickly and
+    /// without holding more than the cap.
+    #[test]
+    fn a_zip_bomb_is_refused_while_it_inflates() {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        w.start_file("1_step.txt", options).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            w.write_all(&zeros).unwrap();
+        }
+        let bomb = w.finish().unwrap().into_inner();
+        assert!(bomb.len() < 200_000, "{} bytes compressed", bomb.len());
+        let started = std::time::Instant::now();
+        let e = unzip_logs_within(&bomb, 1 << 20).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("inflates to more than 1048576 bytes"),
+            "{e}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Under the cap, the same archive reads.
+        assert!(unzip_logs_within(&bomb, 65 << 20).is_ok());
+    }
 
     #[test]
     fn finds_the_line_behind_a_timestamp_and_ignores_the_echoed_script() {

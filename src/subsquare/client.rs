@@ -400,7 +400,7 @@ impl SubsquareClient {
                     } else if !status.is_success() {
                         return Err(status_error(url, resp).await);
                     } else {
-                        match read_capped(resp, self.config.max_body_bytes).await {
+                        match crate::http::read_capped(resp, self.config.max_body_bytes).await {
                             Ok(Some(b)) => return Ok(Some(b)),
                             Ok(None) => {
                                 return Err(SubsquareError::TooLarge {
@@ -492,23 +492,4 @@ impl crate::retry::Transient for SubsquareError {
             }
         )
     }
-}
-
-/// The body of `resp`, read chunk by chunk; `None` as soon as it passes `limit` bytes, so a
-/// hostile server cannot make us hold more than that.
-async fn read_capped(
-    mut resp: reqwest::Response,
-    limit: u64,
-) -> Result<Option<Vec<u8>>, reqwest::Error> {
-    if resp.content_length().is_some_and(|n| n > limit) {
-        return Ok(None);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await? {
-        if (body.len() + chunk.len()) as u64 > limit {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
 }

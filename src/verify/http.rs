@@ -60,11 +60,13 @@ impl ObjectStore for HttpStore {
             .await
             .map_err(|e| fail(e.to_string()))?;
         match response.status() {
-            s if s.is_success() => Ok(response
-                .bytes()
-                .await
-                .map_err(|e| fail(e.to_string()))?
-                .to_vec()),
+            s if s.is_success() => {
+                let limit = crate::http::PUBLIC_STORE_MAX_BODY_BYTES;
+                crate::http::read_capped(response, limit)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?
+                    .ok_or_else(|| fail(format!("more than {limit} bytes: refused")))
+            }
             reqwest::StatusCode::NOT_FOUND => Err(StoreError::NotFound(key.clone())),
             s => Err(fail(format!("HTTP {s}"))),
         }

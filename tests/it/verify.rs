@@ -275,3 +275,30 @@ async fn a_retry_repairs_latest_json_after_a_crash_before_the_pointer() {
         (1, first.manifest_sha256)
     );
 }
+
+/// A public store that answers with more than the verifier reads (64 MiB) is refused, naming
+/// the cap, instead of being held in memory whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_public_store_answer_is_refused() {
+    use cybergov::store::ObjectStore;
+    let dir = tempfile::tempdir().unwrap();
+    let key = "proposals/polkadot/1/runs/1/content.md";
+    let path = dir.path().join(key);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let limit = cybergov::http::PUBLIC_STORE_MAX_BODY_BYTES as usize;
+    std::fs::write(&path, vec![b'x'; limit + 1]).unwrap();
+    std::fs::write(dir.path().join("small.txt"), b"fine").unwrap();
+    let base = spawn_http_store(dir.path()).await;
+    let store = HttpStore::new(&base).unwrap();
+    let e = store
+        .get(&cybergov::store::ObjectKey::new(key).unwrap())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("more than {limit} bytes")), "{e}");
+    let small = store
+        .get(&cybergov::store::ObjectKey::new("small.txt").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(small, b"fine");
+}
