@@ -98,6 +98,8 @@ impl Default for Config {
                     bucket: None,
                     prefix: String::new(),
                     path_style: true,
+                    connect_timeout_ms: 10_000,
+                    operation_timeout_ms: 120_000,
                 },
             },
             database: DatabaseConfig {

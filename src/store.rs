@@ -174,6 +174,8 @@ pub fn open(
                     .ok_or_else(|| StoreError::Config("store.s3.bucket is not set".into()))?,
                 prefix: config.s3.prefix.clone(),
                 path_style: config.s3.path_style,
+                connect_timeout: std::time::Duration::from_millis(config.s3.connect_timeout_ms),
+                operation_timeout: std::time::Duration::from_millis(config.s3.operation_timeout_ms),
                 access_key_id: secrets
                     .s3_access_key_id
                     .clone()

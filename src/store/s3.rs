@@ -27,11 +27,19 @@ pub struct S3Connection {
     pub prefix: String,
     /// Path-style addressing (`endpoint/bucket/key`), needed by most self-hosted servers.
     pub path_style: bool,
+    /// Longest wait for a connection.
+    pub connect_timeout: std::time::Duration,
+    /// Longest one request may take, retries included.
+    pub operation_timeout: std::time::Duration,
     /// Access key id.
     pub access_key_id: Secret,
     /// Secret access key.
     pub secret_access_key: Secret,
 }
+
+/// The largest object read from a bucket: artefacts are a proposal (capped by
+/// `subsquare.max_body_bytes`), texts and small JSON records.
+pub const MAX_OBJECT_BYTES: u64 = 256 << 20;
 
 /// An [`ObjectStore`] in an S3 bucket.
 #[derive(Clone, Debug)]
@@ -54,6 +62,12 @@ impl S3Store {
             .http_client(http_client)
             .region(Region::new(settings.region.clone()))
             .force_path_style(settings.path_style)
+            .timeout_config(
+                aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(settings.connect_timeout)
+                    .operation_timeout(settings.operation_timeout)
+                    .build(),
+            )
             .credentials_provider(Credentials::new(
                 settings.access_key_id.expose(),
                 settings.secret_access_key.expose(),
@@ -188,6 +202,19 @@ impl ObjectStore for S3Store {
             .await;
         match resp {
             Ok(out) => {
+                // Artefacts are small; a bucket answering with more is not ours to hold.
+                if out
+                    .content_length()
+                    .is_some_and(|n| n < 0 || n as u64 > MAX_OBJECT_BYTES)
+                {
+                    return Err(StoreError::S3 {
+                        operation: "GetObject",
+                        key: key.to_string(),
+                        message: format!(
+                            "the object is larger than {MAX_OBJECT_BYTES} bytes: refused"
+                        ),
+                    });
+                }
                 let body = out.body.collect().await.map_err(|e| StoreError::S3 {
                     operation: "GetObject",
                     key: key.to_string(),

@@ -39,4 +39,19 @@ pub struct S3Config {
     pub prefix: String,
     /// Path-style addressing.
     pub path_style: bool,
+    /// Longest wait for a connection, milliseconds.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Longest one request may take, retries included, milliseconds: a server that accepts
+    /// the connection and never answers fails the request instead of holding the stage.
+    #[serde(default = "default_operation_timeout_ms")]
+    pub operation_timeout_ms: u64,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_operation_timeout_ms() -> u64 {
+    120_000
 }

@@ -96,6 +96,8 @@ pub fn s3_store(endpoint: &str, secret: &str, prefix: &str) -> S3Store {
         bucket: S3_BUCKET.into(),
         prefix: prefix.into(),
         path_style: true,
+        connect_timeout: std::time::Duration::from_secs(10),
+        operation_timeout: std::time::Duration::from_secs(60),
         access_key_id: Secret::new(S3_ACCESS_KEY),
         secret_access_key: Secret::new(secret),
     })

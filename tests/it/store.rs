@@ -242,3 +242,40 @@ async fn fs_put_leaves_no_temp_files() {
     names.sort();
     assert_eq!(names, ["b.json", "latest.json"]);
 }
+
+/// An S3 endpoint that accepts the connection and never answers fails the request within its
+/// configured timeout, instead of holding the stage.
+#[tokio::test]
+async fn an_s3_server_that_never_answers_times_out() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    // Accepts every connection and keeps it open, silent.
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let store = cybergov::store::s3::S3Store::new(&cybergov::store::s3::S3Connection {
+        endpoint: Some(endpoint),
+        region: "us-east-1".into(),
+        bucket: "b".into(),
+        prefix: String::new(),
+        path_style: true,
+        connect_timeout: std::time::Duration::from_secs(1),
+        operation_timeout: std::time::Duration::from_secs(2),
+        access_key_id: cybergov::secret::Secret::new("k"),
+        secret_access_key: cybergov::secret::Secret::new("s"),
+    });
+    let started = std::time::Instant::now();
+    let key = cybergov::store::ObjectKey::new("a/b.json").unwrap();
+    let e = cybergov::store::ObjectStore::get(&store, &key)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(e, cybergov::store::StoreError::S3 { .. }), "{e}");
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "took {took:?}: {e}"
+    );
+}
