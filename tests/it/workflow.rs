@@ -84,3 +84,47 @@ fn the_workflow_fetches_checked_models_infers_and_prints_the_anchor_line() {
     // Secrets reach the job only through its environment.
     assert!(!text.contains("CYBERGOV_GITHUB_TOKEN"));
 }
+
+/// Every third-party action in `.github/workflows/` is pinned by commit SHA with its tag in a
+/// comment (a tag can be moved to other code; a commit cannot), and the store's credentials
+/// reach only the step that needs them, never the whole job.
+#[test]
+fn actions_are_pinned_and_credentials_are_scoped_to_one_step() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines() {
+            let Some(used) = line.trim().trim_start_matches("- ").strip_prefix("uses:") else {
+                continue;
+            };
+            let (action, comment) = used.trim().split_once(" #").unwrap_or((used.trim(), ""));
+            let (_, rev) = action
+                .split_once('@')
+                .unwrap_or_else(|| panic!("{}: {action} has no @ref", path.display()));
+            assert!(
+                rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{}: {action} is not pinned by commit SHA",
+                path.display()
+            );
+            assert!(
+                !comment.trim().is_empty(),
+                "{}: {action} does not say which tag it is",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "{checked} actions checked");
+    let (text, w) = workflow();
+    assert!(w["jobs"]["infer"]["env"]["CYBERGOV_S3_SECRET_ACCESS_KEY"].is_null());
+    let holders: Vec<&str> = w["jobs"]["infer"]["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|s| !s["env"]["CYBERGOV_S3_SECRET_ACCESS_KEY"].is_null())
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(holders, ["Infer"], "{text}");
+}
