@@ -178,6 +178,9 @@ pub struct Secrets {
     pub s3_secret_access_key: Option<Secret>,
     /// API key of an OpenAI-compatible juror backend.
     pub openai_api_key: Option<Secret>,
+    /// The ledger's database URL, password included (`CYBERGOV_DATABASE_URL`); wins over
+    /// `database.url`, so that the password need not sit in a file.
+    pub database_url: Option<Secret>,
 }
 
 impl Secrets {
@@ -207,6 +210,7 @@ impl Secrets {
             s3_access_key_id: get(crate::env::SECRET_VARS[2])?,
             s3_secret_access_key: get(crate::env::SECRET_VARS[3])?,
             openai_api_key: get(crate::env::SECRET_VARS[4])?,
+            database_url: get(crate::env::DATABASE_URL_VAR)?,
         })
     }
 }

@@ -13,7 +13,7 @@ use crate::pipeline::handler::Registry;
 use crate::pipeline::ledger::{Db, Ledger, LedgerError};
 use crate::pipeline::queue::{Queue, QueueError};
 use crate::pipeline::service::Tick;
-use crate::secret::Secrets;
+use crate::secret::{Secret, Secrets};
 use crate::stages::dispatch::{DispatchError, DispatchReport, DispatchSettings, dispatch};
 use crate::store::SharedStore;
 use async_trait::async_trait;
@@ -60,9 +60,13 @@ pub fn load_graph(config: &Config) -> Result<Graph, GraphError> {
     Ok(graph)
 }
 
-/// Opens the ledger of `config.database.url`.
-pub async fn open_ledger(config: &Config) -> Result<Ledger, OpenError> {
-    let db = Db::open(&config.database.url, config.database.init).await?;
+/// Opens the ledger: `CYBERGOV_DATABASE_URL` when set (a secret), else `database.url`.
+pub async fn open_ledger(config: &Config, secrets: &Secrets) -> Result<Ledger, OpenError> {
+    let url = secrets
+        .database_url
+        .as_ref()
+        .map_or(config.database.url.as_str(), Secret::expose);
+    let db = Db::open(url, config.database.init).await?;
     Ok(Ledger::open(db).await?)
 }
 
@@ -77,7 +81,7 @@ pub async fn open_engine(
 ) -> Result<Engine, OpenError> {
     let graph = load_graph(config)?;
     check_runner_fits_the_infer_stage(config, &graph)?;
-    let ledger = open_ledger(config).await?;
+    let ledger = open_ledger(config, secrets).await?;
     let mode = if queued {
         Mode::Queue(Box::new(
             Queue::open(

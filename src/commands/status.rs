@@ -19,7 +19,7 @@ pub async fn run(
     id: Option<u32>,
 ) -> anyhow::Result<ExitCode> {
     let store = super::open_store(config, secrets)?;
-    let ledger = crate::wiring::open_ledger(config).await?;
+    let ledger = crate::wiring::open_ledger(config, secrets).await?;
     print_status(config, &ledger, store.as_ref(), network, id).await?;
     // An account that delegates cannot vote: the operator sees it here, not at a failed vote.
     for warning in crate::wiring::keys::check_delegations(config).await {

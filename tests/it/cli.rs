@@ -440,6 +440,31 @@ fn passwords_in_configured_urls_are_never_printed() {
     assert!(!o.status.success());
     assert!(!all.contains("hunter2"), "{all}");
 
+    // The ledger's URL as a secret (CYBERGOV_DATABASE_URL) wins over database.url and is never
+    // printed either.
+    let o = cybergov(
+        dir.path(),
+        &["status"],
+        &[(
+            "CYBERGOV_DATABASE_URL",
+            "postgres://cg:hunter2@127.0.0.1:1/cg",
+        )],
+    );
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(!o.status.success(), "{all}");
+    assert!(!all.contains("hunter2"), "{all}");
+    let secret_db = dir.path().join("secret.db");
+    let o = cybergov(
+        dir.path(),
+        &["status"],
+        &[(
+            "CYBERGOV_DATABASE_URL",
+            &format!("sqlite://{}?mode=rwc", secret_db.display()),
+        )],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(secret_db.exists(), "the secret URL was used");
+
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

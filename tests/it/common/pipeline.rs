@@ -263,7 +263,7 @@ impl World {
 
     /// The ledger.
     pub async fn ledger(&self) -> Ledger {
-        cybergov::wiring::open_ledger(&self.config())
+        cybergov::wiring::open_ledger(&self.config(), &self.secrets())
             .await
             .expect("ledger opens")
     }
