@@ -66,6 +66,8 @@ pub async fn open_ledger(config: &Config, secrets: &Secrets) -> Result<Ledger, O
         .database_url
         .as_ref()
         .map_or(config.database.url.as_str(), Secret::expose);
+    // Released when this returns: only opening and migrating are one process at a time.
+    let _lock = crate::pipeline::ledger::open_lock(url).await?;
     let db = Db::open(url, config.database.init).await?;
     Ok(Ledger::open(db).await?)
 }

@@ -50,17 +50,25 @@ pub async fn run(config: &Config, secrets: &Secrets, target: &Target) -> anyhow:
         return finish(config, &engine, network, id, run).await;
     }
     println!("{network} #{id}: resuming run {run}");
-    let mut pending = Vec::new();
-    for row in engine
-        .ledger
-        .stages(Some(network), Some(id), Some(run))
-        .await?
-    {
-        if !row.state()?.is_final() {
-            pending.push(row.key()?);
+    // Until no stage is left to do: another process may be running the run (a second `run`
+    // started at the same moment), adding stages as it goes; each of its stages is waited for
+    // (or taken over once its lease lapses) like one of ours.
+    loop {
+        let mut pending = Vec::new();
+        for row in engine
+            .ledger
+            .stages(Some(network), Some(id), Some(run))
+            .await?
+        {
+            if !row.state()?.is_final() {
+                pending.push(row.key()?);
+            }
         }
+        if pending.is_empty() {
+            break;
+        }
+        process_all(&engine, pending).await?;
     }
-    process_all(&engine, pending).await?;
     finish(config, &engine, network, id, run).await
 }
 

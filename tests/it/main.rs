@@ -10,6 +10,7 @@ mod cli;
 mod comment;
 mod config;
 mod engine;
+mod faults;
 mod github;
 mod layering;
 mod ledger;

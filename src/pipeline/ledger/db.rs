@@ -134,6 +134,37 @@ async fn refuse_foreign(
     }
 }
 
+/// Holds an exclusive lock beside an SQLite ledger while it is opened and migrated, so that
+/// processes started at the same moment open it one after the other: two first-time
+/// migrations, or a WAL switch racing a migration, fail with "database is locked" otherwise.
+/// `None` for PostgreSQL, which serialises this itself.
+pub async fn open_lock(url: &str) -> Result<Option<std::fs::File>, LedgerError> {
+    if !url.starts_with("sqlite:") {
+        return Ok(None);
+    }
+    let path = SqliteConnectOptions::from_str(url)?
+        .get_filename()
+        .to_path_buf();
+    let lock = path.with_extension("open-lock");
+    tokio::task::spawn_blocking(move || {
+        if let Some(parent) = lock.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)?;
+        file.lock()?;
+        Ok(Some(file))
+    })
+    .await
+    .map_err(|e| LedgerError::Invalid(format!("waiting for the ledger's open lock: {e}")))?
+    .map_err(|e: std::io::Error| LedgerError::Db(sqlx::Error::Io(e)))
+}
+
 impl Db {
     /// Connects to `url` (`sqlite:…` or `postgres://…`).
     pub async fn connect(url: &str) -> Result<Self, LedgerError> {
