@@ -38,6 +38,22 @@ fn unavailable(endpoint: &str, e: impl std::fmt::Display) -> TransportError {
 }
 
 impl RpcTransport {
+    /// `ConvictionVoting.VotingFor(real, track)` at the best block.
+    async fn voting_for(
+        &self,
+        real: &AccountId,
+        track: u16,
+    ) -> Result<Option<Value>, TransportError> {
+        let at = self.at_best().await?;
+        self.fetch(
+            &at,
+            "ConvictionVoting",
+            "VotingFor",
+            vec![Value::from_bytes(real.0), Value::u128(track.into())],
+        )
+        .await
+    }
+
     /// Connects to `url` (`ws://`, `wss://`, `http://` or `https://`).
     pub async fn connect(url: &str, legacy_backend: bool) -> Result<Self, TransportError> {
         let rpc = RpcClient::from_insecure_url(url)
@@ -229,15 +245,7 @@ impl Transport for RpcTransport {
         track: u16,
         referendum: u32,
     ) -> Result<Option<AccountVote>, TransportError> {
-        let at = self.at_best().await?;
-        let voting = self
-            .fetch(
-                &at,
-                "ConvictionVoting",
-                "VotingFor",
-                vec![Value::from_bytes(real.0), Value::u128(track.into())],
-            )
-            .await?;
+        let voting = self.voting_for(real, track).await?;
         Ok(voting.as_ref().and_then(|v| vote_in(v, referendum)))
     }
 
@@ -246,15 +254,7 @@ impl Transport for RpcTransport {
         real: &AccountId,
         track: u16,
     ) -> Result<Option<AccountId>, TransportError> {
-        let at = self.at_best().await?;
-        let voting = self
-            .fetch(
-                &at,
-                "ConvictionVoting",
-                "VotingFor",
-                vec![Value::from_bytes(real.0), Value::u128(track.into())],
-            )
-            .await?;
+        let voting = self.voting_for(real, track).await?;
         let Some(("Delegating", fields)) = voting.as_ref().and_then(value::variant) else {
             return Ok(None);
         };

@@ -84,6 +84,16 @@ fn events_of(ext: &Json) -> Vec<EventRecord> {
 }
 
 impl SidecarTransport {
+    /// `convictionVoting.votingFor(real, track)`, as polkadot.js renders it.
+    async fn voting_for(&self, real: &AccountId, track: u16) -> Result<Json, TransportError> {
+        self.storage(
+            "convictionVoting",
+            "votingFor",
+            &[real.to_ss58(self.ss58_prefix), track.to_string()],
+        )
+        .await
+    }
+
     /// The extrinsics of block `number` (as Sidecar renders them) that satisfy `matches`: each
     /// one's hash, where it is, and its events.
     async fn find_where(
@@ -357,13 +367,7 @@ impl Transport for SidecarTransport {
         track: u16,
         referendum: u32,
     ) -> Result<Option<AccountVote>, TransportError> {
-        let value = self
-            .storage(
-                "convictionVoting",
-                "votingFor",
-                &[real.to_ss58(self.ss58_prefix), track.to_string()],
-            )
-            .await?;
+        let value = self.voting_for(real, track).await?;
         let Some(("casting" | "Casting", fields)) = json_variant(&value) else {
             return Ok(None);
         };
@@ -383,13 +387,7 @@ impl Transport for SidecarTransport {
         real: &AccountId,
         track: u16,
     ) -> Result<Option<AccountId>, TransportError> {
-        let value = self
-            .storage(
-                "convictionVoting",
-                "votingFor",
-                &[real.to_ss58(self.ss58_prefix), track.to_string()],
-            )
-            .await?;
+        let value = self.voting_for(real, track).await?;
         let Some(("delegating" | "Delegating", fields)) = json_variant(&value) else {
             return Ok(None);
         };
