@@ -393,3 +393,30 @@ async fn a_delegating_real_account_is_seen_over_sidecar() {
         "{warnings:?}"
     );
 }
+
+/// A Sidecar that answers with more than cybergov reads (64 MiB, here announced by its
+/// Content-Length) is refused naming the cap, without reading the body.
+#[tokio::test]
+async fn an_oversize_sidecar_answer_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000000\r\n\r\n{\"at\":")
+                .await;
+        }
+    });
+    let transport = SidecarTransport::new(&url, 0).unwrap();
+    let e = transport.head(false).await.unwrap_err().to_string();
+    assert!(
+        e.contains(&format!(
+            "more than {} bytes",
+            cybergov::http::SIDECAR_MAX_BODY_BYTES
+        )),
+        "{e}"
+    );
+}
