@@ -135,6 +135,9 @@ fn first_line_with(text: &str, needle: &str) -> String {
 async fn fault_injection_report() {
     let mut outcomes = Vec::new();
 
+    outcomes.push(killed_then_run_again("dispatch", "SIGKILL in dispatch, then run again").await);
+    outcomes.push(killed_then_run_again("scrape", "SIGKILL in scrape, then run again").await);
+    outcomes.push(killed_then_run_again("augment", "SIGKILL in augment, then run again").await);
     outcomes.push(killed_then_run_again("infer", "SIGKILL in infer, then run again").await);
     outcomes.push(killed_then_run_again("vote", "SIGKILL in vote, then run again").await);
     outcomes.push(killed_then_run_again("comment", "SIGKILL in comment, then run again").await);
