@@ -71,25 +71,13 @@ impl Ledger {
         let mut migrator = sqlx::migrate!("./migrations");
         // apalis keeps its own migrations in `_sqlx_migrations` in the same database.
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-        // Two cybergov processes started at once on a new ledger both migrate it; the one that
-        // loses the race fails on the other's rows. It looks again: by then the migrations are
-        // applied and there is nothing left to do.
-        let mut attempt = 0;
-        loop {
-            let result = match &db {
-                Db::Sqlite(p) => migrator.run(p).await,
-                Db::Postgres(p) => migrator.run(p).await,
-            };
-            match result {
-                Ok(()) => return Ok(Self { db }),
-                Err(e) if attempt < 10 => {
-                    attempt += 1;
-                    tracing::debug!(error = %e, attempt, "migrating the ledger raced another process; looking again");
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
+        // Two processes never migrate an SQLite ledger at once (`open_lock`); PostgreSQL's
+        // migrator takes an advisory lock of its own.
+        match &db {
+            Db::Sqlite(p) => migrator.run(p).await?,
+            Db::Postgres(p) => migrator.run(p).await?,
         }
+        Ok(Self { db })
     }
 
     /// The database.

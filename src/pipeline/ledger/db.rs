@@ -67,71 +67,53 @@ macro_rules! fetch_all {
 }
 
 /// Refuses an existing file that is not an SQLite database: SQLite would take an empty
-/// (truncated) file for a new database, and the ledger would start again with no runs. A file
-/// another cybergov has just created is empty for a moment: it is looked at again for a few
-/// seconds before being refused.
-async fn refuse_non_ledger(path: &std::path::Path) -> Result<(), LedgerError> {
+/// (truncated) file for a new database, and the ledger would start again with no runs. (A file
+/// another cybergov is creating this moment is never seen half-made: see [`open_lock`].)
+fn refuse_non_ledger(path: &std::path::Path) -> Result<(), LedgerError> {
     use std::io::Read;
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let Ok(mut file) = std::fs::File::open(path) else {
-            return Ok(()); // absent: a new ledger is created
-        };
-        let mut header = [0u8; 16];
-        let what = match file.read(&mut header) {
-            Ok(0) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            Ok(0) => "empty",
-            Ok(16) if &header == b"SQLite format 3\0" => return Ok(()),
-            _ => "not an SQLite database",
-        };
-        return Err(LedgerError::NotALedger {
-            path: path.to_owned(),
-            what,
-        });
-    }
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Ok(()); // absent: a new ledger is created
+    };
+    let mut header = [0u8; 16];
+    let what = match file.read(&mut header) {
+        Ok(0) => "empty",
+        Ok(16) if &header == b"SQLite format 3\0" => return Ok(()),
+        _ => "not an SQLite database",
+    };
+    Err(LedgerError::NotALedger {
+        path: path.to_owned(),
+        what,
+    })
 }
 
 /// Refuses an SQLite database that existed before this start and holds no cybergov ledger: an
 /// empty one, or another program's. Opening it would silently start a new ledger where the
-/// operator expected their runs (a wrong path, a restored backup of something else). A
-/// database another cybergov is creating this very moment has no tables for a few
-/// milliseconds: it is looked at again for a few seconds before being refused.
+/// operator expected their runs (a wrong path, a restored backup of something else).
 async fn refuse_foreign(
     pool: &sqlx::SqlitePool,
     path: &std::path::Path,
 ) -> Result<(), LedgerError> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let tables: Vec<(String,)> = sqlx::query_as(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-        )
-        .fetch_all(pool)
-        .await?;
-        let names: Vec<String> = tables.into_iter().map(|(n,)| n).collect();
-        if names.iter().any(|n| n == MIGRATIONS_TABLE) {
-            return Ok(());
-        }
-        if !names.is_empty() {
-            let what = format!(
-                "another program's SQLite database (tables: {})",
-                names.join(", ")
-            );
-            return Err(LedgerError::Foreign {
-                path: path.to_owned(),
-                what,
-            });
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(LedgerError::Foreign {
-                path: path.to_owned(),
-                what: "an empty SQLite database".into(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await?;
+    let names: Vec<String> = tables.into_iter().map(|(n,)| n).collect();
+    if names.iter().any(|n| n == MIGRATIONS_TABLE) {
+        return Ok(());
     }
+    let what = if names.is_empty() {
+        "an empty SQLite database".to_owned()
+    } else {
+        format!(
+            "another program's SQLite database (tables: {})",
+            names.join(", ")
+        )
+    };
+    Err(LedgerError::Foreign {
+        path: path.to_owned(),
+        what,
+    })
 }
 
 /// Holds an exclusive lock beside an SQLite ledger while it is opened and migrated, so that
@@ -180,7 +162,7 @@ impl Db {
                 .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30));
-            refuse_non_ledger(opts.get_filename()).await?;
+            refuse_non_ledger(opts.get_filename())?;
             let existed = opts.get_filename().exists();
             // The embedded default lives in a folder that may not exist yet.
             if let Some(parent) = opts.get_filename().parent()
