@@ -134,9 +134,9 @@ async fn measure(url: &str, n: u32) -> Result<Measured> {
     let config = config(url, dir.path());
     let store: cybergov::store::SharedStore =
         Arc::new(cybergov::store::FsStore::new(&config.store.path)?);
-    let secrets = Secrets::default();
+    let secrets = std::sync::Arc::new(Secrets::default());
     let engine = Arc::new(
-        cybergov::wiring::open_engine(&config, &secrets, store, Stages::Custom(registry()), true)
+        cybergov::wiring::open_engine(&config, secrets, store, Stages::Custom(registry()), true)
             .await?,
     );
 

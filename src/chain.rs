@@ -46,6 +46,7 @@ pub async fn connect(spec: &NetworkSpec) -> Result<Box<dyn Transport>, Transport
             Ok(Box::new(sidecar::SidecarTransport::new(
                 url,
                 spec.ss58_prefix,
+                spec.vote.sidecar_max_body_bytes,
             )?))
         }
     }

@@ -37,7 +37,7 @@ fn run_inner(cli: Cli) -> anyhow::Result<ExitCode> {
     config.database.init = cli.init;
     init_logging(&config);
     set_inference_threads(config.magi.threads);
-    let secrets = Secrets::from_env().context("reading secrets")?;
+    let secrets = std::sync::Arc::new(Secrets::from_env().context("reading secrets")?);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     match cli.command {
         Command::Config => {

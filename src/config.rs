@@ -40,6 +40,9 @@ pub struct Config {
     /// Public base URL under which the store's keys are served (for links in comments and for
     /// `scripts/verify.sh`), e.g. `https://bucket.example.org`. Unset: no links.
     pub public_base_url: Option<String>,
+    /// Largest artefact `cybergov verify --base-url` reads from the public store, in bytes:
+    /// artefacts are a proposal (at most `subsquare.max_body_bytes`), texts and small records.
+    pub public_max_body_bytes: u64,
     /// Logging.
     pub log: LogConfig,
     /// The jurors and the tally.
@@ -100,6 +103,7 @@ impl Default for Config {
                     path_style: true,
                     connect_timeout_ms: 10_000,
                     operation_timeout_ms: 120_000,
+                    max_object_bytes: 256 << 20,
                 },
             },
             database: DatabaseConfig {
@@ -115,6 +119,7 @@ impl Default for Config {
                 commit: None,
             },
             public_base_url: None,
+            public_max_body_bytes: 64 << 20,
             log: LogConfig {
                 filter: "info".into(),
                 format: LogFormat::Text,
@@ -288,6 +293,7 @@ impl Config {
         }
         if let Some(u) = &self.public_base_url {
             check_url("public_base_url", u, &["http", "https"])?;
+            check_published("public_base_url", u)?;
         }
         if !(self.database.url.starts_with("sqlite:")
             || self.database.url.starts_with("postgres://")
@@ -297,7 +303,7 @@ impl Config {
                 "database.url",
                 format!(
                     "{:?} is neither sqlite:… nor postgres://…",
-                    self.database.url
+                    crate::secret::redact_urls(&self.database.url)
                 ),
             ));
         }
@@ -321,6 +327,7 @@ impl Config {
                 &spec.subsquare_web_url,
                 &["http", "https"],
             )?;
+            check_published(&key("subsquare_web_url"), &spec.subsquare_web_url)?;
             if spec.ss58_prefix > 16383 {
                 return Err(ConfigError::invalid(
                     key("ss58_prefix"),
@@ -559,6 +566,23 @@ fn check_url(key: &str, url: &str, schemes: &[&str]) -> Result<(), ConfigError> 
                 crate::secret::redact_urls(url),
                 schemes.join(" or ")
             ),
+        ))
+    }
+}
+
+/// A URL that cybergov publishes (in comments, links and status pages) may carry no
+/// credentials: redacting them there would publish a broken link, keeping them would publish
+/// the password.
+fn check_published(key: &str, url: &str) -> Result<(), ConfigError> {
+    let authority = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest.split('/').next().unwrap_or(rest));
+    if crate::secret::redact_urls(url) == url && !authority.contains('@') {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            "this URL is published in comments and links, so it may not carry a user, password or key",
         ))
     }
 }

@@ -10,8 +10,9 @@ pub const ENV_PREFIX: &str = "CYBERGOV_";
 /// The environment variable naming the config file.
 pub const CONFIG_PATH_VAR: &str = "CYBERGOV_CONFIG";
 
-/// Test-only fault injection: `STAGE:SECONDS` makes the engine sleep inside that stage, so a
-/// test can kill a worker there (see `pipeline::engine`).
+/// Test-only fault injection: a stage name makes the engine sleep inside that stage, so a test
+/// can kill a worker there (see `pipeline::engine`); `claim` pauses a worker right before it
+/// checks its claim ahead of a side effect (see `pipeline::claim`).
 pub const FAULT_PAUSE_VAR: &str = "CYBERGOV_FAULT_PAUSE";
 
 /// The commit cybergov was built from, set by `build.rs` at compile time. Cargo also sets it in

@@ -12,14 +12,6 @@ pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
 }
 
-/// The largest answer read from Substrate API Sidecar: signing material carries the runtime
-/// metadata (a few MB of hex) and a block its extrinsics; 64 MiB is far above both.
-pub const SIDECAR_MAX_BODY_BYTES: u64 = 64 << 20;
-
-/// The largest artefact read from a public store by `cybergov verify --base-url`: artefacts are
-/// a proposal (at most `subsquare.max_body_bytes`), texts and small JSON records.
-pub const PUBLIC_STORE_MAX_BODY_BYTES: u64 = 64 << 20;
-
 /// The body of `resp`, read chunk by chunk; `None` as soon as it passes `limit` bytes (or
 /// announces more), so that a hostile or broken server cannot make us hold more than that.
 pub async fn read_capped(

@@ -186,6 +186,9 @@ pub struct VoteSettings {
     pub mortality_blocks: u64,
     /// Longest wait for inclusion after sending, seconds.
     pub inclusion_timeout_s: u64,
+    /// Largest answer read from Sidecar, in bytes: signing material carries the runtime
+    /// metadata (a few MB of hex) and a block its extrinsics.
+    pub sidecar_max_body_bytes: u64,
 }
 
 /// What the vote stage waits for after sending.
@@ -208,6 +211,7 @@ impl Default for VoteSettings {
             wait_for: WaitFor::Finalization,
             mortality_blocks: 64,
             inclusion_timeout_s: 300,
+            sidecar_max_body_bytes: 64 << 20,
         }
     }
 }

@@ -7,8 +7,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// A secret string (seed phrase, token, key).
-#[derive(Clone, PartialEq, Eq)]
+/// A secret string (seed phrase, token, key). Not `Clone`: each secret is held once, and
+/// whatever needs it borrows it, so that no copy outlives the zeroing on drop unnoticed.
+#[derive(PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
@@ -162,8 +163,9 @@ mod tests {
 }
 
 /// The secrets, read from the environment (or `*_FILE` files). Absent ones are `None`; the
-/// capability that needs one reports its absence when it runs.
-#[derive(Clone, Debug, Default)]
+/// capability that needs one reports its absence when it runs. Shared as `Arc<Secrets>`, never
+/// cloned.
+#[derive(Debug, Default)]
 pub struct Secrets {
     /// The proxy account's seed phrase or secret URI, for networks without their own.
     pub proxy_seed: Option<Secret>,

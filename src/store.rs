@@ -176,13 +176,14 @@ pub fn open(
                 path_style: config.s3.path_style,
                 connect_timeout: std::time::Duration::from_millis(config.s3.connect_timeout_ms),
                 operation_timeout: std::time::Duration::from_millis(config.s3.operation_timeout_ms),
+                max_object_bytes: config.s3.max_object_bytes,
                 access_key_id: secrets
                     .s3_access_key_id
-                    .clone()
+                    .as_ref()
                     .ok_or_else(|| missing(crate::env::S3_ACCESS_KEY_ID_VAR))?,
                 secret_access_key: secrets
                     .s3_secret_access_key
-                    .clone()
+                    .as_ref()
                     .ok_or_else(|| missing(crate::env::S3_SECRET_ACCESS_KEY_VAR))?,
             };
             Ok(Arc::new(S3Store::new(&settings)))

@@ -76,14 +76,14 @@ pub async fn open_ledger(config: &Config, secrets: &Secrets) -> Result<Ledger, O
 /// queue.
 pub async fn open_engine(
     config: &Config,
-    secrets: &Secrets,
+    secrets: Arc<Secrets>,
     store: SharedStore,
     stages: Stages,
     queued: bool,
 ) -> Result<Engine, OpenError> {
     let graph = load_graph(config)?;
     check_runner_fits_the_infer_stage(config, &graph)?;
-    let ledger = open_ledger(config, secrets).await?;
+    let ledger = open_ledger(config, &secrets).await?;
     let mode = if queued {
         Mode::Queue(Box::new(
             Queue::open(
@@ -98,7 +98,7 @@ pub async fn open_engine(
     let registry = match stages {
         Stages::Builtin => handlers::builtin(&Arc::new(Services::new(
             config.clone(),
-            secrets.clone(),
+            secrets,
             store.clone(),
         ))),
         Stages::Custom(r) => r,

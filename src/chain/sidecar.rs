@@ -33,6 +33,7 @@ use subxt::utils::H256;
 pub struct SidecarTransport {
     base: String,
     ss58_prefix: u16,
+    max_body_bytes: u64,
     http: reqwest::Client,
 }
 
@@ -131,8 +132,9 @@ impl SidecarTransport {
         Ok(out)
     }
 
-    /// A client for the Sidecar at `base` (e.g. `https://sidecar.example.org`).
-    pub fn new(base: &str, ss58_prefix: u16) -> Result<Self, TransportError> {
+    /// A client for the Sidecar at `base` (e.g. `https://sidecar.example.org`), reading answers
+    /// of at most `max_body_bytes`.
+    pub fn new(base: &str, ss58_prefix: u16, max_body_bytes: u64) -> Result<Self, TransportError> {
         let http = crate::http::client_builder()
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("cybergov/", env!("CARGO_PKG_VERSION")))
@@ -141,6 +143,7 @@ impl SidecarTransport {
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             ss58_prefix,
+            max_body_bytes,
             http,
         })
     }
@@ -154,13 +157,13 @@ impl SidecarTransport {
 
     async fn read(&self, resp: reqwest::Response) -> Result<(u16, Json), TransportError> {
         let status = resp.status().as_u16();
-        let limit = crate::http::SIDECAR_MAX_BODY_BYTES;
+        let limit = self.max_body_bytes;
         let bytes = crate::http::read_capped(resp, limit)
             .await
             .map_err(|e| self.err(e))?
             .ok_or_else(|| {
                 TransportError::Unexpected(format!(
-                    "Sidecar at {} answered with more than {limit} bytes: refused",
+                    "Sidecar at {} answered with more than {limit} bytes (vote.sidecar_max_body_bytes): refused",
                     self.base
                 ))
             })?;

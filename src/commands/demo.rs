@@ -100,10 +100,10 @@ pub async fn run(dir: &Path, base: &Config) -> anyhow::Result<ExitCode> {
     println!("  ledger     {}", config.database.url);
 
     // The dev key is public knowledge; it signs the devnet vote and the stand-in's comment.
-    let secrets = Secrets {
+    let secrets = std::sync::Arc::new(Secrets {
         proxy_seed: Some(Secret::new("//Alice")),
         ..Secrets::default()
-    };
+    });
     let target = Target { network, id };
     let mut code = super::run::run(&config, &secrets, &target).await?;
     if chain.is_some() && code == ExitCode::SUCCESS {

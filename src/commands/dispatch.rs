@@ -6,15 +6,16 @@ use crate::secret::Secrets;
 use crate::wiring::Stages;
 use anyhow::Context;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Dispatches once and prints what was queued; a running `cybergov serve` picks the runs up.
 pub async fn run(
     config: &Config,
-    secrets: &Secrets,
+    secrets: &Arc<Secrets>,
     network: Option<Network>,
 ) -> anyhow::Result<ExitCode> {
     let store = super::open_store(config, secrets)?;
-    let engine = crate::wiring::open_engine(config, secrets, store, Stages::Builtin, true)
+    let engine = crate::wiring::open_engine(config, secrets.clone(), store, Stages::Builtin, true)
         .await
         .context("opening the job graph")?;
     let networks = network.map(|n| vec![n]);

@@ -8,18 +8,20 @@ use crate::wiring::Stages;
 use anyhow::Context;
 use clap::ValueEnum;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Starts and runs the rerun, then prints status and verification.
 pub async fn run(
     config: &Config,
-    secrets: &Secrets,
+    secrets: &Arc<Secrets>,
     target: &Target,
     from: Option<StageName>,
 ) -> anyhow::Result<ExitCode> {
     let store = super::open_store(config, secrets)?;
-    let mut engine = crate::wiring::open_engine(config, secrets, store, Stages::Builtin, false)
-        .await
-        .context("opening the job graph")?;
+    let mut engine =
+        crate::wiring::open_engine(config, secrets.clone(), store, Stages::Builtin, false)
+            .await
+            .context("opening the job graph")?;
     engine.ignore_delays = true;
     let from = from.and_then(|f| f.to_possible_value().map(|v| v.get_name().to_owned()));
     let (network, id) = (target.network, target.id);

@@ -9,13 +9,19 @@ use crate::secret::Secrets;
 use crate::wiring::Stages;
 use anyhow::Context;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Runs (or resumes) the referendum's run and prints its status and verification.
-pub async fn run(config: &Config, secrets: &Secrets, target: &Target) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    config: &Config,
+    secrets: &Arc<Secrets>,
+    target: &Target,
+) -> anyhow::Result<ExitCode> {
     let store = super::open_store(config, secrets)?;
-    let mut engine = crate::wiring::open_engine(config, secrets, store, Stages::Builtin, false)
-        .await
-        .context("opening the job graph")?;
+    let mut engine =
+        crate::wiring::open_engine(config, secrets.clone(), store, Stages::Builtin, false)
+            .await
+            .context("opening the job graph")?;
     if config.pipeline.vote_mode == crate::pipeline::settings::VoteMode::Submit {
         for warning in crate::wiring::keys::check_proxy_keys(config, secrets).await? {
             eprintln!("warning: {warning}");

@@ -9,10 +9,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 /// Runs the service.
-pub async fn run(config: &Config, secrets: &Secrets) -> anyhow::Result<ExitCode> {
+pub async fn run(config: &Config, secrets: &Arc<Secrets>) -> anyhow::Result<ExitCode> {
     let store = super::open_store(config, secrets)?;
     let location = store.location();
-    let engine = crate::wiring::open_engine(config, secrets, store, Stages::Builtin, true)
+    let engine = crate::wiring::open_engine(config, secrets.clone(), store, Stages::Builtin, true)
         .await
         .context("starting the job graph")?;
     if config.pipeline.vote_mode == crate::pipeline::settings::VoteMode::Submit {

@@ -38,7 +38,9 @@ pub async fn run(
     reexecute: bool,
 ) -> anyhow::Result<ExitCode> {
     let store: SharedStore = match &sources.base_url {
-        Some(url) => Arc::new(HttpStore::new(url).context("--base-url")?),
+        Some(url) => {
+            Arc::new(HttpStore::new(url, config.public_max_body_bytes).context("--base-url")?)
+        }
         None => super::open_store(config, secrets)?,
     };
     let t = &target.target;
@@ -80,10 +82,16 @@ pub async fn run(
                 hint_block: None,
             })
         }
-        Err(e) => options.chain_unavailable = Some(format!("the chain cannot be reached: {e}")),
+        Err(e) => {
+            options.chain_unavailable = Some(crate::secret::redact_urls(&format!(
+                "the chain cannot be reached: {e}"
+            )));
+        }
     }
     let outcome = verify(store.as_ref(), t.network, t.id, target.run, options).await;
-    println!("{outcome}");
+    // The report quotes endpoints and URLs (a store that failed, a chain that cannot be
+    // reached); their credentials are not the public's.
+    println!("{}", crate::secret::redact_urls(&outcome.to_string()));
     Ok(match outcome.verdict() {
         Verdict::Pass => ExitCode::SUCCESS,
         Verdict::NotVoted if args.allow_unvoted => ExitCode::SUCCESS,

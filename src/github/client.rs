@@ -12,9 +12,6 @@ use octocrab::Octocrab;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 
-/// The largest answer read from GitHub (a run's log zip is the largest: a few MB).
-pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
-
 /// A workflow run, as far as the runner cares.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct WorkflowRun {
@@ -209,16 +206,20 @@ impl GithubClient {
             let status = response.status();
             let headers = response.headers().clone();
             // Bounded: a run's log zip or a listing is far below this; a hostile answer is not.
-            let bytes = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map_err(|e| GithubError::Transport {
-                    path: path.to_owned(),
-                    message: format!(
-                        "reading the answer (at most {MAX_RESPONSE_BYTES} bytes): {e}"
-                    ),
-                })?
-                .to_bytes();
+            let limit = self.settings.max_response_bytes;
+            let bytes = http_body_util::Limited::new(
+                response.into_body(),
+                usize::try_from(limit).unwrap_or(usize::MAX),
+            )
+            .collect()
+            .await
+            .map_err(|e| GithubError::Transport {
+                path: path.to_owned(),
+                message: format!(
+                    "reading the answer (at most {limit} bytes, runner.github.max_response_bytes): {e}"
+                ),
+            })?
+            .to_bytes();
             let limited = (status == StatusCode::FORBIDDEN
                 || status == StatusCode::TOO_MANY_REQUESTS)
                 && headers
@@ -382,9 +383,11 @@ impl GithubClient {
         let path = self.repo_path(&format!("runs/{run_id}/logs"));
         let answer = self.request("GET", &path, None).await?;
         let bytes = Self::expect("GET", &path, "run log", answer, StatusCode::OK)?;
-        super::log::unzip_logs(&bytes).map_err(|e| GithubError::Malformed {
-            path,
-            message: e.to_string(),
+        super::log::unzip_logs(&bytes, self.settings.max_log_bytes).map_err(|e| {
+            GithubError::Malformed {
+                path,
+                message: e.to_string(),
+            }
         })
     }
 }

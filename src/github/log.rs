@@ -54,17 +54,11 @@ pub fn parse_manifest_hash(log: &str) -> Result<Sha256Hash, LogError> {
 
 /// Joins the text files of a GitHub run-log zip into one log, in name order, each under a
 /// `=== <file name>` header line (so the archived log says which step printed what).
-pub fn unzip_logs(zip_bytes: &[u8]) -> Result<String, LogError> {
-    unzip_logs_within(zip_bytes, MAX_LOG_BYTES)
-}
-
-/// The most a run's log may inflate to, all files together: a run prints a few hundred KB;
-/// a zip bomb (a few KB inflating to gigabytes) is refused once it passes this.
-pub const MAX_LOG_BYTES: u64 = 64 << 20;
-
-/// [`unzip_logs`] with at most `limit` inflated bytes in all, counted as they inflate (never
-/// from the sizes the archive claims, which a forger writes).
-pub fn unzip_logs_within(zip_bytes: &[u8], limit: u64) -> Result<String, LogError> {
+///
+/// At most `limit` inflated bytes in all (`runner.github.max_log_bytes`), counted as they
+/// inflate, never from the sizes the archive claims, which a forger writes: a run prints a few
+/// hundred KB, a zip bomb (a few KB inflating to gigabytes) is refused once it passes this.
+pub fn unzip_logs(zip_bytes: &[u8], limit: u64) -> Result<String, LogError> {
     let err = |e: zip::result::ZipError| LogError::Archive(e.to_string());
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).map_err(err)?;
     let mut files = Vec::new();
@@ -81,7 +75,7 @@ pub fn unzip_logs_within(zip_bytes: &[u8], limit: u64) -> Result<String, LogErro
             .map_err(|e| LogError::Archive(format!("{name}: {e}")))?;
         if bytes.len() as u64 > left {
             return Err(LogError::Archive(format!(
-                "the log inflates to more than {limit} bytes (at {name}): refused"
+                "the log inflates to more than {limit} bytes (runner.github.max_log_bytes; at {name}): refused"
             )));
         }
         left -= bytes.len() as u64;
@@ -121,7 +115,7 @@ mod tests {
         let bomb = w.finish().unwrap().into_inner();
         assert!(bomb.len() < 200_000, "{} bytes compressed", bomb.len());
         let started = std::time::Instant::now();
-        let e = unzip_logs_within(&bomb, 1 << 20).unwrap_err();
+        let e = unzip_logs(&bomb, 1 << 20).unwrap_err();
         assert!(
             e.to_string()
                 .contains("inflates to more than 1048576 bytes"),
@@ -129,7 +123,7 @@ mod tests {
         );
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
         // Under the cap, the same archive reads.
-        assert!(unzip_logs_within(&bomb, 65 << 20).is_ok());
+        assert!(unzip_logs(&bomb, 65 << 20).is_ok());
     }
 
     #[test]

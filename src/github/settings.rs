@@ -27,4 +27,9 @@ pub struct GithubSettings {
     pub run_timeout_secs: u64,
     /// Longest wait for a rate limit to reset, in seconds; a later reset is an error.
     pub rate_limit_max_wait_secs: u64,
+    /// Largest answer read from the API, in bytes (a listing, or the run's log zip as sent).
+    pub max_response_bytes: u64,
+    /// Largest run log read out of the zip, in bytes inflated, all files together: a small zip
+    /// can inflate to gigabytes.
+    pub max_log_bytes: u64,
 }

@@ -133,13 +133,15 @@ impl Jury {
                     }
                 }
                 Backend::OpenAi => Arc::new(
-                    OpenAiModel::new(OpenAiSettings {
-                        base_url: j.base_url.clone().unwrap_or_default(),
-                        model: j.model.clone(),
-                        api_key: secrets.openai_api_key.clone(),
-                        timeout: Duration::from_secs(j.timeout_secs),
-                        context_length: j.context_length,
-                    })
+                    OpenAiModel::new(
+                        OpenAiSettings {
+                            base_url: j.base_url.clone().unwrap_or_default(),
+                            model: j.model.clone(),
+                            timeout: Duration::from_secs(j.timeout_secs),
+                            context_length: j.context_length,
+                        },
+                        secrets.openai_api_key.as_ref(),
+                    )
                     .map_err(|source| JuryError::Model {
                         juror: name.into(),
                         source,

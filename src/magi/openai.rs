@@ -21,15 +21,15 @@ pub const MISSING_LOGPROB: f64 = -1.0e4;
 /// Characters per token assumed to count tokens without the provider's tokenizer.
 pub const CHARS_PER_TOKEN: usize = 4;
 
-/// Settings of an OpenAI-compatible model.
+/// Settings of an OpenAI-compatible model. The API key is not among them: it is handed to
+/// [`OpenAiModel::new`] by reference and kept only inside the HTTP client, as a header marked
+/// sensitive, so that the settings can be cloned and printed freely.
 #[derive(Clone, Debug)]
 pub struct OpenAiSettings {
     /// Base URL, e.g. `http://127.0.0.1:8080/v1` (the path `/chat/completions` is appended).
     pub base_url: String,
     /// Model name sent in requests.
     pub model: String,
-    /// Bearer token, if the endpoint needs one.
-    pub api_key: Option<Secret>,
     /// Per-request timeout.
     pub timeout: Duration,
     /// Context window to assume, in tokens.
@@ -45,16 +45,28 @@ pub struct OpenAiModel {
 }
 
 impl OpenAiModel {
-    /// A client for `settings`.
-    pub fn new(settings: OpenAiSettings) -> Result<Self, ModelError> {
+    /// A client for `settings`, sending `api_key` as its bearer token when given.
+    pub fn new(settings: OpenAiSettings, api_key: Option<&Secret>) -> Result<Self, ModelError> {
+        let invalid = |message: String| ModelError::Remote {
+            url: settings.base_url.clone(),
+            message,
+        };
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(key) = api_key {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+                    .map_err(|_| invalid("the API key is not a valid header value".into()))?;
+            // Sensitive values print as `Sensitive` in the client's Debug and are kept out of
+            // HTTP/2 header compression tables.
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = crate::http::client_builder()
+            .default_headers(headers)
             .timeout(settings.timeout)
             .user_agent(concat!("cybergov/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ModelError::Remote {
-                url: settings.base_url.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| invalid(e.to_string()))?;
         let info = ModelInfo {
             backend: "openai".into(),
             model_id: settings.model.clone(),
@@ -84,11 +96,7 @@ impl OpenAiModel {
             url: url.clone(),
             message,
         };
-        let mut req = self.http.post(&url).json(&body);
-        if let Some(key) = &self.settings.api_key {
-            req = req.bearer_auth(key.expose());
-        }
-        let resp = req.send().await.map_err(|e| {
+        let resp = self.http.post(&url).json(&body).send().await.map_err(|e| {
             if e.is_timeout() {
                 remote(format!("timed out after {:?}", self.settings.timeout))
             } else {

@@ -36,9 +36,20 @@ pub async fn still_held() -> Result<(), ClaimLost> {
     let Ok(check) = CLAIM.try_with(Arc::clone) else {
         return Ok(());
     };
+    fault_pause().await;
     if check().await {
         Ok(())
     } else {
         Err(ClaimLost)
+    }
+}
+
+/// Test-only (`CYBERGOV_FAULT_PAUSE=claim`): the worker says it is about to check its claim and
+/// waits two seconds, so that a fault test can stop it (SIGSTOP) right before a side effect,
+/// let its lease lapse, and resume it.
+async fn fault_pause() {
+    if std::env::var(crate::env::FAULT_PAUSE_VAR).as_deref() == Ok("claim") {
+        eprintln!("FAULT-PAUSE claim");
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
 }

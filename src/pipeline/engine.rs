@@ -413,9 +413,14 @@ impl Engine {
                         }
                         StageError::Permanent(t) => t.clone(),
                     };
-                    tracing::error!(%key, attempt, error = %text, "stage failed; the run fails");
                     let failed = self.ledger.fail(&key, &self.owner, &text).await;
-                    self.hand_back_on_error(&key, failed).await?;
+                    if self.hand_back_on_error(&key, failed).await? {
+                        tracing::error!(%key, attempt, error = %text, "stage failed; the run fails");
+                    } else {
+                        // Another worker holds the stage now (this one's lease lapsed): its
+                        // outcome is that worker's to record, not this failure.
+                        tracing::warn!(%key, error = %text, "stage abandoned; another worker holds it");
+                    }
                 }
             }
         }

@@ -14,9 +14,10 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
-/// How to reach a bucket. Credentials are secrets and come from the environment.
+/// How to reach a bucket. Credentials are secrets and come from the environment; they are
+/// borrowed here and copied only into the SDK's credentials provider.
 #[derive(Clone, Debug)]
-pub struct S3Connection {
+pub struct S3Connection<'a> {
     /// Custom endpoint (MinIO, R2, a local test server); `None` = AWS.
     pub endpoint: Option<String>,
     /// Region name (`us-east-1` for most S3-compatible servers).
@@ -31,15 +32,13 @@ pub struct S3Connection {
     pub connect_timeout: std::time::Duration,
     /// Longest one request may take, retries included.
     pub operation_timeout: std::time::Duration,
+    /// Largest object read, in bytes (`store.s3.max_object_bytes`).
+    pub max_object_bytes: u64,
     /// Access key id.
-    pub access_key_id: Secret,
+    pub access_key_id: &'a Secret,
     /// Secret access key.
-    pub secret_access_key: Secret,
+    pub secret_access_key: &'a Secret,
 }
-
-/// The largest object read from a bucket: artefacts are a proposal (capped by
-/// `subsquare.max_body_bytes`), texts and small JSON records.
-pub const MAX_OBJECT_BYTES: u64 = 256 << 20;
 
 /// An [`ObjectStore`] in an S3 bucket.
 #[derive(Clone, Debug)]
@@ -47,11 +46,12 @@ pub struct S3Store {
     client: aws_sdk_s3::Client,
     bucket: String,
     prefix: String,
+    max_object_bytes: u64,
 }
 
 impl S3Store {
     /// Connects (lazily: the first request opens the connection).
-    pub fn new(settings: &S3Connection) -> Self {
+    pub fn new(settings: &S3Connection<'_>) -> Self {
         // The SDK's default HTTPS client would build aws-lc-rs; ours uses ring, the one crypto
         // back-end the rest of the binary already has (Cargo.toml).
         let http_client = aws_smithy_http_client::Builder::new()
@@ -82,6 +82,7 @@ impl S3Store {
         Self {
             client: aws_sdk_s3::Client::from_conf(conf.build()),
             bucket: settings.bucket.clone(),
+            max_object_bytes: settings.max_object_bytes,
             prefix: if prefix.is_empty() {
                 String::new()
             } else {
@@ -202,25 +203,35 @@ impl ObjectStore for S3Store {
             .await;
         match resp {
             Ok(out) => {
-                // Artefacts are small; a bucket answering with more is not ours to hold.
-                if out
-                    .content_length()
-                    .is_some_and(|n| n < 0 || n as u64 > MAX_OBJECT_BYTES)
-                {
-                    return Err(StoreError::S3 {
-                        operation: "GetObject",
-                        key: key.to_string(),
-                        message: format!(
-                            "the object is larger than {MAX_OBJECT_BYTES} bytes: refused"
-                        ),
-                    });
-                }
-                let body = out.body.collect().await.map_err(|e| StoreError::S3 {
+                // Artefacts are small; a bucket answering with more is not ours to hold. The
+                // announced length is checked first, then what actually arrives, chunk by
+                // chunk (a chunked answer announces nothing).
+                let limit = self.max_object_bytes;
+                let fail = |message: String| StoreError::S3 {
                     operation: "GetObject",
                     key: key.to_string(),
-                    message: e.to_string(),
-                })?;
-                Ok(body.into_bytes().to_vec())
+                    message,
+                };
+                let too_large = || {
+                    fail(format!(
+                        "the object is larger than {limit} bytes (store.s3.max_object_bytes): refused"
+                    ))
+                };
+                if out
+                    .content_length()
+                    .is_some_and(|n| n < 0 || n as u64 > limit)
+                {
+                    return Err(too_large());
+                }
+                let mut body = out.body;
+                let mut bytes = Vec::new();
+                while let Some(chunk) = body.try_next().await.map_err(|e| fail(e.to_string()))? {
+                    if (bytes.len() + chunk.len()) as u64 > limit {
+                        return Err(too_large());
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(bytes)
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
                 Err(StoreError::NotFound(key.clone()))

@@ -46,6 +46,10 @@ pub struct S3Config {
     /// the connection and never answers fails the request instead of holding the stage.
     #[serde(default = "default_operation_timeout_ms")]
     pub operation_timeout_ms: u64,
+    /// Largest object read from the bucket, in bytes: artefacts are a proposal (capped by
+    /// `subsquare.max_body_bytes`), texts and small JSON records.
+    #[serde(default = "default_max_object_bytes")]
+    pub max_object_bytes: u64,
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -54,4 +58,8 @@ fn default_connect_timeout_ms() -> u64 {
 
 fn default_operation_timeout_ms() -> u64 {
     120_000
+}
+
+fn default_max_object_bytes() -> u64 {
+    256 << 20
 }

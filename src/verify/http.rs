@@ -9,12 +9,13 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct HttpStore {
     base_url: String,
+    max_body_bytes: u64,
     client: reqwest::Client,
 }
 
 impl HttpStore {
-    /// A store reading `{base_url}/{key}`.
-    pub fn new(base_url: &str) -> Result<Self, StoreError> {
+    /// A store reading `{base_url}/{key}`, objects of at most `max_body_bytes`.
+    pub fn new(base_url: &str, max_body_bytes: u64) -> Result<Self, StoreError> {
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(StoreError::Config(format!(
                 "public base URL {base_url:?} is not an http(s) URL"
@@ -27,6 +28,7 @@ impl HttpStore {
             .map_err(|e| StoreError::Config(format!("HTTP client: {e}")))?;
         Ok(Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
+            max_body_bytes,
             client,
         })
     }
@@ -52,7 +54,8 @@ impl ObjectStore for HttpStore {
 
     async fn get(&self, key: &ObjectKey) -> Result<Vec<u8>, StoreError> {
         let url = self.url(key);
-        let fail = |m: String| StoreError::Config(format!("GET {url}: {m}"));
+        let fail =
+            |m: String| StoreError::Config(crate::secret::redact_urls(&format!("GET {url}: {m}")));
         let response = self
             .client
             .get(&url)
@@ -61,11 +64,15 @@ impl ObjectStore for HttpStore {
             .map_err(|e| fail(e.to_string()))?;
         match response.status() {
             s if s.is_success() => {
-                let limit = crate::http::PUBLIC_STORE_MAX_BODY_BYTES;
+                let limit = self.max_body_bytes;
                 crate::http::read_capped(response, limit)
                     .await
                     .map_err(|e| fail(e.to_string()))?
-                    .ok_or_else(|| fail(format!("more than {limit} bytes: refused")))
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "more than {limit} bytes (public_max_body_bytes): refused"
+                        ))
+                    })
             }
             reqwest::StatusCode::NOT_FOUND => Err(StoreError::NotFound(key.clone())),
             s => Err(fail(format!("HTTP {s}"))),

@@ -16,8 +16,8 @@ use std::sync::Arc;
 pub struct Services {
     /// The configuration.
     pub config: Config,
-    /// The secrets.
-    pub secrets: Secrets,
+    /// The secrets, shared rather than copied: every handler reads the one set.
+    pub secrets: Arc<Secrets>,
     /// The artefact store.
     pub store: SharedStore,
     jury: tokio::sync::OnceCell<Arc<Jury>>,
@@ -25,7 +25,7 @@ pub struct Services {
 
 impl Services {
     /// Services over `store`.
-    pub fn new(config: Config, secrets: Secrets, store: SharedStore) -> Self {
+    pub fn new(config: Config, secrets: Arc<Secrets>, store: SharedStore) -> Self {
         Self {
             config,
             secrets,

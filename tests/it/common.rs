@@ -14,6 +14,7 @@ pub mod tamper;
 pub mod tiny_gguf;
 pub mod vote_run;
 pub mod voted_run;
+pub mod workers;
 
 use cybergov::hash::Sha256Hash;
 use cybergov::manifest::{
@@ -98,8 +99,9 @@ pub fn s3_store(endpoint: &str, secret: &str, prefix: &str) -> S3Store {
         path_style: true,
         connect_timeout: std::time::Duration::from_secs(10),
         operation_timeout: std::time::Duration::from_secs(60),
-        access_key_id: Secret::new(S3_ACCESS_KEY),
-        secret_access_key: Secret::new(secret),
+        max_object_bytes: 256 << 20,
+        access_key_id: &Secret::new(S3_ACCESS_KEY),
+        secret_access_key: &Secret::new(secret),
     })
 }
 

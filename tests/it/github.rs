@@ -137,6 +137,64 @@ async fn a_log_hash_that_differs_from_the_stored_manifest_stops_the_vote() {
     assert_eq!(server.seen(|s| s.dispatches.len()), 1);
 }
 
+/// A log zip larger than `runner.github.max_response_bytes` as sent, or one inflating past
+/// `runner.github.max_log_bytes` (a zip bomb), is refused naming its cap, and no log is kept.
+#[tokio::test]
+async fn an_oversize_log_zip_or_a_zip_bomb_is_refused_and_nothing_is_kept() {
+    let (_d, store, hash) = published().await;
+    let log_key = ReferendumLayout::new(SAMPLE.0, SAMPLE.1)
+        .run(1)
+        .key(&Artefact::InferenceLog);
+    // Hex of a xorshift stream: deflate halves it at best, so the zip stays over 300 kB.
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let noise: String = (0..80_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!("{:016x}", x)
+        })
+        .collect();
+    // Eight MiB of one letter deflates to a few kB.
+    let bomb = "a".repeat(8 << 20);
+    let oversize = |s: GithubSettings| GithubSettings {
+        max_response_bytes: 256 << 10,
+        ..s
+    };
+    let bomb_cap = |s: GithubSettings| GithubSettings {
+        max_log_bytes: 1 << 20,
+        ..s
+    };
+    type Tighten = fn(GithubSettings) -> GithubSettings;
+    for (extra, tighten, cap) in [
+        (
+            noise,
+            oversize as Tighten,
+            "at most 262144 bytes, runner.github.max_response_bytes",
+        ),
+        (
+            bomb,
+            bomb_cap as Tighten,
+            "more than 1048576 bytes (runner.github.max_log_bytes",
+        ),
+    ] {
+        let server = spawn_github().await;
+        let s = tighten(settings(&server));
+        server.script(|sc| {
+            sc.log_hash = Some(hash.to_hex());
+            sc.extra_log = extra;
+        });
+        let started = std::time::Instant::now();
+        let e = run(&store, &s).await.unwrap_err().to_string();
+        assert!(e.contains(cap), "{e}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{e}"
+        );
+        assert!(!store.exists(&log_key).await.unwrap(), "no log is kept");
+    }
+}
+
 #[tokio::test]
 async fn a_log_without_the_hash_line_is_refused() {
     let server = spawn_github().await;

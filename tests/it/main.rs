@@ -13,6 +13,7 @@ mod engine;
 mod faults;
 mod github;
 mod layering;
+mod leaks;
 mod ledger;
 mod magi;
 mod manifest;

@@ -10,13 +10,15 @@ use cybergov::secret::Secret;
 use std::time::Duration;
 
 fn model(base_url: &str, timeout: Duration) -> OpenAiModel {
-    OpenAiModel::new(OpenAiSettings {
-        base_url: base_url.into(),
-        model: "llama-3.1-8b-instruct".into(),
-        api_key: Some(Secret::new("sk-test-not-logged")),
-        timeout,
-        context_length: 8192,
-    })
+    OpenAiModel::new(
+        OpenAiSettings {
+            base_url: base_url.into(),
+            model: "llama-3.1-8b-instruct".into(),
+            timeout,
+            context_length: 8192,
+        },
+        Some(&Secret::new("sk-test-not-logged")),
+    )
     .unwrap()
 }
 
@@ -79,6 +81,13 @@ async fn a_juror_behind_the_api_deliberates_and_keeps_the_raw_responses() {
     assert_eq!(reqs[1]["logprobs"], true);
     assert_eq!(reqs[1]["messages"].as_array().unwrap().len(), 4);
     // The key went in a header, never into the stored record.
+    let auth = state.authorization.lock().unwrap().clone();
+    assert!(
+        auth.iter()
+            .all(|a| a.as_deref() == Some("Bearer sk-test-not-logged")),
+        "{auth:?}"
+    );
+    assert!(!format!("{m:?}").contains("sk-test"), "the client's Debug");
     assert!(!String::from_utf8(r.to_bytes()).unwrap().contains("sk-test"));
 }
 

@@ -35,7 +35,7 @@ async fn engine(w: &World) -> Arc<Engine> {
     let secrets = w.secrets();
     let store = cybergov::store::open(&config.store, &secrets).unwrap();
     Arc::new(
-        cybergov::wiring::open_engine(&config, &secrets, store, Stages::Builtin, true)
+        cybergov::wiring::open_engine(&config, secrets.clone(), store, Stages::Builtin, true)
             .await
             .expect("engine"),
     )

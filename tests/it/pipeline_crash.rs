@@ -5,62 +5,15 @@
 //! same stage twice.
 
 use crate::common::pipeline::{Backend, REF, World, files_under, stages_of, wait_for_run};
+use crate::common::workers::{serve, terminate};
 use cybergov::manifest::verify::verify_run;
 use cybergov::network::Network;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const P: Network = Network::Polkadot;
 /// `//Alice` (SS58 prefix 42), the devnet proxy that signs the votes.
 const ALICE: &str = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
-
-/// Starts `cybergov serve` with `extra` variables; stderr is read on a thread, and the first
-/// line containing `FAULT-PAUSE` is sent back.
-fn serve(w: &World, extra: &[(&str, &str)]) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut cmd = w.cybergov(&["serve"]);
-    cmd.envs(extra.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn cybergov serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("FAULT-PAUSE") {
-                let _ = tx.send(line.clone());
-            }
-            if std::env::var("CRASH_TEST_VERBOSE").is_ok() {
-                eprintln!("[serve] {line}");
-            }
-        }
-    });
-    (child, rx)
-}
-
-/// Sends SIGTERM and waits for a graceful exit.
-fn terminate(child: &mut Child) {
-    let pid = child.id().to_string();
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "serve exited with {status}");
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "serve did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Inode and modification time of every stored file: a rewrite changes them.
 fn identities(root: &std::path::Path) -> Vec<(String, u64, i64)> {

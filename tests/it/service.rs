@@ -10,7 +10,6 @@ use cybergov::network::Network;
 use cybergov::pipeline::engine::Engine;
 use cybergov::pipeline::handler::Registry;
 use cybergov::pipeline::service::{Parts, spawn};
-use cybergov::secret::Secrets;
 use cybergov::wiring::Stages;
 use std::path::Path;
 use std::sync::Arc;
@@ -44,7 +43,7 @@ async fn engine_with(config: &Config, registry: Registry, queued: bool) -> Engin
         Arc::new(cybergov::store::FsStore::new(&config.store.path).unwrap());
     cybergov::wiring::open_engine(
         config,
-        &Secrets::default(),
+        Arc::default(),
         store,
         Stages::Custom(registry),
         queued,
@@ -259,7 +258,7 @@ async fn an_infer_timeout_shorter_than_the_runners_wait_is_refused_at_start() {
         async move {
             cybergov::wiring::open_engine(
                 &config,
-                &Secrets::default(),
+                Arc::default(),
                 store,
                 Stages::Custom(Registry::noop(STAGES)),
                 false,

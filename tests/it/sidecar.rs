@@ -116,7 +116,7 @@ impl Env {
 #[tokio::test]
 async fn votes_over_sidecar_and_reads_them_back() {
     let env = setup().await;
-    let transport = SidecarTransport::new(&env.server.url, 0).unwrap();
+    let transport = SidecarTransport::new(&env.server.url, 0, 64 << 20).unwrap();
     for (referendum, track, kind, conviction, want) in [
         (
             123u32,
@@ -292,7 +292,7 @@ async fn failed_to_submit_transaction_carries_its_cause() {
     assert!(!err.is_transient());
 
     // The transport on its own reports the same.
-    let transport = SidecarTransport::new(&env.server.url, 0).unwrap();
+    let transport = SidecarTransport::new(&env.server.url, 0, 64 << 20).unwrap();
     let e = transport.submit(&[1, 2, 3]).await.unwrap_err();
     assert!(
         matches!(e, TransportError::Rejected { ref cause } if cause.contains("bad signature")),
@@ -346,7 +346,7 @@ async fn proxy_errors_decided_referenda_and_outages() {
         "{err}"
     );
     assert_eq!(env.posted(), before);
-    let transport = SidecarTransport::new(&env.server.url, 0).unwrap();
+    let transport = SidecarTransport::new(&env.server.url, 0, 64 << 20).unwrap();
     assert_eq!(
         transport.referendum(999).await.unwrap(),
         ReferendumStatus::Unknown
@@ -371,7 +371,7 @@ async fn a_delegating_real_account_is_seen_over_sidecar() {
         (bob().to_ss58(0), 2),
         json!({"delegating": {"balance": "1000", "target": charlie.to_ss58(0), "conviction": "Locked1x", "delegations": {"votes": "0", "capital": "0"}, "prior": [0, "0"]}}),
     );
-    let transport = SidecarTransport::new(&env.server.url, 0).unwrap();
+    let transport = SidecarTransport::new(&env.server.url, 0, 64 << 20).unwrap();
     assert_eq!(
         transport.delegate_of(&bob(), 2).await.unwrap(),
         Some(charlie)
@@ -410,13 +410,10 @@ async fn an_oversize_sidecar_answer_is_refused() {
                 .await;
         }
     });
-    let transport = SidecarTransport::new(&url, 0).unwrap();
+    let transport = SidecarTransport::new(&url, 0, 1 << 20).unwrap();
     let e = transport.head(false).await.unwrap_err().to_string();
     assert!(
-        e.contains(&format!(
-            "more than {} bytes",
-            cybergov::http::SIDECAR_MAX_BODY_BYTES
-        )),
+        e.contains("more than 1048576 bytes (vote.sidecar_max_body_bytes)"),
         "{e}"
     );
 }

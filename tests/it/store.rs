@@ -264,8 +264,9 @@ async fn an_s3_server_that_never_answers_times_out() {
         path_style: true,
         connect_timeout: std::time::Duration::from_secs(1),
         operation_timeout: std::time::Duration::from_secs(2),
-        access_key_id: cybergov::secret::Secret::new("k"),
-        secret_access_key: cybergov::secret::Secret::new("s"),
+        max_object_bytes: 256 << 20,
+        access_key_id: &cybergov::secret::Secret::new("k"),
+        secret_access_key: &cybergov::secret::Secret::new("s"),
     });
     let started = std::time::Instant::now();
     let key = cybergov::store::ObjectKey::new("a/b.json").unwrap();

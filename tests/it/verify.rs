@@ -114,7 +114,7 @@ async fn reexecution_reproduces_the_jurors_and_catches_a_fabricated_juror_output
     // An honest run: re-execution with the tiny model reproduces every file.
     let run = make_run().await;
     let base = spawn_http_store(&run.root).await;
-    let public = HttpStore::new(&base).unwrap();
+    let public = HttpStore::new(&base, 64 << 20).unwrap();
     let options = VerifyOptions {
         reexecute: Some(run.config.magi.clone()),
         ..VerifyOptions::default()
@@ -276,8 +276,8 @@ async fn a_retry_repairs_latest_json_after_a_crash_before_the_pointer() {
     );
 }
 
-/// A public store that answers with more than the verifier reads (64 MiB) is refused, naming
-/// the cap, instead of being held in memory whole.
+/// A public store that answers with more than the verifier reads (`public_max_body_bytes`) is
+/// refused, naming the cap and its key, instead of being held in memory whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversize_public_store_answer_is_refused() {
     use cybergov::store::ObjectStore;
@@ -285,17 +285,20 @@ async fn an_oversize_public_store_answer_is_refused() {
     let key = "proposals/polkadot/1/runs/1/content.md";
     let path = dir.path().join(key);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let limit = cybergov::http::PUBLIC_STORE_MAX_BODY_BYTES as usize;
+    let limit = 1 << 20;
     std::fs::write(&path, vec![b'x'; limit + 1]).unwrap();
     std::fs::write(dir.path().join("small.txt"), b"fine").unwrap();
     let base = spawn_http_store(dir.path()).await;
-    let store = HttpStore::new(&base).unwrap();
+    let store = HttpStore::new(&base, limit as u64).unwrap();
     let e = store
         .get(&cybergov::store::ObjectKey::new(key).unwrap())
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.contains(&format!("more than {limit} bytes")), "{e}");
+    assert!(
+        e.contains(&format!("more than {limit} bytes (public_max_body_bytes)")),
+        "{e}"
+    );
     let small = store
         .get(&cybergov::store::ObjectKey::new("small.txt").unwrap())
         .await

@@ -59,6 +59,9 @@ pub struct Script {
     pub hits: Vec<String>,
     /// Listing calls so far.
     pub lists: u32,
+    /// Text of one more step's log file in the zip (empty: none), to make the zip large or a
+    /// bomb.
+    pub extra_log: String,
 }
 
 impl Default for Script {
@@ -77,6 +80,7 @@ impl Default for Script {
             auth: Vec::new(),
             hits: Vec::new(),
             lists: 0,
+            extra_log: String::new(),
         }
     }
 }
@@ -265,7 +269,7 @@ async fn logs(
 }
 
 /// The zip GitHub serves for a run's logs: one text file per step, lines timestamped.
-pub fn log_zip(hash: Option<&str>) -> Vec<u8> {
+pub fn log_zip(hash: Option<&str>, extra: &str) -> Vec<u8> {
     let ts = "2026-11-22T10:01:02.3456789Z";
     let mut infer = format!(
         "{ts} ##[group]Run target/release/cybergov infer --network \"$NETWORK\" --id \"$REFERENDUM\" --run \"$RUN\"\n{ts} ##[endgroup]\n{ts}   balthazar  tiny\n"
@@ -284,7 +288,11 @@ pub fn log_zip(hash: Option<&str>) -> Vec<u8> {
             format!("{ts} Current runner version: '2.330.0'\n"),
         ),
         ("infer/5_Infer.txt", infer),
+        ("infer/6_Extra.txt", extra.to_owned()),
     ] {
+        if text.is_empty() {
+            continue;
+        }
         w.start_file(name, opts).unwrap();
         w.write_all(text.as_bytes()).unwrap();
     }
@@ -303,7 +311,7 @@ async fn blob(State(st): State<Shared>, Path(name): Path<String>) -> Response {
     }
     (
         [(header::CONTENT_TYPE, "application/zip")],
-        log_zip(s.log_hash.as_deref()),
+        log_zip(s.log_hash.as_deref(), &s.extra_log),
     )
         .into_response()
 }

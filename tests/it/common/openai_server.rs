@@ -31,6 +31,8 @@ pub struct OpenAiState {
     pub mode: Mutex<Mode>,
     /// Request bodies seen.
     pub requests: Mutex<Vec<Value>>,
+    /// The `Authorization` header of each request, as received.
+    pub authorization: Mutex<Vec<Option<String>>>,
 }
 
 /// Starts the server; returns its base URL (`…/v1`) and state.
@@ -43,8 +45,18 @@ pub async fn spawn_openai() -> (String, Arc<OpenAiState>) {
     (format!("{url}/v1"), state)
 }
 
-async fn completions(State(state): State<Arc<OpenAiState>>, Json(body): Json<Value>) -> Response {
+async fn completions(
+    State(state): State<Arc<OpenAiState>>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     state.requests.lock().unwrap().push(body.clone());
+    state.authorization.lock().unwrap().push(
+        headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    );
     let mode = state.mode.lock().unwrap().clone();
     match mode {
         Mode::Error(status, message) => {

@@ -12,6 +12,7 @@ use cybergov::pipeline::ledger::{Ledger, RunRow, StageRow};
 use cybergov::secret::Secrets;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The PostgreSQL server of the tests (trust auth); `TEST_POSTGRES_URL` overrides it.
@@ -256,9 +257,9 @@ impl World {
     }
 
     /// The secrets of the tests (the `//Alice` dev key signs comments).
-    pub fn secrets(&self) -> Secrets {
+    pub fn secrets(&self) -> Arc<Secrets> {
         let vars = self.vars();
-        Secrets::from_lookup(|k| vars.get(k).cloned()).unwrap()
+        Arc::new(Secrets::from_lookup(|k| vars.get(k).cloned()).unwrap())
     }
 
     /// The ledger.

@@ -39,6 +39,9 @@ impl Default for RunnerSettings {
                 // must never dispatch a second public run while the first is still awaited.
                 run_timeout_secs: 3000,
                 rate_limit_max_wait_secs: 900,
+                // A run's log zip is a few hundred kB; a listing, tens.
+                max_response_bytes: 64 << 20,
+                max_log_bytes: 64 << 20,
             },
         }
     }
