@@ -174,7 +174,8 @@ pub enum ModelsAction {
     List,
     /// Fetch a named model (default: every configured juror's), check its hash, requantize.
     Fetch {
-        /// The model name (see `cybergov models list`).
+        /// A model name (see `cybergov models list`) or a Hugging Face Hub file pinned by its
+        /// hash, `hf:OWNER/REPO@REVISION/FILE#sha256=HEX` (default: every configured juror's).
         name: Option<String>,
     },
 }

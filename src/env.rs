@@ -33,6 +33,18 @@ pub const OPENAI_API_KEY_VAR: &str = "CYBERGOV_OPENAI_API_KEY";
 /// of the configuration file; it wins over `database.url`.
 pub const DATABASE_URL_VAR: &str = "CYBERGOV_DATABASE_URL";
 
+/// The Hugging Face Hub's own variables, read for `hf:` juror models under the names the Hub's
+/// tools use, so that a machine set up for them needs nothing more: the Hub's base URL,
+pub const HF_ENDPOINT_VAR: &str = "HF_ENDPOINT";
+/// the Hub's home (its cache is `hub/` inside it),
+pub const HF_HOME_VAR: &str = "HF_HOME";
+/// the cache itself (wins over [`HF_HOME_VAR`]),
+pub const HF_HUB_CACHE_VAR: &str = "HF_HUB_CACHE";
+/// the access token for gated and private repositories (a secret; `HF_TOKEN_FILE` works too),
+pub const HF_TOKEN_VAR: &str = "HF_TOKEN";
+/// and the offline switch (`1`: the cache only).
+pub const HF_HUB_OFFLINE_VAR: &str = "HF_HUB_OFFLINE";
+
 /// Polkadot's own proxy key (preferred over [`PROXY_SEED_VAR`]).
 pub const PROXY_SEED_POLKADOT_VAR: &str = "CYBERGOV_PROXY_SEED_POLKADOT";
 /// Kusama's own proxy key.

@@ -2,7 +2,7 @@
 
 use crate::cli::ModelsAction;
 use crate::config::Config;
-use crate::magi::models::{NAMED, default_models_dir, ensure, named};
+use crate::magi::models::{NAMED, default_models_dir, named, resolve};
 use crate::magi::settings::Backend;
 use anyhow::Context;
 use std::process::ExitCode;
@@ -34,20 +34,19 @@ pub fn run(config: &Config, action: ModelsAction) -> anyhow::Result<ExitCode> {
                     .magi
                     .jurors
                     .values()
-                    .filter(|j| j.backend == Backend::Candle && named(&j.model).is_some())
+                    .filter(|j| {
+                        j.backend == Backend::Candle
+                            && (named(&j.model).is_some()
+                                || j.model.starts_with(crate::magi::models::hub::PREFIX))
+                    })
                     .map(|j| j.model.clone())
                     .collect::<std::collections::BTreeSet<_>>()
                     .into_iter()
                     .collect(),
             };
             for n in names {
-                let m = named(&n).with_context(|| {
-                    format!(
-                        "unknown model {n:?}; known: {}",
-                        NAMED.map(|m| m.name).join(", ")
-                    )
-                })?;
-                let path = ensure(m, &dir, super::progress::bars().as_ref())?;
+                let (path, _) = resolve(&n, &dir, super::progress::bars().as_ref())
+                    .with_context(|| format!("fetching {n}"))?;
                 let sha = crate::magi::models::sha256(&path)?;
                 println!("{n}: {} (sha256 {sha})", path.display());
             }

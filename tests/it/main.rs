@@ -12,6 +12,7 @@ mod config;
 mod engine;
 mod faults;
 mod github;
+mod hub;
 mod layering;
 mod leaks;
 mod ledger;

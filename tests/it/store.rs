@@ -164,6 +164,25 @@ async fn s3_backend_meets_the_contract() {
     );
 }
 
+/// An object larger than `store.s3.max_object_bytes` is refused naming the cap, read as it
+/// arrives rather than held whole; smaller ones are read as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_s3_object_is_refused_naming_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = spawn_s3(dir.path()).await;
+    let store = crate::common::s3_store_capped(&endpoint, S3_SECRET_KEY, "capped", 1 << 20);
+    create_bucket(&store).await;
+    let (big, small) = (key("a/big.md"), key("a/small.md"));
+    store.put(&big, &vec![b'x'; (1 << 20) + 1]).await.unwrap();
+    store.put(&small, b"fine").await.unwrap();
+    let e = store.get(&big).await.unwrap_err().to_string();
+    assert!(
+        e.contains("larger than 1048576 bytes (store.s3.max_object_bytes)"),
+        "{e}"
+    );
+    assert_eq!(store.get(&small).await.unwrap(), b"fine");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_with_a_wrong_secret_is_refused() {
     let dir = tempfile::tempdir().unwrap();
