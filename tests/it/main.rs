@@ -3,6 +3,7 @@
 
 mod common;
 
+mod architectures;
 mod augment;
 mod chain_devnet;
 mod chain_offline;

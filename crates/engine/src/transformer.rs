@@ -80,10 +80,10 @@ impl Config {
             .ok_or_else(|| fmt("no general.architecture".into()))?;
         let rope_style = match arch.as_str() {
             "llama" | "mistral" => RopeStyle::Interleaved,
-            "qwen2" => RopeStyle::Halves,
+            "qwen2" | "qwen3" => RopeStyle::Halves,
             other => {
                 return Err(fmt(format!(
-                    "unsupported architecture {other:?} (llama, mistral, qwen2 are)"
+                    "unsupported architecture {other:?} (llama, mistral, qwen2, qwen3 are)"
                 )));
             }
         };
@@ -103,7 +103,17 @@ impl Config {
         let hidden = u("embedding_length")?;
         let heads = u("attention.head_count")?;
         let kv_heads = u("attention.head_count_kv").unwrap_or(heads);
-        let head_dim = hidden / heads;
+        // Qwen3 decouples the head width from the hidden size (`attention.key_length`);
+        // elsewhere it is the hidden size split over the heads.
+        let head_dim = match u("attention.key_length") {
+            Ok(k) => {
+                if u("attention.value_length").is_ok_and(|v| v != k) {
+                    return Err(fmt("key and value heads of different widths".into()));
+                }
+                k
+            }
+            Err(_) => hidden / heads,
+        };
         let vocab = ct
             .tensor_infos
             .get("token_embd.weight")
@@ -151,6 +161,8 @@ impl Config {
 
 struct Layer {
     attn_norm: Vec<f32>,
+    /// Qwen3's per-head RMS norms of queries and keys, applied before the rotation.
+    qk_norm: Option<(Vec<f32>, Vec<f32>)>,
     /// q, k, v stacked: one product.
     wqkv: Q8Matrix,
     bqkv: Option<Vec<f32>>,
@@ -270,8 +282,19 @@ impl Weights {
             } else {
                 None
             };
+            let qk_norm = if r.has(&p("attn_q_norm.weight")) {
+                Some((
+                    r.vector(&p("attn_q_norm.weight"), cfg.head_dim)?,
+                    r.vector(&p("attn_k_norm.weight"), cfg.head_dim)?,
+                ))
+            } else if cfg.arch == "qwen3" {
+                return Err(Reader::<R>::err(&p("attn_q_norm.weight"), "missing"));
+            } else {
+                None
+            };
             layers.push(Layer {
                 attn_norm: r.vector(&p("attn_norm.weight"), h)?,
+                qk_norm,
                 wqkv: Q8Matrix::stack(&[
                     r.matrix(&p("attn_q.weight"), q, h)?,
                     r.matrix(&p("attn_k.weight"), kv, h)?,
@@ -514,6 +537,14 @@ impl Transformer {
                     &cos[t * half..(t + 1) * half],
                     &sin[t * half..(t + 1) * half],
                 );
+                if let Some((qn, kn)) = &l.qk_norm {
+                    let mut normed = vec![0f32; hd];
+                    for (i, head) in row[..qd + kvd].chunks_exact_mut(hd).enumerate() {
+                        let w = if i < c.heads { qn } else { kn };
+                        ops::rms_norm(head, w, c.eps, &mut normed);
+                        head.copy_from_slice(&normed);
+                    }
+                }
                 for head in row[..qd + kvd].chunks_exact_mut(hd) {
                     ops::rope(head, cs, sn, c.rope_style);
                 }

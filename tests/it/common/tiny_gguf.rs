@@ -42,10 +42,21 @@ impl Rng {
     }
 }
 
+/// How a random model's weight matrices are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Weights {
+    /// Every matrix Q8_0.
+    Q8_0,
+    /// llama.cpp's Q4_K_M mixture: Q6_K for the values, the down projection and the output,
+    /// Q4_K for everything else.
+    Q4KM,
+}
+
 /// The shape of a random model: the architecture and its sizes.
 #[derive(Clone, Debug)]
 pub struct Shape {
-    /// `general.architecture`: `llama` or `qwen2` (q/k/v biases, halves rotary).
+    /// `general.architecture`: `llama`, `qwen2` (q/k/v biases, halves rotary) or `qwen3`
+    /// (per-head q/k norms, halves rotary, its own head width).
     pub arch: &'static str,
     /// Hidden size.
     pub dim: usize,
@@ -59,6 +70,14 @@ pub struct Shape {
     pub kv_heads: usize,
     /// Separate output projection (else tied to the embedding).
     pub output: bool,
+    /// Width of a head when it is not `dim / heads` (Qwen3's `attention.key_length`).
+    pub head_dim: Option<usize>,
+    /// Rotary base.
+    pub rope_base: f32,
+    /// Llama 3's rotary scaling: per-pair divisors in `rope_freqs.weight`.
+    pub rope_freqs: bool,
+    /// The storage of the weight matrices.
+    pub weights: Weights,
 }
 
 impl Shape {
@@ -71,6 +90,10 @@ impl Shape {
         heads: 4,
         kv_heads: 2,
         output: true,
+        head_dim: None,
+        rope_base: 10_000.0,
+        rope_freqs: false,
+        weights: Weights::Q8_0,
     };
     /// Qwen2.5-0.5B's widths (hidden 896, feed-forward 4864, GQA 14/2, tied embedding) with
     /// `layers` layers.
@@ -83,6 +106,46 @@ impl Shape {
             heads: 14,
             kv_heads: 2,
             output: false,
+            head_dim: None,
+            rope_base: 1_000_000.0,
+            rope_freqs: false,
+            weights: Weights::Q8_0,
+        }
+    }
+
+    /// Llama-3.2-1B's widths (hidden 2048, feed-forward 8192, GQA 32/8, rotary base 500 000
+    /// with Llama 3 scaling, tied embedding) with `layers` layers, stored as Q4_K_M.
+    pub fn llama32_1b(layers: usize) -> Shape {
+        Shape {
+            arch: "llama",
+            dim: 2048,
+            ff: 8192,
+            layers,
+            heads: 32,
+            kv_heads: 8,
+            output: false,
+            head_dim: None,
+            rope_base: 500_000.0,
+            rope_freqs: true,
+            weights: Weights::Q4KM,
+        }
+    }
+
+    /// Qwen3-0.6B's widths (hidden 1024, heads of 128 over 16/8, feed-forward 3072, q/k
+    /// norms, tied embedding) with `layers` layers, stored as Q4_K_M.
+    pub fn qwen3_06b(layers: usize) -> Shape {
+        Shape {
+            arch: "qwen3",
+            dim: 1024,
+            ff: 3072,
+            layers,
+            heads: 16,
+            kv_heads: 8,
+            output: false,
+            head_dim: Some(128),
+            rope_base: 1_000_000.0,
+            rope_freqs: false,
+            weights: Weights::Q4KM,
         }
     }
 }
@@ -135,18 +198,21 @@ pub fn write_random(path: &Path, seed: u64, shape: &Shape) {
         shape.kv_heads,
     );
     let arch = shape.arch;
-    let head_dim = dim / heads;
+    let head_dim = shape.head_dim.unwrap_or(dim / heads);
+    let q_dim = heads * head_dim;
     let mut rng = Rng(seed.max(1));
     let mut bias_rng = Rng(seed.max(1) ^ 0x9E37_79B9);
     let rng_bias = |r: &mut Rng| r.next() * 0.1;
-    let mut random = |shape: &[usize], scale: f32| {
-        let n: usize = shape.iter().product();
+    // (dims, scale, stored as Q6_K in a Q4_K_M file)
+    let mut random_as = |dims: &[usize], scale: f32, q6: bool| {
+        let n: usize = dims.iter().product();
         let v: Vec<f32> = (0..n).map(|_| rng.next() * scale).collect();
-        QTensor::quantize(
-            &Tensor::from_vec(v, shape, &Device::Cpu).unwrap(),
-            GgmlDType::Q8_0,
-        )
-        .unwrap()
+        let dtype = match (shape.weights, q6) {
+            (Weights::Q8_0, _) => GgmlDType::Q8_0,
+            (Weights::Q4KM, false) => GgmlDType::Q4K,
+            (Weights::Q4KM, true) => GgmlDType::Q6K,
+        };
+        QTensor::quantize(&Tensor::from_vec(v, dims, &Device::Cpu).unwrap(), dtype).unwrap()
     };
     let ones = |n: usize| {
         QTensor::quantize(
@@ -155,46 +221,80 @@ pub fn write_random(path: &Path, seed: u64, shape: &Shape) {
         )
         .unwrap()
     };
+    let f32_tensor = |v: Vec<f32>| {
+        let n = v.len();
+        QTensor::quantize(
+            &Tensor::from_vec(v, n, &Device::Cpu).unwrap(),
+            GgmlDType::F32,
+        )
+        .unwrap()
+    };
     let mut tensors: Vec<(String, QTensor)> = vec![
-        ("token_embd.weight".into(), random(&[vocab, dim], 0.5)),
+        (
+            "token_embd.weight".into(),
+            random_as(&[vocab, dim], 0.5, false),
+        ),
         ("output_norm.weight".into(), ones(dim)),
     ];
     if shape.output {
-        tensors.push(("output.weight".into(), random(&[vocab, dim], 0.2)));
+        tensors.push(("output.weight".into(), random_as(&[vocab, dim], 0.2, true)));
     }
+    if shape.rope_freqs {
+        // Llama 3.1's scaling leaves the fast pairs alone and slows the slow ones by up to 8.
+        let factors = (0..head_dim / 2)
+            .map(|i| 1.0 + 7.0 * (i as f32 / (head_dim / 2) as f32))
+            .collect();
+        tensors.push(("rope_freqs.weight".into(), f32_tensor(factors)));
+    }
+    let kv_dim = kv_heads * head_dim;
     for l in 0..layers {
         let p = format!("blk.{l}");
         tensors.push((format!("{p}.attn_norm.weight"), ones(dim)));
         tensors.push((format!("{p}.ffn_norm.weight"), ones(dim)));
-        tensors.push((format!("{p}.attn_q.weight"), random(&[dim, dim], 0.2)));
+        tensors.push((
+            format!("{p}.attn_q.weight"),
+            random_as(&[q_dim, dim], 0.2, false),
+        ));
         tensors.push((
             format!("{p}.attn_k.weight"),
-            random(&[kv_heads * head_dim, dim], 0.2),
+            random_as(&[kv_dim, dim], 0.2, false),
         ));
         tensors.push((
             format!("{p}.attn_v.weight"),
-            random(&[kv_heads * head_dim, dim], 0.2),
+            random_as(&[kv_dim, dim], 0.2, true),
         ));
-        tensors.push((format!("{p}.attn_output.weight"), random(&[dim, dim], 0.2)));
-        tensors.push((format!("{p}.ffn_gate.weight"), random(&[ff, dim], 0.2)));
-        tensors.push((format!("{p}.ffn_up.weight"), random(&[ff, dim], 0.2)));
-        tensors.push((format!("{p}.ffn_down.weight"), random(&[dim, ff], 0.2)));
+        tensors.push((
+            format!("{p}.attn_output.weight"),
+            random_as(&[dim, q_dim], 0.2, false),
+        ));
+        tensors.push((
+            format!("{p}.ffn_gate.weight"),
+            random_as(&[ff, dim], 0.2, false),
+        ));
+        tensors.push((
+            format!("{p}.ffn_up.weight"),
+            random_as(&[ff, dim], 0.2, false),
+        ));
+        tensors.push((
+            format!("{p}.ffn_down.weight"),
+            random_as(&[dim, ff], 0.2, true),
+        ));
+        if arch == "qwen3" {
+            // Norm weights near one, but not one, so that a skipped norm shows.
+            let mut near_one =
+                |n: usize| f32_tensor((0..n).map(|_| 1.0 + rng_bias(&mut bias_rng)).collect());
+            tensors.push((format!("{p}.attn_q_norm.weight"), near_one(head_dim)));
+            tensors.push((format!("{p}.attn_k_norm.weight"), near_one(head_dim)));
+        }
         if arch == "qwen2" {
             let mut bias = |name: &str, n: usize| {
                 let v: Vec<f32> = (0..n).map(|_| rng_bias(&mut bias_rng)).collect();
-                (
-                    format!("{p}.{name}.bias"),
-                    QTensor::quantize(
-                        &Tensor::from_vec(v, n, &Device::Cpu).unwrap(),
-                        GgmlDType::F32,
-                    )
-                    .unwrap(),
-                )
+                (format!("{p}.{name}.bias"), f32_tensor(v))
             };
             let b = [
-                bias("attn_q", dim),
-                bias("attn_k", kv_heads * head_dim),
-                bias("attn_v", kv_heads * head_dim),
+                bias("attn_q", q_dim),
+                bias("attn_k", kv_dim),
+                bias("attn_v", kv_dim),
             ];
             tensors.extend(b);
         }
@@ -211,6 +311,8 @@ pub fn write_random(path: &Path, seed: u64, shape: &Shape) {
         "rope.freq_base",
         "attention.layer_norm_rms_epsilon",
         "vocab_size",
+        "attention.key_length",
+        "attention.value_length",
     ]
     .iter()
     .map(|n| format!("{arch}.{n}"))
@@ -231,10 +333,7 @@ pub fn write_random(path: &Path, seed: u64, shape: &Shape) {
         (k("attention.head_count"), V::U32(heads as u32)),
         (k("attention.head_count_kv"), V::U32(kv_heads as u32)),
         (k("rope.dimension_count"), V::U32(head_dim as u32)),
-        (
-            k("rope.freq_base"),
-            V::F32(if arch == "qwen2" { 1_000_000.0 } else { 10000.0 }),
-        ),
+        (k("rope.freq_base"), V::F32(shape.rope_base)),
         (k("attention.layer_norm_rms_epsilon"), V::F32(1e-5)),
         (k("vocab_size"), V::U32(vocab as u32)),
         ("tokenizer.ggml.model", V::String("gpt2".into())),
@@ -250,6 +349,11 @@ pub fn write_random(path: &Path, seed: u64, shape: &Shape) {
             V::String("{% for m in messages %}{{'<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n'}}{% endfor %}".into()),
         ),
     ];
+    let mut metadata = metadata;
+    if shape.head_dim.is_some() {
+        metadata.push((k("attention.key_length"), V::U32(head_dim as u32)));
+        metadata.push((k("attention.value_length"), V::U32(head_dim as u32)));
+    }
     let md: Vec<(&str, &V)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
     let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut f = std::fs::File::create(path).unwrap();
