@@ -1,5 +1,5 @@
 //! The engine on random models at the real shapes of the families delegates run (Llama 3.2 1B,
-//! Qwen3 0.6B), stored as llama.cpp stores them (Q4_K_M: Q4_K and Q6_K tensors): the engine's
+//! Qwen3 0.6B, Gemma 3 270M), stored as llama.cpp stores them (Q4_K_M: Q4_K and Q6_K tensors): the engine's
 //! logits against a plain reference forward pass written here from the architectures'
 //! definitions, and the determinism the KV cache depends on.
 //!
@@ -17,8 +17,14 @@ use cybergov::magi::candle::transformer::{Config, Transformer, Weights};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Largest relative L2 distance between the engine's logits and the reference's.
+/// Largest relative L2 distance between the engine's logits and the reference's, where the
+/// weights are K-quants (the engine requantizes them to Q8_0: measured 0.03 to 0.04).
 const TOLERANCE: f32 = 0.05;
+
+/// The same for Gemma 3 270M's shape, whose 640-wide rows cannot be K-quants and are stored as
+/// Q5_0 and Q8_0 (measured 0.006; using the global rotary base in the local layers gives
+/// 0.018, dropping the sliding window 0.15, the embedding scale 1.8).
+const GEMMA_TOLERANCE: f32 = 0.012;
 
 /// Reads every tensor of a GGUF dequantized, and its metadata.
 struct Dense {
@@ -118,16 +124,22 @@ fn reference_logits(path: &Path, ids: &[u32]) -> Vec<f32> {
     let hd = m.u("attention.key_length").unwrap_or(hidden / heads);
     let eps = m.f("attention.layer_norm_rms_epsilon");
     let base = f64::from(m.f("rope.freq_base"));
-    let halves = m.arch.starts_with("qwen");
+    let gemma = m.arch == "gemma3";
+    let halves = m.arch.starts_with("qwen") || gemma;
     let factors = m
         .has("rope_freqs.weight")
         .then(|| m.vec("rope_freqs.weight"));
-    let freqs: Vec<f64> = (0..hd / 2)
-        .map(|i| {
-            let f = 1.0 / base.powf((2 * i) as f64 / hd as f64);
-            factors.as_ref().map_or(f, |fs| f / f64::from(fs[i]))
-        })
-        .collect();
+    let table = |base: f64| -> Vec<f64> {
+        (0..hd / 2)
+            .map(|i| {
+                let f = 1.0 / base.powf((2 * i) as f64 / hd as f64);
+                factors.as_ref().map_or(f, |fs| f / f64::from(fs[i]))
+            })
+            .collect()
+    };
+    // Gemma 3: five local layers (base 10 000, a sliding window) to each global one.
+    let window = m.u("attention.sliding_window");
+    let local = |l: usize| gemma && !(l + 1).is_multiple_of(6);
     let embed = m.tensor("token_embd.weight");
     let ids_t = Tensor::from_slice(ids, n, &Device::Cpu).unwrap();
     let mut x: Vec<f32> = embed
@@ -137,9 +149,14 @@ fn reference_logits(path: &Path, ids: &[u32]) -> Vec<f32> {
         .unwrap()
         .to_vec1()
         .unwrap();
+    if gemma {
+        let scale = (hidden as f32).sqrt();
+        x.iter_mut().for_each(|v| *v *= scale);
+    }
     let (qd, kvd) = (heads * hd, kv_heads * hd);
     for l in 0..m.u("block_count").unwrap() {
         let p = |s: &str| format!("blk.{l}.{s}");
+        let freqs = table(if local(l) { 10_000.0 } else { base });
         let h = rms_norm(&x, &m.vec(&p("attn_norm.weight")), eps);
         let mut proj = |name: &str| {
             let mut out = mm(&h, n, &m.tensor(&p(&format!("{name}.weight"))));
@@ -174,7 +191,11 @@ fn reference_logits(path: &Path, ids: &[u32]) -> Vec<f32> {
             for head in 0..heads {
                 let g = head / (heads / kv_heads);
                 let qv = &q[t * qd + head * hd..t * qd + (head + 1) * hd];
-                let scores: Vec<f64> = (0..=t)
+                let first = match (local(l), window) {
+                    (true, Some(w)) => (t + 1).saturating_sub(w),
+                    _ => 0,
+                };
+                let scores: Vec<f64> = (first..=t)
                     .map(|s| {
                         let kv = &k[s * kvd + g * hd..s * kvd + (g + 1) * hd];
                         let dot: f64 = qv.iter().zip(kv).map(|(a, b)| f64::from(a * b)).sum();
@@ -185,7 +206,8 @@ fn reference_logits(path: &Path, ids: &[u32]) -> Vec<f32> {
                 let e: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
                 let sum: f64 = e.iter().sum();
                 let out = &mut att[t * qd + head * hd..t * qd + (head + 1) * hd];
-                for (s, w) in e.iter().enumerate() {
+                for (i, w) in e.iter().enumerate() {
+                    let s = first + i;
                     let vv = &v[s * kvd + g * hd..s * kvd + (g + 1) * hd];
                     for (o, x) in out.iter_mut().zip(vv) {
                         *o += (w / sum) as f32 * x;
@@ -193,7 +215,10 @@ fn reference_logits(path: &Path, ids: &[u32]) -> Vec<f32> {
                 }
             }
         }
-        let o = mm(&att, n, &m.tensor(&p("attn_output.weight")));
+        let mut o = mm(&att, n, &m.tensor(&p("attn_output.weight")));
+        if gemma {
+            o = rms_norm(&o, &m.vec(&p("post_attention_norm.weight")), eps);
+        }
         x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
         let h = rms_norm(&x, &m.vec(&p("ffn_norm.weight")), eps);
         let g = mm(&h, n, &m.tensor(&p("ffn_gate.weight")));
@@ -201,9 +226,22 @@ fn reference_logits(path: &Path, ids: &[u32]) -> Vec<f32> {
         let a: Vec<f32> = g
             .iter()
             .zip(&u)
-            .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
+            .map(|(&g, u)| {
+                let act = if gemma {
+                    // GELU, tanh approximation.
+                    let g = f64::from(g);
+                    let y = (2.0 / std::f64::consts::PI).sqrt() * (g + 0.044715 * g * g * g);
+                    (0.5 * g * (1.0 + y.tanh())) as f32
+                } else {
+                    g / (1.0 + (-g).exp())
+                };
+                act * u
+            })
             .collect();
-        let d = mm(&a, n, &m.tensor(&p("ffn_down.weight")));
+        let mut d = mm(&a, n, &m.tensor(&p("ffn_down.weight")));
+        if gemma {
+            d = rms_norm(&d, &m.vec(&p("post_ffw_norm.weight")), eps);
+        }
         x.iter_mut().zip(&d).for_each(|(a, b)| *a += b);
     }
     let last = &x[(n - 1) * hidden..];
@@ -240,20 +278,20 @@ fn pool(threads: usize) -> rayon::ThreadPool {
         .unwrap()
 }
 
-/// The reference agreement and the determinism of one random model.
-fn check(shape: &Shape, seed: u64) {
+/// The reference agreement (within `tolerance`) and the determinism of one random model.
+fn check(shape: &Shape, seed: u64, tolerance: f32) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.gguf");
     write_random(&path, seed, shape);
     let w = weights(&path);
-    let ids: Vec<u32> = (0..9).map(|i| (i * 37 + 11) % 250).collect();
+    let ids: Vec<u32> = (0..40).map(|i| (i * 37 + 11) % 250).collect();
 
     let engine = Transformer::new(w.clone()).logits(&ids, 1).unwrap();
     let reference = reference_logits(&path, &ids);
     let distance = relative_l2(&engine[0], &reference);
     println!("{} {}: relative L2 {distance:.4}", shape.arch, shape.dim);
     assert!(
-        distance < TOLERANCE,
+        distance < tolerance,
         "{}: relative L2 distance {distance} from the reference",
         shape.arch
     );
@@ -279,12 +317,19 @@ fn check(shape: &Shape, seed: u64) {
 
 #[test]
 fn a_random_q4_k_m_llama_3_agrees_with_the_reference_and_is_deterministic() {
-    check(&Shape::llama32_1b(1), 11);
+    check(&Shape::llama32_1b(1), 11, TOLERANCE);
 }
 
 #[test]
 fn a_random_q4_k_m_qwen3_agrees_with_the_reference_and_is_deterministic() {
-    check(&Shape::qwen3_06b(2), 12);
+    check(&Shape::qwen3_06b(2), 12, TOLERANCE);
+}
+
+#[test]
+fn a_random_q4_k_m_gemma3_agrees_with_the_reference_and_is_deterministic() {
+    // Six layers: five local ones, whose window of 4 is far shorter than the 40 tokens asked,
+    // and one global.
+    check(&Shape::gemma3_270m(6, 4), 15, GEMMA_TOLERANCE);
 }
 
 #[test]
@@ -308,12 +353,12 @@ fn an_unsupported_architecture_is_refused_naming_it() {
         &path,
         1,
         &Shape {
-            arch: "gemma3",
+            arch: "gemma2",
             ..Shape::TINY_LLAMA
         },
     );
     let mut f = std::fs::File::open(&path).unwrap();
     let ct = gguf_file::Content::read(&mut f).unwrap();
     let e = Config::from_gguf(&ct, MAX_CONTEXT).unwrap_err().to_string();
-    assert!(e.contains("unsupported architecture \"gemma3\""), "{e}");
+    assert!(e.contains("unsupported architecture \"gemma2\""), "{e}");
 }

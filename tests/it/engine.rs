@@ -96,6 +96,7 @@ fn attention_kernel_matches_the_naive_reference() {
         heads: 6,
         kv_heads: 2,
         head_dim: 16,
+        window: None,
     };
     let (p0, n) = (5, 7);
     let kvd = s.kv_heads * s.head_dim;

@@ -10,7 +10,7 @@
 //! way however tokens are batched (see [`super::kernels`]).
 
 use super::kernels::attention::{self, Shape};
-use super::kernels::ops::{self, RopeStyle};
+use super::kernels::ops::{self, Activation, RopeStyle};
 use super::kernels::q8::{Q8Acts, Q8Matrix, QK};
 use candle_core::quantized::{GgmlDType, gguf_file};
 use rayon::prelude::*;
@@ -67,6 +67,15 @@ pub struct Config {
     pub vocab: usize,
     /// Most positions the cache holds.
     pub context: usize,
+    /// Factor of the token embeddings (Gemma: √hidden; else 1).
+    pub embed_scale: f32,
+    /// The feed-forward's activation.
+    pub activation: Activation,
+    /// Gemma 3's local layers: `(window, pattern)`, every layer local but each `pattern`-th,
+    /// which attends globally.
+    pub sliding: Option<(usize, usize)>,
+    /// Rotary base of the local layers (the global ones use `rope_base`).
+    pub rope_base_local: f64,
 }
 
 impl Config {
@@ -80,10 +89,10 @@ impl Config {
             .ok_or_else(|| fmt("no general.architecture".into()))?;
         let rope_style = match arch.as_str() {
             "llama" | "mistral" => RopeStyle::Interleaved,
-            "qwen2" | "qwen3" => RopeStyle::Halves,
+            "qwen2" | "qwen3" | "gemma3" => RopeStyle::Halves,
             other => {
                 return Err(fmt(format!(
-                    "unsupported architecture {other:?} (llama, mistral, qwen2, qwen3 are)"
+                    "unsupported architecture {other:?} (llama, mistral, qwen2, qwen3, gemma3 are)"
                 )));
             }
         };
@@ -131,8 +140,20 @@ impl Config {
             rope_style,
             vocab,
             context: u("context_length").unwrap_or(max_context).min(max_context),
+            embed_scale: 1.0,
+            activation: Activation::Silu,
+            sliding: None,
+            rope_base_local: 10_000.0,
             arch: arch.clone(),
         };
+        let mut cfg = cfg;
+        if arch == "gemma3" {
+            // As llama.cpp runs Gemma 3: embeddings times √hidden, GELU, and five local
+            // layers (a 10 000 rotary base, a sliding window) for each global one.
+            cfg.embed_scale = (hidden as f32).sqrt();
+            cfg.activation = Activation::GeluTanh;
+            cfg.sliding = Some((u("attention.sliding_window").unwrap_or(512), 6));
+        }
         if let Ok(rd) = u("rope.dimension_count")
             && rd != head_dim
         {
@@ -161,8 +182,12 @@ impl Config {
 
 struct Layer {
     attn_norm: Vec<f32>,
-    /// Qwen3's per-head RMS norms of queries and keys, applied before the rotation.
+    /// Qwen3's and Gemma 3's per-head RMS norms of queries and keys, before the rotation.
     qk_norm: Option<(Vec<f32>, Vec<f32>)>,
+    /// Gemma's norms of the attention and feed-forward outputs, before each residual add.
+    post_norms: Option<(Vec<f32>, Vec<f32>)>,
+    /// Whether the layer attends within the sliding window (Gemma 3's local layers).
+    local: bool,
     /// q, k, v stacked: one product.
     wqkv: Q8Matrix,
     bqkv: Option<Vec<f32>>,
@@ -253,6 +278,8 @@ pub struct Weights {
     layers: Vec<Layer>,
     /// Rotary frequency of each dimension pair.
     freqs: Vec<f64>,
+    /// Those of the local layers, when the model has any.
+    freqs_local: Option<Vec<f64>>,
 }
 
 impl Weights {
@@ -287,14 +314,26 @@ impl Weights {
                     r.vector(&p("attn_q_norm.weight"), cfg.head_dim)?,
                     r.vector(&p("attn_k_norm.weight"), cfg.head_dim)?,
                 ))
-            } else if cfg.arch == "qwen3" {
+            } else if cfg.arch == "qwen3" || cfg.arch == "gemma3" {
                 return Err(Reader::<R>::err(&p("attn_q_norm.weight"), "missing"));
+            } else {
+                None
+            };
+            let post_norms = if cfg.arch == "gemma3" {
+                Some((
+                    r.vector(&p("post_attention_norm.weight"), h)?,
+                    r.vector(&p("post_ffw_norm.weight"), h)?,
+                ))
             } else {
                 None
             };
             layers.push(Layer {
                 attn_norm: r.vector(&p("attn_norm.weight"), h)?,
                 qk_norm,
+                post_norms,
+                local: cfg
+                    .sliding
+                    .is_some_and(|(_, every)| !(l + 1).is_multiple_of(every)),
                 wqkv: Q8Matrix::stack(&[
                     r.matrix(&p("attn_q.weight"), q, h)?,
                     r.matrix(&p("attn_k.weight"), kv, h)?,
@@ -316,14 +355,19 @@ impl Weights {
         } else {
             None
         };
-        let freqs = (0..hd / 2)
-            .map(|i| {
-                let f = 1.0 / cfg.rope_base.powf((2 * i) as f64 / hd as f64);
-                // Llama 3.1-style scaling: per-pair divisors stored in the file.
-                factors.as_ref().map_or(f, |fs| f / f64::from(fs[i]))
-            })
-            .collect();
+        let table = |base: f64| -> Vec<f64> {
+            (0..hd / 2)
+                .map(|i| {
+                    let f = 1.0 / base.powf((2 * i) as f64 / hd as f64);
+                    // Llama 3.1-style scaling: per-pair divisors stored in the file.
+                    factors.as_ref().map_or(f, |fs| f / f64::from(fs[i]))
+                })
+                .collect()
+        };
+        let freqs = table(cfg.rope_base);
+        let freqs_local = cfg.sliding.map(|_| table(cfg.rope_base_local));
         Ok(Self {
+            freqs_local,
             cfg,
             embed,
             output,
@@ -490,8 +534,11 @@ impl Transformer {
                     "token {id} outside the vocabulary"
                 )));
             }
-            w.embed
-                .dequantize_row(id as usize, &mut s.x[t * hidden..(t + 1) * hidden]);
+            let row = &mut s.x[t * hidden..(t + 1) * hidden];
+            w.embed.dequantize_row(id as usize, row);
+            if c.embed_scale != 1.0 {
+                row.iter_mut().for_each(|v| *v *= c.embed_scale);
+            }
         }
         s.h.resize(n * hidden, 0.0);
         s.qkv.resize(n * qkvd, 0.0);
@@ -501,22 +548,28 @@ impl Transformer {
         s.gu.resize(n * 2 * ff, 0.0);
         s.act.resize(n * ff, 0.0);
         let half = hd / 2;
-        let mut cos = vec![0f32; n * half];
-        let mut sin = vec![0f32; n * half];
-        for t in 0..n {
-            ops::rope_table(
-                &w.freqs,
-                p0 + t,
-                &mut cos[t * half..(t + 1) * half],
-                &mut sin[t * half..(t + 1) * half],
-            );
-        }
-        let shape = Shape {
-            heads: c.heads,
-            kv_heads: c.kv_heads,
-            head_dim: hd,
+        // (cos, sin) of every new position, for the global and for the local layers.
+        let tables = |freqs: &[f64]| {
+            let (mut cos, mut sin) = (vec![0f32; n * half], vec![0f32; n * half]);
+            for t in 0..n {
+                let range = t * half..(t + 1) * half;
+                ops::rope_table(freqs, p0 + t, &mut cos[range.clone()], &mut sin[range]);
+            }
+            (cos, sin)
         };
+        let global = tables(&w.freqs);
+        let local = w.freqs_local.as_deref().map(tables);
         for (li, l) in w.layers.iter().enumerate() {
+            let (cos, sin) = match (&local, l.local) {
+                (Some(t), true) => t,
+                _ => &global,
+            };
+            let shape = Shape {
+                heads: c.heads,
+                kv_heads: c.kv_heads,
+                head_dim: hd,
+                window: c.sliding.filter(|_| l.local).map(|(window, _)| window),
+            };
             // Attention block.
             norm_rows(&s.x, &l.attn_norm, c.eps, hidden, &mut s.h);
             s.acts.quantize(&s.h, hidden);
@@ -564,6 +617,10 @@ impl Transformer {
             (self.attention)(&s.q, kv, shape, p0, &mut s.att);
             s.acts.quantize(&s.att, qd);
             super::kernels::q8::matmul(&l.wo, &s.acts, &mut s.o);
+            if let Some((post_attn, _)) = &l.post_norms {
+                let o = s.o.clone();
+                norm_rows(&o, post_attn, c.eps, hidden, &mut s.o);
+            }
             add(&mut s.x, &s.o);
             // Feed-forward block.
             norm_rows(&s.x, &l.ffn_norm, c.eps, hidden, &mut s.h);
@@ -572,9 +629,16 @@ impl Transformer {
             s.act
                 .par_chunks_mut(ff)
                 .zip(s.gu.par_chunks(2 * ff))
-                .for_each(|(a, gu)| ops::silu_mul(&gu[..ff], &gu[ff..], a));
+                .for_each(|(a, gu)| match c.activation {
+                    Activation::Silu => ops::silu_mul(&gu[..ff], &gu[ff..], a),
+                    Activation::GeluTanh => ops::gelu_tanh_mul(&gu[..ff], &gu[ff..], a),
+                });
             s.acts.quantize(&s.act, ff);
             super::kernels::q8::matmul(&l.wdown, &s.acts, &mut s.o);
+            if let Some((_, post_ffn)) = &l.post_norms {
+                let o = s.o.clone();
+                norm_rows(&o, post_ffn, c.eps, hidden, &mut s.o);
+            }
             add(&mut s.x, &s.o);
         }
         Ok(())

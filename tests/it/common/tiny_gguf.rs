@@ -78,6 +78,8 @@ pub struct Shape {
     pub rope_freqs: bool,
     /// The storage of the weight matrices.
     pub weights: Weights,
+    /// Gemma 3's sliding window of its local layers.
+    pub sliding_window: Option<usize>,
 }
 
 impl Shape {
@@ -94,6 +96,7 @@ impl Shape {
         rope_base: 10_000.0,
         rope_freqs: false,
         weights: Weights::Q8_0,
+        sliding_window: None,
     };
     /// Qwen2.5-0.5B's widths (hidden 896, feed-forward 4864, GQA 14/2, tied embedding) with
     /// `layers` layers.
@@ -110,6 +113,7 @@ impl Shape {
             rope_base: 1_000_000.0,
             rope_freqs: false,
             weights: Weights::Q8_0,
+            sliding_window: None,
         }
     }
 
@@ -128,6 +132,27 @@ impl Shape {
             rope_base: 500_000.0,
             rope_freqs: true,
             weights: Weights::Q4KM,
+            sliding_window: None,
+        }
+    }
+
+    /// Gemma 3 270M's widths (hidden 640, heads of 256 over 4/1, feed-forward 2048, q/k norms,
+    /// norms after attention and feed-forward, GELU, tied embedding) with `layers` layers whose
+    /// local ones see the last `window` positions, stored as Q4_K_M.
+    pub fn gemma3_270m(layers: usize, window: usize) -> Shape {
+        Shape {
+            arch: "gemma3",
+            dim: 640,
+            ff: 2048,
+            layers,
+            heads: 4,
+            kv_heads: 1,
+            output: false,
+            head_dim: Some(256),
+            rope_base: 1_000_000.0,
+            rope_freqs: false,
+            weights: Weights::Q4KM,
+            sliding_window: Some(window),
         }
     }
 
@@ -146,6 +171,7 @@ impl Shape {
             rope_base: 1_000_000.0,
             rope_freqs: false,
             weights: Weights::Q4KM,
+            sliding_window: None,
         }
     }
 }
@@ -207,10 +233,15 @@ pub fn write_random(path: &Path, seed: u64, shape: &Shape) {
     let mut random_as = |dims: &[usize], scale: f32, q6: bool| {
         let n: usize = dims.iter().product();
         let v: Vec<f32> = (0..n).map(|_| rng.next() * scale).collect();
-        let dtype = match (shape.weights, q6) {
-            (Weights::Q8_0, _) => GgmlDType::Q8_0,
-            (Weights::Q4KM, false) => GgmlDType::Q4K,
-            (Weights::Q4KM, true) => GgmlDType::Q6K,
+        // K-quants need rows of 256; llama.cpp falls back to Q5_0 / Q8_0 for narrower ones
+        // (Gemma 3 270M's hidden size is 640).
+        let k_ok = dims[dims.len() - 1].is_multiple_of(256);
+        let dtype = match (shape.weights, q6, k_ok) {
+            (Weights::Q8_0, _, _) => GgmlDType::Q8_0,
+            (Weights::Q4KM, false, true) => GgmlDType::Q4K,
+            (Weights::Q4KM, true, true) => GgmlDType::Q6K,
+            (Weights::Q4KM, false, false) => GgmlDType::Q5_0,
+            (Weights::Q4KM, true, false) => GgmlDType::Q8_0,
         };
         QTensor::quantize(&Tensor::from_vec(v, dims, &Device::Cpu).unwrap(), dtype).unwrap()
     };
@@ -279,12 +310,16 @@ pub fn write_random(path: &Path, seed: u64, shape: &Shape) {
             format!("{p}.ffn_down.weight"),
             random_as(&[dim, ff], 0.2, true),
         ));
-        if arch == "qwen3" {
-            // Norm weights near one, but not one, so that a skipped norm shows.
-            let mut near_one =
-                |n: usize| f32_tensor((0..n).map(|_| 1.0 + rng_bias(&mut bias_rng)).collect());
+        // Norm weights near one, but not one, so that a skipped norm shows.
+        let mut near_one =
+            |n: usize| f32_tensor((0..n).map(|_| 1.0 + rng_bias(&mut bias_rng)).collect());
+        if arch == "qwen3" || arch == "gemma3" {
             tensors.push((format!("{p}.attn_q_norm.weight"), near_one(head_dim)));
             tensors.push((format!("{p}.attn_k_norm.weight"), near_one(head_dim)));
+        }
+        if arch == "gemma3" {
+            tensors.push((format!("{p}.post_attention_norm.weight"), near_one(dim)));
+            tensors.push((format!("{p}.post_ffw_norm.weight"), near_one(dim)));
         }
         if arch == "qwen2" {
             let mut bias = |name: &str, n: usize| {
@@ -313,6 +348,7 @@ pub fn write_random(path: &Path, seed: u64, shape: &Shape) {
         "vocab_size",
         "attention.key_length",
         "attention.value_length",
+        "attention.sliding_window",
     ]
     .iter()
     .map(|n| format!("{arch}.{n}"))
@@ -350,6 +386,9 @@ pub fn write_random(path: &Path, seed: u64, shape: &Shape) {
         ),
     ];
     let mut metadata = metadata;
+    if let Some(w) = shape.sliding_window {
+        metadata.push((k("attention.sliding_window"), V::U32(w as u32)));
+    }
     if shape.head_dim.is_some() {
         metadata.push((k("attention.key_length"), V::U32(head_dim as u32)));
         metadata.push((k("attention.value_length"), V::U32(head_dim as u32)));

@@ -1,6 +1,7 @@
 //! Causal attention over the KV cache, for any number of new queries.
 //!
-//! Query `t` (absolute position `p0 + t`) of head `h` attends keys `0..=p0 + t` of its KV group
+//! Query `t` (absolute position `p0 + t`) of head `h` attends keys `0..=p0 + t` (within a
+//! sliding window, the last `window` of them) of its KV group
 //! `h / (heads / kv_heads)`, read in place — no grouped-query copies, no `L × L` score matrix
 //! or mask. Each value has one fixed arithmetic, computed on one thread:
 //! - the score of (query, key) is `Σ_d q[d]·k[d]` accumulated in `d` order with fused
@@ -26,6 +27,9 @@ pub struct Shape {
     pub kv_heads: usize,
     /// Dimensions per head (a multiple of 16).
     pub head_dim: usize,
+    /// A sliding window: a query attends only the last `window` positions, its own included
+    /// (Gemma 3's local layers); `None`: every earlier position.
+    pub window: Option<usize>,
 }
 
 /// One layer's cache as attention reads it.
@@ -215,15 +219,18 @@ fn block<const Q: usize>(
     let stride = s.kv_heads * hd;
     for (i, (scores, o)) in sc.iter_mut().zip(out.chunks_exact_mut(hd)).enumerate() {
         let len = p0 + t0 + i + 1;
-        let scores = &mut scores[..len];
+        // Keys before the window are left out of the softmax altogether, as if masked.
+        let first = s.window.map_or(0, |w| len.saturating_sub(w));
+        let scores = &mut scores[first..len];
+        let off = g * hd + first * stride;
         if fast {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX2 and FMA were detected.
             unsafe {
-                mix_avx2(scores, kv.v, stride, g * hd, o)
+                mix_avx2(scores, kv.v, stride, off, o)
             };
         } else {
-            mix(scores, kv.v, stride, g * hd, o);
+            mix(scores, kv.v, stride, off, o);
         }
     }
 }

@@ -86,6 +86,27 @@ pub fn silu_mul(g: &[f32], u: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `gelu(g) · u` element-wise with GELU's tanh approximation (Gemma's gated feed-forward).
+/// `0.5·x·(1 + tanh y)` is written as `x / (1 + e^(−2y))`, the same value, so that it needs
+/// only the engine's own [`exp`] and no library `tanh`.
+#[inline(always)]
+pub fn gelu_tanh_mul(g: &[f32], u: &[f32], out: &mut [f32]) {
+    const C: f32 = 0.797_884_6; // √(2/π)
+    for ((o, g), u) in out.iter_mut().zip(g).zip(u) {
+        let y = C * (g + 0.044_715 * g * g * g);
+        *o = g / (1.0 + exp(-2.0 * y)) * u;
+    }
+}
+
+/// The gated feed-forward's activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// SiLU (llama, qwen).
+    Silu,
+    /// GELU, tanh approximation (gemma).
+    GeluTanh,
+}
+
 /// How rotary embeddings pair a head's dimensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RopeStyle {
