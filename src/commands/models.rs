@@ -31,6 +31,31 @@ pub fn run(config: &Config, action: ModelsAction) -> anyhow::Result<ExitCode> {
                     m.sha256
                 );
             }
+            // What the configured jurors would need, for the models already here.
+            println!("jurors:");
+            for (juror, j) in &config.magi.jurors {
+                let shown = match (j.backend, crate::magi::models::cached(&j.model, &dir)) {
+                    (Backend::Candle, Some(path)) => {
+                        match crate::magi::candle::footprint::footprint(&path) {
+                            Ok(f) => format!(
+                                "{} {}, {:.0} M parameters, file {} MiB, {} MiB loaded",
+                                f.arch,
+                                f.quantization.unwrap_or_default(),
+                                f.parameters as f64 / 1e6,
+                                f.file_bytes >> 20,
+                                f.memory_bytes >> 20
+                            ),
+                            Err(e) => format!("unreadable: {e}"),
+                        }
+                    }
+                    (Backend::Candle, None) => "not fetched yet (cybergov models fetch)".into(),
+                    (Backend::OpenAi, _) => "served by an OpenAI-compatible endpoint".into(),
+                };
+                println!("  {juror:<10} {:<28} {shown}", j.model);
+            }
+            if let Some(a) = crate::magi::candle::footprint::available_memory() {
+                println!("memory available: {} MiB", a >> 20);
+            }
         }
         ModelsAction::Fetch { name } => {
             let names: Vec<String> = match name {

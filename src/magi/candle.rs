@@ -11,6 +11,7 @@
 
 pub use cybergov_engine::{kernels, transformer};
 
+pub mod footprint;
 pub mod sampling;
 pub mod template;
 pub mod tokenizer;

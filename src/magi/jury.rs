@@ -52,6 +52,49 @@ pub enum JuryError {
     /// A juror has no configuration.
     #[error("juror {0} is not configured (magi.jurors.{0})")]
     Missing(String),
+    /// The jury's models need more memory than the machine has available.
+    #[error(
+        "the jury's models need {needed} MiB once loaded ({models}), but only {available} MiB are available: choose smaller models or let jurors share one"
+    )]
+    DoesNotFit {
+        /// MiB needed.
+        needed: u64,
+        /// MiB available (`MemAvailable`).
+        available: u64,
+        /// Each distinct model and its need.
+        models: String,
+    },
+}
+
+/// Refuses a set of model files whose loaded size exceeds `available` bytes (`None`: unknown,
+/// nothing refused). Each distinct file counts once (jurors sharing a file share one copy).
+pub fn check_fits<'a>(
+    paths: impl Iterator<Item = &'a std::path::Path>,
+    available: Option<u64>,
+) -> Result<(), JuryError> {
+    use crate::magi::candle::footprint::footprint;
+    let distinct: std::collections::BTreeSet<&std::path::Path> = paths.collect();
+    let mut needed = 0u64;
+    let mut each = Vec::new();
+    for p in distinct {
+        // An unreadable file is reported by the load that follows, with its own error.
+        if let Ok(f) = footprint(p) {
+            needed += f.memory_bytes;
+            each.push(format!(
+                "{}: {} MiB",
+                p.file_name().unwrap_or_default().to_string_lossy(),
+                f.memory_bytes >> 20
+            ));
+        }
+    }
+    match available {
+        Some(available) if needed > available => Err(JuryError::DoesNotFit {
+            needed: needed >> 20,
+            available: available >> 20,
+            models: each.join(", "),
+        }),
+        _ => Ok(()),
+    }
 }
 
 impl Jury {
@@ -92,6 +135,28 @@ impl Jury {
             Some(dir) => Prompts::from_dir(dir)?,
             None => Prompts::embedded(),
         };
+        // Every local model is found (fetched if need be) first, so that a jury that cannot fit
+        // in memory is refused before any of it is loaded.
+        let mut files: HashMap<&str, (PathBuf, String)> = HashMap::new();
+        for name in JURORS {
+            let j = config
+                .jurors
+                .get(name)
+                .ok_or_else(|| JuryError::Missing(name.into()))?;
+            if j.backend == Backend::Candle {
+                let found = models::resolve(&j.model, &models_dir, progress.as_ref()).map_err(
+                    |source| JuryError::Fetch {
+                        juror: name.into(),
+                        source,
+                    },
+                )?;
+                files.insert(name, found);
+            }
+        }
+        check_fits(
+            files.values().map(|(p, _)| p.as_path()),
+            crate::magi::candle::footprint::available_memory(),
+        )?;
         // Jurors that share a model file share one loaded copy.
         let mut loaded: HashMap<(PathBuf, Option<PathBuf>), Arc<dyn LanguageModel>> =
             HashMap::new();
@@ -103,13 +168,7 @@ impl Jury {
                 .ok_or_else(|| JuryError::Missing(name.into()))?;
             let model: Arc<dyn LanguageModel> = match j.backend {
                 Backend::Candle => {
-                    let (path, model_id) =
-                        models::resolve(&j.model, &models_dir, progress.as_ref()).map_err(
-                            |source| JuryError::Fetch {
-                                juror: name.into(),
-                                source,
-                            },
-                        )?;
+                    let (path, model_id) = files[name].clone();
                     let key = (path.clone(), j.tokenizer.clone());
                     if let Some(m) = loaded.get(&key) {
                         m.clone()

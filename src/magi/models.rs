@@ -241,6 +241,22 @@ pub fn resolve(
     Err(FetchError::Unknown(spec.to_owned()))
 }
 
+/// The local file `spec` names, if it is already there (nothing is fetched): a path, a named
+/// model in `dir`, or a Hub model in the Hub's cache.
+pub fn cached(spec: &str, dir: &Path) -> Option<PathBuf> {
+    let path = if let Some(m) = named(spec) {
+        match m.requantize {
+            None => dir.join(m.file_name),
+            Some(q) => dir.join(format!("{}.{}.gguf", m.model_id, q.suffix())),
+        }
+    } else if let Ok(Some(m)) = hub::HubModel::parse(spec) {
+        m.cached_path(&hub::HubEnv::from_env().ok()?.cache)
+    } else {
+        PathBuf::from(spec)
+    };
+    path.is_file().then_some(path)
+}
+
 /// Makes sure `model` is in `dir` (fetching, checking, requantizing) and returns its path.
 pub fn ensure(
     model: &NamedModel,

@@ -362,3 +362,34 @@ fn an_unsupported_architecture_is_refused_naming_it() {
     let e = Config::from_gguf(&ct, MAX_CONTEXT).unwrap_err().to_string();
     assert!(e.contains("unsupported architecture \"gemma2\""), "{e}");
 }
+
+#[test]
+fn a_jury_that_cannot_fit_in_memory_is_refused_before_loading() {
+    use cybergov::magi::candle::footprint::footprint;
+    use cybergov::magi::jury::check_fits;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.gguf"), dir.path().join("b.gguf"));
+    write_random(&a, 1, &Shape::qwen3_06b(2));
+    write_random(&b, 2, &Shape::TINY_LLAMA);
+    let f = footprint(&a).unwrap();
+    assert_eq!(f.arch, "qwen3");
+    assert_eq!(f.quantization.as_deref(), Some("Q4K"));
+    // Q8_0 weights (more than the Q4_K file) plus a KV cache of 2 layers × 4096 positions.
+    let kv = 2 * 2 * 4096 * 8 * 128 * 4;
+    assert!(f.memory_bytes > f.file_bytes + kv, "{f:?}");
+    let need = f.memory_bytes + footprint(&b).unwrap().memory_bytes;
+    // Jurors sharing a file count it once.
+    let three = [a.as_path(), a.as_path(), b.as_path()];
+    assert!(check_fits(three.into_iter(), Some(need)).is_ok());
+    let e = check_fits(three.into_iter(), Some(need - 1))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("need") && e.contains("a.gguf") && e.contains("b.gguf"),
+        "{e}"
+    );
+    assert!(
+        check_fits(three.into_iter(), None).is_ok(),
+        "unknown memory refuses nothing"
+    );
+}
