@@ -1,6 +1,7 @@
 //! Gemma 3 270M as shipped (Q4_K_M, the file delegates download; fetched with pip in four parts
 //! and checked against its pinned hash), on the engine: it answers a question a base model
-//! answers, identically on one and two threads, and sits on a jury of two families beside
+//! answers, with the same 32 greedy tokens as llama.cpp, identically on one and two threads,
+//! and sits on a jury of two families beside
 //! SmolLM2, whose run `verify --reexecute` reproduces byte for byte.
 //!
 //! Fails loudly — never skips — when the model cannot be fetched.
@@ -19,6 +20,19 @@ use cybergov::store::{FsStore, ObjectStore};
 use std::path::PathBuf;
 
 const GEMMA: &str = "gemma-3-270m-q4_k_m";
+
+/// The prompt whose greedy continuation is compared with llama.cpp's.
+const PROMPT: &str = "Question: What is 2 + 2?\nAnswer:";
+
+/// llama.cpp's greedy continuation of [`PROMPT`] (with BOS) on this file, 32 tokens:
+/// " 2 + 2 = 4\nQuestion: What is 2 + 2?\nAnswer: 2 + 2 = 4\nQuestion" — recorded with
+/// llama-cpp-python 0.3.36 (AVX2 build), argmax of the last logits one token at a time
+/// (docs/BENCHMARKS.md, "Gemma 3 270M against llama.cpp").
+const LLAMA_CPP: [u32; 32] = [
+    236743, 236778, 900, 236743, 236778, 578, 236743, 236812, 107, 14977, 236787, 2900, 563,
+    236743, 236778, 900, 236743, 236778, 236881, 107, 7925, 236787, 236743, 236778, 900, 236743,
+    236778, 578, 236743, 236812, 107, 14977,
+];
 
 fn gemma_path() -> PathBuf {
     let m = models::named(GEMMA).unwrap();
@@ -59,12 +73,13 @@ fn gemma_3_270m_q4_k_m_runs_as_shipped_and_answers() {
         models::sha256(&path).unwrap().to_hex(),
         models::named(GEMMA).unwrap().sha256
     );
-    let (one, expected) = greedy(&path, "Question: What is 2 + 2?\nAnswer:", 8, 1);
+    let (one, expected) = greedy(&path, PROMPT, 32, 1);
     assert!(
         one.starts_with(&expected),
         "greedy continuation {one:?}, expected to start with \" 2 + 2 = 4\" = {expected:?}"
     );
-    let (two, _) = greedy(&path, "Question: What is 2 + 2?\nAnswer:", 8, 2);
+    assert_eq!(one, LLAMA_CPP, "the same 32 tokens as llama.cpp");
+    let (two, _) = greedy(&path, PROMPT, 32, 2);
     assert_eq!(one, two, "one and two threads");
 }
 
