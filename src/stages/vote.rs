@@ -243,6 +243,18 @@ pub enum VoteError {
         /// The extrinsic.
         extrinsic_hash: String,
     },
+    /// The chain refused the vote as stale: another transaction of the proxy (a vote on another
+    /// referendum, signed at the same moment) took its nonce first. These bytes can never be
+    /// included; a retry finds their record, confirms they are in no block, and signs anew.
+    #[error(
+        "extrinsic {extrinsic_hash} arrived after its nonce {nonce} was spent by another transaction of the proxy; retry to sign it anew"
+    )]
+    NonceSpent {
+        /// The extrinsic.
+        extrinsic_hash: String,
+        /// Its nonce.
+        nonce: u64,
+    },
     /// The stage stopped right after sending, as asked ([`StageHooks::stop_after_submit`]).
     #[error("stopped after sending extrinsic {extrinsic_hash}, before any receipt")]
     Interrupted {
@@ -270,7 +282,9 @@ impl VoteError {
     pub fn is_transient(&self) -> bool {
         match self {
             VoteError::Transport(e) => matches!(e, TransportError::Unavailable { .. }),
-            VoteError::NotIncluded { .. } | VoteError::Interrupted { .. } => true,
+            VoteError::NotIncluded { .. }
+            | VoteError::Interrupted { .. }
+            | VoteError::NonceSpent { .. } => true,
             VoteError::Store(e) => crate::retry::Transient::is_transient(e),
             _ => false,
         }
@@ -291,6 +305,9 @@ pub struct StageHooks {
     pub inner_call: Option<Value>,
     /// Stop right after sending, as a crash would: no waiting, no receipt.
     pub stop_after_submit: bool,
+    /// Sign with the proxy's previous nonce, already spent, as when another vote of the proxy
+    /// took the nonce between reading and sending this one.
+    pub spent_nonce: bool,
 }
 
 /// Everything about the vote that does not need the chain.
@@ -404,7 +421,10 @@ pub async fn vote_stage(
     // before anything is signed for it.
     spec.check_genesis(network, &material.genesis_hash.0)
         .map_err(VoteError::WrongChain)?;
-    let nonce = transport.nonce(&p.signer).await?;
+    let mut nonce = transport.nonce(&p.signer).await?;
+    if hooks.spent_nonce {
+        nonce = nonce.saturating_sub(1);
+    }
     // The last moment to find out that another worker took this stage over: after this, a
     // vote is signed and sent.
     if mode == VoteMode::Submit {
@@ -491,6 +511,12 @@ pub async fn vote_stage(
     match transport.submit(&signed.bytes).await {
         Ok(_) => {}
         Err(e) if e.is_payment() => return Err(unfunded()),
+        Err(e) if e.is_stale() => {
+            return Err(VoteError::NonceSpent {
+                extrinsic_hash: submission.extrinsic_hash,
+                nonce: submission.nonce,
+            });
+        }
         Err(TransportError::Rejected { cause }) => return Err(VoteError::Rejected { cause }),
         Err(e) => return Err(e.into()),
     }

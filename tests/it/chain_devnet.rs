@@ -436,6 +436,7 @@ async fn refusals_and_failed_votes_are_reported_not_recorded() {
     let hooks = StageHooks {
         inner_call: Some(transfer),
         stop_after_submit: false,
+        ..StageHooks::default()
     };
     let err = env
         .vote_with(1, 1, VoteMode::Submit, &hooks)
@@ -465,6 +466,57 @@ async fn refusals_and_failed_votes_are_reported_not_recorded() {
     assert_eq!(env.alice_nonce().await, nonce);
 }
 
+/// A vote whose nonce another transaction of the proxy spent first (two referenda voted at the
+/// same moment) is refused as stale: the stage fails as transient, and its retry confirms those
+/// bytes are in no block and signs anew. One vote lands, none is lost.
+#[tokio::test]
+async fn a_vote_whose_nonce_was_spent_first_is_signed_anew_on_retry() {
+    let env = Env::start().await;
+    for referendum in [0, 1] {
+        write_vote_run(
+            &env.store,
+            NET,
+            referendum,
+            1,
+            VoteKind::Aye,
+            1,
+            &UNIT.to_string(),
+        )
+        .await;
+    }
+    // Another vote of the proxy first, so that its previous nonce is a spent one.
+    env.vote(0, 1, VoteMode::Submit).await.unwrap();
+    let nonce = env.alice_nonce().await;
+    let hooks = StageHooks {
+        spent_nonce: true,
+        ..StageHooks::default()
+    };
+    let err = env
+        .vote_with(1, 1, VoteMode::Submit, &hooks)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VoteError::NonceSpent { .. }), "{err}");
+    assert!(err.is_transient(), "{err}");
+    assert!(env.receipt_file(1, 1).await.is_none());
+    assert_eq!(env.alice_nonce().await, nonce, "nothing was included");
+    let VoteOutcome::Submitted(receipt) = env.vote(1, 1, VoteMode::Submit).await.unwrap() else {
+        panic!("the retry submits")
+    };
+    assert_eq!(
+        env.alice_nonce().await,
+        nonce + 1,
+        "exactly one vote landed"
+    );
+    let rl = ReferendumLayout::new(NET, 1).run(1);
+    let subs = Submission::read_all(&env.store, &rl).await.unwrap();
+    assert_eq!(
+        subs.len(),
+        2,
+        "the refused bytes and the new ones are both on record"
+    );
+    assert_eq!(receipt.extrinsic_hash, subs[1].extrinsic_hash);
+}
+
 #[tokio::test]
 async fn a_crash_after_sending_is_recovered_and_a_rerun_replaces_the_vote() {
     let env = Env::start().await;
@@ -484,6 +536,7 @@ async fn a_crash_after_sending_is_recovered_and_a_rerun_replaces_the_vote() {
     let hooks = StageHooks {
         inner_call: None,
         stop_after_submit: true,
+        ..StageHooks::default()
     };
     let err = env
         .vote_with(4, 1, VoteMode::Submit, &hooks)

@@ -251,6 +251,7 @@ async fn a_crash_after_posting_is_recovered_without_posting_again() {
     let hooks = StageHooks {
         inner_call: None,
         stop_after_submit: true,
+        ..StageHooks::default()
     };
     let err = vote_stage(&env.store, &env.job(123, 1, VoteMode::Submit, hooks))
         .await

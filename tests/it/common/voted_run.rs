@@ -92,7 +92,7 @@ impl VotedRun {
             mode: VoteMode::Submit,
             hooks: StageHooks {
                 inner_call,
-                stop_after_submit: false,
+                ..StageHooks::default()
             },
         };
         vote_stage(&store, &job).await.expect("the devnet vote");
