@@ -164,7 +164,7 @@ pub fn file_sha256(path: &Path) -> std::io::Result<Sha256Hash> {
 }
 
 /// The dominant quantization of the weight matrices, e.g. `Q8_0`.
-fn quantization(ct: &gguf_file::Content) -> Option<String> {
+pub(crate) fn quantization(ct: &gguf_file::Content) -> Option<String> {
     let mut counts = std::collections::BTreeMap::new();
     for info in ct.tensor_infos.values() {
         if info.shape.dims().len() >= 2 {

@@ -245,10 +245,8 @@ pub fn resolve(
 /// model in `dir`, or a Hub model in the Hub's cache.
 pub fn cached(spec: &str, dir: &Path) -> Option<PathBuf> {
     let path = if let Some(m) = named(spec) {
-        match m.requantize {
-            None => dir.join(m.file_name),
-            Some(q) => dir.join(format!("{}.{}.gguf", m.model_id, q.suffix())),
-        }
+        m.requantize
+            .map_or_else(|| dir.join(m.file_name), |q| requantized_path(m, q, dir))
     } else if let Ok(Some(m)) = hub::HubModel::parse(spec) {
         m.cached_path(&hub::HubEnv::from_env().ok()?.cache)
     } else {
@@ -272,7 +270,7 @@ pub fn ensure(
     match model.requantize {
         None => Ok(source),
         Some(q) => {
-            let target = dir.join(format!("{}.{}.gguf", model.model_id, q.suffix()));
+            let target = requantized_path(model, q, dir);
             if !target.is_file() {
                 requantize(&source, &target, q, progress)?;
             }
@@ -406,6 +404,11 @@ pub fn requantize(
     let file = out.into_inner().map_err(|e| io(&partial)(e.into_error()))?;
     file.sync_all().map_err(io(&partial))?;
     std::fs::rename(&partial, target).map_err(io(target))
+}
+
+/// Where the requantization of `model` to `q` is cached in `dir`.
+fn requantized_path(model: &NamedModel, q: Quant, dir: &Path) -> PathBuf {
+    dir.join(format!("{}.{}.gguf", model.model_id, q.suffix()))
 }
 
 /// A scratch file beside `target`, unique to this call: two processes (or two jurors of one

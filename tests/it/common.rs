@@ -89,6 +89,15 @@ pub async fn spawn_s3(root: &Path) -> String {
     format!("http://{addr}")
 }
 
+/// What a child process printed: its stdout, then its stderr.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// An [`S3Store`] against `endpoint` with the given secret key and key prefix.
 pub fn s3_store(endpoint: &str, secret: &str, prefix: &str) -> S3Store {
     s3_store_capped(endpoint, secret, prefix, 256 << 20)

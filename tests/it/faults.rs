@@ -9,6 +9,7 @@
 //! nonce counts exactly the vote transactions of that fault.
 
 use crate::common::chopsticks::DEVNET_GENESIS;
+use crate::common::output_text as text;
 use crate::common::pipeline::{Backend, REF, World, files_under, wait_for_run};
 use crate::common::workers::{serve, signal, terminate, watch};
 use cybergov::network::Network;
@@ -51,14 +52,6 @@ fn run(w: &World, extra: &[(&str, &str)]) -> (Output, Duration) {
         .output()
         .unwrap();
     (o, started.elapsed())
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// A foreground run paused (`CYBERGOV_FAULT_PAUSE`) after `stage`'s work and before the ledger

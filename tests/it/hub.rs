@@ -2,6 +2,7 @@
 //! `cybergov models fetch` from a local server that speaks the Hub's file-resolve protocol: a
 //! redirect to the file's blob, a 404, a gated repository, a file that does not match its pin.
 
+use crate::common::output_text as text;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -89,14 +90,6 @@ fn fetch(dir: &std::path::Path, spec: &str, env: &[(&str, &str)]) -> Output {
         .envs(env.iter().copied())
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Every file under `root`.

@@ -5,8 +5,8 @@
 //! folder: artefacts, the store's pointers) and keep (every row of every ledger table) and post
 //! (comments) is searched for the password.
 
+use crate::common::output_text as text;
 use crate::common::pipeline::{Backend, REF, World};
-use std::process::Output;
 
 /// The password put into every URL.
 const PASSWORD: &str = "hunter2-sweep";
@@ -27,14 +27,6 @@ fn closed_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Every row of every table of the ledger, as text.

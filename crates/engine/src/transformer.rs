@@ -128,7 +128,7 @@ impl Config {
             .get("token_embd.weight")
             .map(|i| i.shape.dims()[0])
             .ok_or_else(|| fmt("no token_embd.weight".into()))?;
-        let cfg = Self {
+        let mut cfg = Self {
             hidden,
             ff: u("feed_forward_length")?,
             layers: u("block_count")?,
@@ -146,7 +146,6 @@ impl Config {
             rope_base_local: 10_000.0,
             arch: arch.clone(),
         };
-        let mut cfg = cfg;
         if arch == "gemma3" {
             // As llama.cpp runs Gemma 3: embeddings times √hidden, GELU, and five local
             // layers (a 10 000 rotary base, a sliding window) for each global one.
@@ -558,6 +557,7 @@ impl Transformer {
             (cos, sin)
         };
         let global = tables(&w.freqs);
+        let mut normed = vec![0f32; hd];
         let local = w.freqs_local.as_deref().map(tables);
         for (li, l) in w.layers.iter().enumerate() {
             let (cos, sin) = match (&local, l.local) {
@@ -591,7 +591,6 @@ impl Transformer {
                     &sin[t * half..(t + 1) * half],
                 );
                 if let Some((qn, kn)) = &l.qk_norm {
-                    let mut normed = vec![0f32; hd];
                     for (i, head) in row[..qd + kvd].chunks_exact_mut(hd).enumerate() {
                         let w = if i < c.heads { qn } else { kn };
                         ops::rms_norm(head, w, c.eps, &mut normed);
@@ -617,11 +616,13 @@ impl Transformer {
             (self.attention)(&s.q, kv, shape, p0, &mut s.att);
             s.acts.quantize(&s.att, qd);
             super::kernels::q8::matmul(&l.wo, &s.acts, &mut s.o);
-            if let Some((post_attn, _)) = &l.post_norms {
-                let o = s.o.clone();
-                norm_rows(&o, post_attn, c.eps, hidden, &mut s.o);
-            }
-            add(&mut s.x, &s.o);
+            add_normed(
+                &mut s.x,
+                &s.o,
+                l.post_norms.as_ref().map(|n| n.0.as_slice()),
+                c.eps,
+                &mut s.h,
+            );
             // Feed-forward block.
             norm_rows(&s.x, &l.ffn_norm, c.eps, hidden, &mut s.h);
             s.acts.quantize(&s.h, hidden);
@@ -635,11 +636,13 @@ impl Transformer {
                 });
             s.acts.quantize(&s.act, ff);
             super::kernels::q8::matmul(&l.wdown, &s.acts, &mut s.o);
-            if let Some((_, post_ffn)) = &l.post_norms {
-                let o = s.o.clone();
-                norm_rows(&o, post_ffn, c.eps, hidden, &mut s.o);
-            }
-            add(&mut s.x, &s.o);
+            add_normed(
+                &mut s.x,
+                &s.o,
+                l.post_norms.as_ref().map(|n| n.1.as_slice()),
+                c.eps,
+                &mut s.h,
+            );
         }
         Ok(())
     }
@@ -666,6 +669,18 @@ impl Transformer {
 fn norm_rows(x: &[f32], w: &[f32], eps: f32, dim: usize, out: &mut [f32]) {
     for (xr, o) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
         ops::rms_norm(xr, w, eps, o);
+    }
+}
+
+/// `x += y`, with `y` first RMS-normalised by `norm` when there is one (Gemma's post-norms),
+/// through `scratch` (a free buffer as long as `x`).
+fn add_normed(x: &mut [f32], y: &[f32], norm: Option<&[f32]>, eps: f32, scratch: &mut [f32]) {
+    match norm {
+        Some(w) => {
+            norm_rows(y, w, eps, w.len(), scratch);
+            add(x, scratch);
+        }
+        None => add(x, y),
     }
 }
 

@@ -34,18 +34,14 @@ pub fn footprint(path: &Path) -> Result<Footprint, ModelError> {
     let ct = gguf_file::Content::read(&mut f).map_err(|e| err(format!("not a GGUF file: {e}")))?;
     let cfg = transformer::Config::from_gguf(&ct, MAX_CONTEXT).map_err(|e| err(e.to_string()))?;
     let (mut parameters, mut weights) = (0u64, 0u64);
-    let mut counts = std::collections::BTreeMap::new();
     for info in ct.tensor_infos.values() {
         let n = info.shape.elem_count() as u64;
         parameters += n;
-        if info.shape.dims().len() >= 2 {
-            weights += n / 32 * 34;
-            *counts
-                .entry(format!("{:?}", info.ggml_dtype))
-                .or_insert(0usize) += 1;
+        weights += if info.shape.dims().len() >= 2 {
+            n / 32 * 34
         } else {
-            weights += n * 4;
-        }
+            n * 4
+        };
     }
     // Keys and values of every layer for the context, rounded up to tiles of 8, as f32.
     let kv = cfg.layers as u64
@@ -55,7 +51,7 @@ pub fn footprint(path: &Path) -> Result<Footprint, ModelError> {
         * 4;
     Ok(Footprint {
         arch: cfg.arch,
-        quantization: counts.into_iter().max_by_key(|(_, n)| *n).map(|(d, _)| d),
+        quantization: super::quantization(&ct),
         parameters,
         file_bytes,
         memory_bytes: weights + kv,
