@@ -244,22 +244,40 @@ impl Config {
         path: Option<&Path>,
         vars: &BTreeMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        let mut fig = Figment::from(Serialized::defaults(Config::default()));
         let file = match path {
             Some(p) => Some(p.to_path_buf()),
             None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
         };
-        if let Some(file) = file {
-            let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::File {
+        if let Some(file) = &file {
+            let text = std::fs::read_to_string(file).map_err(|source| ConfigError::File {
                 path: file.clone(),
                 source,
             })?;
-            reject_secrets_in_file(&file, &text)?;
-            fig = fig.merge(Toml::file_exact(&file));
+            reject_secrets_in_file(file, &text)?;
         }
         let env_vars: Vec<(&String, &String)> =
             vars.iter().filter(|(k, _)| is_config_var(k)).collect();
-        let config: Config = fig.merge(EnvProvider::new(&env_vars)).extract()?;
+        // Defaults, then a jury preset's models, then the file, then the environment: the
+        // preset (named in the file or the environment, so read in a first pass) applies only
+        // where neither sets a juror's model.
+        let layers = |preset: &[(&str, &str)]| {
+            let mut fig = Figment::from(Serialized::defaults(Config::default()));
+            for (juror, model) in preset {
+                fig = fig.merge(Serialized::default(
+                    &format!("magi.jurors.{juror}.model"),
+                    model,
+                ));
+            }
+            if let Some(file) = &file {
+                fig = fig.merge(Toml::file_exact(file));
+            }
+            fig.merge(EnvProvider::new(&env_vars))
+        };
+        let mut config: Config = layers(&[]).extract()?;
+        let preset = config.magi.jury.models();
+        if !preset.is_empty() {
+            config = layers(preset).extract()?;
+        }
         config.validate()?;
         Ok(config)
     }

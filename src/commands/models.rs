@@ -2,6 +2,7 @@
 
 use crate::cli::ModelsAction;
 use crate::config::Config;
+use crate::magi::candle::speed::ModelSpeed;
 use crate::magi::models::{NAMED, default_models_dir, named, resolve};
 use crate::magi::settings::Backend;
 use anyhow::Context;
@@ -31,14 +32,26 @@ pub fn run(config: &Config, action: ModelsAction) -> anyhow::Result<ExitCode> {
                     m.sha256
                 );
             }
-            // What the configured jurors would need, for the models already here.
+            // What the configured jurors would need, for the models already here, and how fast
+            // each last ran on this machine.
             println!("jurors:");
+            let mut hashes = std::collections::HashMap::new();
             for (juror, j) in &config.magi.jurors {
                 let shown = match (j.backend, crate::magi::models::cached(&j.model, &dir)) {
                     (Backend::Candle, Some(path)) => {
+                        let speed = match hashes.get(&path) {
+                            Some(sha) => Ok(*sha),
+                            None => crate::magi::models::sha256(&path),
+                        }
+                        .map(|sha| {
+                            hashes.insert(path.clone(), sha);
+                            ModelSpeed::read(&dir, &sha)
+                                .map_or("not run here yet".into(), |s| s.summary())
+                        })
+                        .unwrap_or_else(|e| format!("unreadable: {e}"));
                         match crate::magi::candle::footprint::footprint(&path) {
                             Ok(f) => format!(
-                                "{} {}, {:.0} M parameters, file {} MiB, {} MiB loaded",
+                                "{} {}, {:.0} M parameters, file {} MiB, {} MiB loaded; {speed}",
                                 f.arch,
                                 f.quantization.unwrap_or_default(),
                                 f.parameters as f64 / 1e6,

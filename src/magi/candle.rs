@@ -13,6 +13,7 @@ pub use cybergov_engine::{kernels, transformer};
 
 pub mod footprint;
 pub mod sampling;
+pub mod speed;
 pub mod template;
 pub mod tokenizer;
 
@@ -36,7 +37,7 @@ pub const MAX_CONTEXT: usize = 4096;
 
 /// Names the engine's arithmetic. Change it whenever a kernel's result can change, so that a
 /// record made by another engine is recognised as such rather than as tampering.
-pub const KERNEL_ID: &str = "q8_0-lanes16+f32-lanes8/v1";
+pub const KERNEL_ID: &str = "q8_0+q4_k+q5_k+q6_k-lanes16+f32-lanes8/v2";
 
 /// The engine identity recorded with every local model.
 pub fn engine_id() -> super::model::EngineId {
@@ -96,6 +97,8 @@ struct Inner {
     // that a common prefix is computed once), taken *before* entering `pool` (see `run`).
     loaded: Mutex<Loaded>,
     progress: Arc<dyn Progress>,
+    /// Where each generation's measured speed is recorded ([`speed`]).
+    speed_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for CandleModel {
@@ -122,6 +125,9 @@ pub struct LoadOptions {
     /// Worker threads (default: `RAYON_NUM_THREADS`, else one per core). Results do not
     /// depend on it.
     pub threads: Option<usize>,
+    /// Where to record the speed each generation ran at (`cybergov models list` shows it);
+    /// `None`: not recorded.
+    pub speed_dir: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -132,6 +138,7 @@ impl Default for LoadOptions {
             device: DeviceChoice::Cpu,
             progress: crate::progress::quiet(),
             threads: None,
+            speed_dir: None,
         }
     }
 }
@@ -253,6 +260,7 @@ impl CandleModel {
             pool,
             loaded: Mutex::new(Loaded { model, tokenizer }),
             progress: opts.progress.clone(),
+            speed_dir: opts.speed_dir.clone(),
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -358,9 +366,15 @@ impl Inner {
         let mut context = ids.clone();
         let mut out = Vec::new();
         let mut finish = FinishReason::Length;
+        let started = std::time::Instant::now();
+        let computed = loaded.model.stats().computed;
+        let mut prefill: Option<(u64, std::time::Duration)> = None;
         for _ in 0..max_new_tokens {
             // The cache holds all of `context` but its last token: one new position per step.
             let mut logits = last_logits(&mut loaded.model, &context)?;
+            if prefill.is_none() {
+                prefill = Some((loaded.model.stats().computed - computed, started.elapsed()));
+            }
             if params.repeat_penalty != 1.0 {
                 let start = context.len().saturating_sub(params.repeat_last_n);
                 sampling::apply_repeat_penalty(
@@ -379,6 +393,9 @@ impl Inner {
             step.advance(1);
         }
         drop(step);
+        if let (Some(dir), Some(prefill)) = (&self.speed_dir, prefill) {
+            self.record_speed(dir, prefill, out.len(), started.elapsed());
+        }
         Ok(Generation {
             text: loaded.tokenizer.decode(&out)?,
             prompt_tokens: ids.len() as u32,
@@ -386,6 +403,39 @@ impl Inner {
             finish,
             raw_response: None,
         })
+    }
+
+    /// Records a generation's speed: `prefill` positions computed in the first step and its
+    /// time, `tokens` generated in `total`. Failing to record is logged, never an error: it
+    /// must not cost a juror its vote.
+    fn record_speed(
+        &self,
+        dir: &Path,
+        prefill: (u64, std::time::Duration),
+        tokens: usize,
+        total: std::time::Duration,
+    ) {
+        let Some(file_sha256) = self.info.file_sha256 else {
+            return;
+        };
+        let rate = |n: f64, t: std::time::Duration| Some(n / t.as_secs_f64().max(1e-9));
+        let decode_time = total.saturating_sub(prefill.1);
+        let speed = speed::ModelSpeed {
+            file_sha256,
+            // A prompt mostly taken from the cache measures little but the cache.
+            prefill_tokens_per_second: (prefill.0 >= 16)
+                .then(|| rate(prefill.0 as f64, prefill.1))
+                .flatten(),
+            decode_tokens_per_second: (tokens >= 2)
+                .then(|| rate((tokens - 1) as f64, decode_time))
+                .flatten(),
+            threads: self.pool.current_num_threads(),
+            kernel: KERNEL_ID.into(),
+            measured_at: chrono::Utc::now(),
+        };
+        if let Err(e) = speed.write(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not record the model's speed");
+        }
     }
 
     fn score_blocking(

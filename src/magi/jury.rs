@@ -179,6 +179,7 @@ impl Jury {
                             device: config.device,
                             progress: progress.clone(),
                             threads: None,
+                            speed_dir: Some(models_dir.clone()),
                         };
                         let m: Arc<dyn LanguageModel> =
                             Arc::new(CandleModel::load(&path, &opts).map_err(|source| {

@@ -126,6 +126,9 @@ pub const NAMED: [NamedModel; 3] = [
 /// The default juror model.
 pub const DEFAULT_MODEL: &str = "smollm2-135m-instruct-q8_0";
 
+/// The second family's model (the `two-families` jury preset).
+pub const GEMMA_MODEL: &str = GEMMA3_270M.name;
+
 /// Why a model could not be obtained.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {

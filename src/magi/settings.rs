@@ -1,7 +1,7 @@
 //! The `[magi]` configuration: which model each juror uses, how it decodes, and the tally.
 
 use super::candle::DeviceChoice;
-use super::models::DEFAULT_MODEL;
+use super::models::{DEFAULT_MODEL, GEMMA_MODEL};
 use super::prompts::JURORS;
 use super::tally::{TallyConfig, TallyRule};
 use crate::network::Network;
@@ -27,10 +27,38 @@ pub struct MagiConfig {
     pub models_dir: Option<PathBuf>,
     /// Read prompts from this folder instead of those compiled in.
     pub prompts_dir: Option<PathBuf>,
+    /// Which models the jurors run unless `jurors` says otherwise: `one-family` (every juror
+    /// on the default model) or `two-families` (melchior on Gemma 3 270M).
+    #[serde(default)]
+    pub jury: JuryPreset,
     /// Per-juror settings: `balthazar`, `melchior`, `caspar`.
     pub jurors: BTreeMap<String, JurorConfig>,
     /// How votes become a decision.
     pub tally: TallyConfig,
+}
+
+/// A named choice of the jurors' models, applied beneath the configuration file: a juror's own
+/// `magi.jurors.<name>.model` still wins, so any two GGUFs can replace the preset's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JuryPreset {
+    /// Every juror on [`DEFAULT_MODEL`].
+    #[default]
+    OneFamily,
+    /// Two families, so that a disagreement is more than a persona's: balthazar and caspar on
+    /// SmolLM2-135M-Instruct, melchior on Gemma 3 270M (a base model; see
+    /// `docs/ARCHITECTURE.md` for why this is not the default).
+    TwoFamilies,
+}
+
+impl JuryPreset {
+    /// The `(juror, model)` pairs the preset sets.
+    pub fn models(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::OneFamily => &[],
+            Self::TwoFamilies => &[("melchior", GEMMA_MODEL)],
+        }
+    }
 }
 
 /// `[magi.jurors.<name>]`.
@@ -79,6 +107,7 @@ impl Default for MagiConfig {
             repeat_last_n: 64,
             models_dir: None,
             prompts_dir: None,
+            jury: JuryPreset::OneFamily,
             jurors: JURORS
                 .iter()
                 .map(|j| ((*j).to_owned(), juror.clone()))

@@ -124,6 +124,8 @@ async fn run_juror(
                 device: magi.device,
                 progress: crate::progress::quiet(),
                 threads: None,
+                // A verifier checks; it records nothing in the operator's cache.
+                speed_dir: None,
             };
             let m =
                 Arc::new(CandleModel::load(&path, &opts).map_err(|e| ("model", e.to_string()))?);

@@ -4,9 +4,11 @@
 //! definitions, and the determinism the KV cache depends on.
 //!
 //! The reference reads every tensor dequantized to f32 and computes in f32 without any
-//! quantization of activations; the engine holds the weights as Q8_0 and quantizes activations
-//! to Q8_0 before each product. What separates them is that rounding, so agreement is a
-//! tolerance: the relative L2 distance of the logits under [`TOLERANCE`]. A wrong rotation, a
+//! quantization of activations; the engine computes with the weights as stored (Q4_K, Q6_K
+//! natively; Q5_0 as Q8_0, exactly) and quantizes activations to Q8_0 before each product. What
+//! separates them is that rounding, so agreement is a tolerance: the relative L2 distance of the
+//! logits, averaged over three random models of the shape, under [`TOLERANCE`] (one model's
+//! distance varies with its draw: 0.028 to 0.052 for Llama's shape). A wrong rotation, a
 //! skipped q/k norm or a wrong head width moves it far past that (it is of order one).
 
 use crate::common::tiny_gguf::{Shape, write_random};
@@ -17,12 +19,13 @@ use cybergov::magi::candle::transformer::{Config, Transformer, Weights};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Largest relative L2 distance between the engine's logits and the reference's, where the
-/// weights are K-quants (the engine requantizes them to Q8_0: measured 0.03 to 0.04).
+/// Largest mean relative L2 distance between the engine's logits and the reference's, where
+/// the weights are K-quants (measured 0.038 for Llama's shape and 0.02 for Qwen3's; it was
+/// 0.044 for Llama's while the engine requantized K-quants to Q8_0).
 const TOLERANCE: f32 = 0.05;
 
 /// The same for Gemma 3 270M's shape, whose 640-wide rows cannot be K-quants and are stored as
-/// Q5_0 and Q8_0 (measured 0.006; using the global rotary base in the local layers gives
+/// Q5_0 and Q8_0 (measured 0.004; using the global rotary base in the local layers gives
 /// 0.018, dropping the sliding window 0.15, the embedding scale 1.8).
 const GEMMA_TOLERANCE: f32 = 0.012;
 
@@ -278,23 +281,32 @@ fn pool(threads: usize) -> rayon::ThreadPool {
         .unwrap()
 }
 
-/// The reference agreement (within `tolerance`) and the determinism of one random model.
-fn check(shape: &Shape, seed: u64, tolerance: f32) {
+/// The reference agreement (the mean over `seeds`' models within `tolerance`) and the
+/// determinism of the first model.
+fn check(shape: &Shape, seeds: [u64; 3], tolerance: f32) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("model.gguf");
-    write_random(&path, seed, shape);
-    let w = weights(&path);
     let ids: Vec<u32> = (0..40).map(|i| (i * 37 + 11) % 250).collect();
-
-    let engine = Transformer::new(w.clone()).logits(&ids, 1).unwrap();
-    let reference = reference_logits(&path, &ids);
-    let distance = relative_l2(&engine[0], &reference);
-    println!("{} {}: relative L2 {distance:.4}", shape.arch, shape.dim);
+    let mut distances = Vec::new();
+    let mut first = None;
+    for seed in seeds {
+        let path = dir.path().join(format!("model-{seed}.gguf"));
+        write_random(&path, seed, shape);
+        let w = weights(&path);
+        let engine = Transformer::new(w.clone()).logits(&ids, 1).unwrap();
+        distances.push(relative_l2(&engine[0], &reference_logits(&path, &ids)));
+        first.get_or_insert(w);
+    }
+    let distance = distances.iter().sum::<f32>() / distances.len() as f32;
+    println!(
+        "{} {}: relative L2 {distance:.4} (mean of {distances:.4?})",
+        shape.arch, shape.dim
+    );
     assert!(
         distance < tolerance,
-        "{}: relative L2 distance {distance} from the reference",
+        "{}: mean relative L2 distance {distance} from the reference ({distances:?})",
         shape.arch
     );
+    let w = first.expect("three models");
 
     // 1, 2 and 3 threads: the same bits.
     let run = |threads: usize| {
@@ -317,19 +329,19 @@ fn check(shape: &Shape, seed: u64, tolerance: f32) {
 
 #[test]
 fn a_random_q4_k_m_llama_3_agrees_with_the_reference_and_is_deterministic() {
-    check(&Shape::llama32_1b(1), 11, TOLERANCE);
+    check(&Shape::llama32_1b(1), [11, 21, 31], TOLERANCE);
 }
 
 #[test]
 fn a_random_q4_k_m_qwen3_agrees_with_the_reference_and_is_deterministic() {
-    check(&Shape::qwen3_06b(2), 12, TOLERANCE);
+    check(&Shape::qwen3_06b(2), [12, 22, 32], TOLERANCE);
 }
 
 #[test]
 fn a_random_q4_k_m_gemma3_agrees_with_the_reference_and_is_deterministic() {
     // Six layers: five local ones, whose window of 4 is far shorter than the 40 tokens asked,
     // and one global.
-    check(&Shape::gemma3_270m(6, 4), 15, GEMMA_TOLERANCE);
+    check(&Shape::gemma3_270m(6, 4), [15, 25, 35], GEMMA_TOLERANCE);
 }
 
 #[test]

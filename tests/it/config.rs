@@ -291,3 +291,41 @@ fn url_credentials_never_print() {
     );
     assert!(!stage.to_string().contains("hunter2"), "{stage}");
 }
+
+#[test]
+fn the_two_families_preset_seats_gemma_unless_a_juror_names_its_own_model() {
+    let models =
+        |c: &Config| ["balthazar", "melchior", "caspar"].map(|j| c.magi.jurors[j].model.clone());
+    let smol = cybergov::magi::models::DEFAULT_MODEL;
+    let gemma = cybergov::magi::models::GEMMA_MODEL;
+    let c = Config::load_from(None, &vars(&[])).unwrap();
+    assert_eq!(models(&c), [smol, smol, smol]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(&dir, "[magi]\njury = \"two-families\"\n");
+    let c = Config::load_from(Some(&path), &vars(&[])).unwrap();
+    assert_eq!(models(&c), [smol, gemma, smol]);
+
+    // A juror's own model wins over the preset, from the file or from the environment.
+    let path = file(
+        &dir,
+        "[magi]\njury = \"two-families\"\n[magi.jurors.melchior]\nmodel = \"/models/mine.gguf\"\n",
+    );
+    let c = Config::load_from(Some(&path), &vars(&[])).unwrap();
+    assert_eq!(models(&c), [smol, "/models/mine.gguf", smol]);
+    let c = Config::load_from(
+        None,
+        &vars(&[
+            ("CYBERGOV_MAGI__JURY", "two-families"),
+            ("CYBERGOV_MAGI__JURORS__CASPAR__MODEL", "/models/other.gguf"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(models(&c), [smol, gemma, "/models/other.gguf"]);
+
+    // An unknown preset is refused, naming the key.
+    let e = Config::load_from(None, &vars(&[("CYBERGOV_MAGI__JURY", "three-families")]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("jury") && e.contains("three-families"), "{e}");
+}

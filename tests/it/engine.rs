@@ -409,3 +409,67 @@ async fn a_juror_that_panics_does_not_poison_the_model() {
     assert_eq!(after.to_bytes(), fresh.to_bytes());
     assert!(model.with_engine(|m| m.cached().len()) > 0);
 }
+
+#[tokio::test]
+async fn a_generation_records_its_speed_and_models_list_shows_it() {
+    let home = tempfile::tempdir().unwrap();
+    let models = home.path().join("models");
+    let path = tiny_model_path(1);
+    let m = CandleModel::load(
+        &path,
+        &LoadOptions {
+            threads: Some(2),
+            speed_dir: Some(models.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let msgs = [ChatMessage::user("Say something about the treasury.")];
+    let params = GenerateParams {
+        max_new_tokens: 24,
+        repeat_penalty: 1.1,
+        repeat_last_n: 64,
+    };
+    let g = m.generate(&msgs, &params).await.unwrap();
+    let sha = m.info().file_sha256.unwrap();
+    let speed = cybergov::magi::candle::speed::ModelSpeed::read(&models, &sha)
+        .expect("a speed record for the model file");
+    assert_eq!(speed.threads, 2);
+    assert_eq!(speed.kernel, cybergov::magi::candle::KERNEL_ID);
+    assert_eq!(
+        speed.prefill_tokens_per_second.is_some(),
+        g.prompt_tokens >= 16
+    );
+    assert_eq!(
+        speed.decode_tokens_per_second.is_some(),
+        g.completion_tokens >= 2
+    );
+    assert!(speed.decode_tokens_per_second.unwrap_or(1.0) > 0.0);
+
+    // The operator's view: the juror on that file shows what it measured, one not run yet
+    // says so.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cybergov"))
+        .args(["models", "list"])
+        .current_dir(home.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("CYBERGOV_MAGI__MODELS_DIR", &models)
+        .env("CYBERGOV_MAGI__JURORS__BALTHAZAR__MODEL", &path)
+        .env("CYBERGOV_MAGI__JURORS__CASPAR__MODEL", tiny_model_path(2))
+        .output()
+        .unwrap();
+    let text = crate::common::output_text(&out);
+    assert!(out.status.success(), "{text}");
+    let line = |juror: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(juror))
+            .unwrap_or_else(|| panic!("no line for {juror}: {text}"))
+            .to_owned()
+    };
+    assert!(
+        line("balthazar").contains("tok/s decode on 2 threads"),
+        "{text}"
+    );
+    assert!(line("caspar").contains("not run here yet"), "{text}");
+}

@@ -86,14 +86,15 @@ fn gemma_3_270m_q4_k_m_runs_as_shipped_and_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jury_of_two_families_runs_and_reexecutes_byte_for_byte() {
     gemma_path();
-    let mut config = Config::default();
-    config.magi.max_new_tokens = 24;
-    config
-        .magi
-        .jurors
-        .get_mut("melchior")
-        .expect("melchior")
-        .model = GEMMA.into();
+    // The preset, as an operator names it: `magi.jury = "two-families"`.
+    let vars = [
+        ("CYBERGOV_MAGI__JURY", "two-families"),
+        ("CYBERGOV_MAGI__MAX_NEW_TOKENS", "24"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .into();
+    let config = Config::load_from(None, &vars).unwrap();
+    assert_eq!(config.magi.jurors["melchior"].model, GEMMA);
     let jury = Jury::from_config(
         &config.magi,
         &Secrets::default(),

@@ -15,6 +15,7 @@ mod faults;
 mod gemma;
 mod github;
 mod hub;
+mod kquant;
 mod layering;
 mod leaks;
 mod ledger;

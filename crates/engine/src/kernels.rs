@@ -2,5 +2,9 @@
 //! current rayon pool.
 
 pub mod attention;
+pub mod kquant;
+pub mod matrix;
 pub mod ops;
+pub mod q6k;
 pub mod q8;
+pub mod tiles;

@@ -1,8 +1,9 @@
-//! The engine's decoder-only transformer (GGUF `llama` — SmolLM2, Llama 3.x, Mistral — and
-//! `qwen2`; the architectures differ only in [`Config`]: rotary style, q/k/v biases).
+//! The engine's decoder-only transformer (GGUF `llama` — SmolLM2, Llama 3.x, Mistral —,
+//! `qwen2`, `qwen3` and `gemma3`; the architectures differ only in [`Config`] and in which
+//! optional tensors a layer has: q/k/v biases, q/k norms, post-norms).
 //!
-//! Weights are read with candle's GGUF reader and kept as [`Q8Matrix`] (Q8_0 files as they
-//! are; other types requantized once at load by the engine's own rule). The token embedding
+//! Weights are read with candle's GGUF reader and kept as [`Matrix`] (Q8_0, Q4_K, Q5_K and
+//! Q6_K as they are; other types requantized to Q8_0 once at load by the engine's own rule). The token embedding
 //! stays quantized: rows are dequantized on lookup, and it doubles as the output projection
 //! when the file ties them. The KV cache is preallocated per layer and remembers the tokens it
 //! holds: [`Transformer::logits`] rewinds it to the longest common prefix with the new request
@@ -10,11 +11,15 @@
 //! way however tokens are batched (see [`super::kernels`]).
 
 use super::kernels::attention::{self, Shape};
+use super::kernels::matrix::Matrix;
 use super::kernels::ops::{self, Activation, RopeStyle};
-use super::kernels::q8::{Q8Acts, Q8Matrix, QK};
-use candle_core::quantized::{GgmlDType, gguf_file};
+use super::kernels::q8::{Q8Acts, QK};
+use candle_core::quantized::gguf_file;
 use rayon::prelude::*;
-use std::io::{Read, Seek, SeekFrom};
+use reader::Reader;
+use std::io::{Read, Seek};
+
+mod reader;
 
 /// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -188,91 +193,21 @@ struct Layer {
     /// Whether the layer attends within the sliding window (Gemma 3's local layers).
     local: bool,
     /// q, k, v stacked: one product.
-    wqkv: Q8Matrix,
+    wqkv: Matrix,
     bqkv: Option<Vec<f32>>,
-    wo: Q8Matrix,
+    wo: Matrix,
     ffn_norm: Vec<f32>,
     /// gate and up stacked.
-    wgu: Q8Matrix,
-    wdown: Q8Matrix,
-}
-
-/// Reads tensors from a GGUF file without keeping more than one dense copy at a time.
-struct Reader<'a, R> {
-    ct: &'a gguf_file::Content,
-    f: &'a mut R,
-}
-
-impl<R: Read + Seek> Reader<'_, R> {
-    fn err(name: &str, e: impl std::fmt::Display) -> EngineError {
-        EngineError::Read {
-            name: name.into(),
-            message: e.to_string(),
-        }
-    }
-
-    fn has(&self, name: &str) -> bool {
-        self.ct.tensor_infos.contains_key(name)
-    }
-
-    fn dense(&mut self, name: &str) -> Result<Vec<f32>, EngineError> {
-        let t = self
-            .ct
-            .tensor(self.f, name, &candle_core::Device::Cpu)
-            .map_err(|e| Self::err(name, e))?;
-        let t = t
-            .dequantize(&candle_core::Device::Cpu)
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(|e| Self::err(name, e))?;
-        Ok(t)
-    }
-
-    fn vector(&mut self, name: &str, len: usize) -> Result<Vec<f32>, EngineError> {
-        let v = self.dense(name)?;
-        if v.len() != len {
-            return Err(Self::err(
-                name,
-                format!("{} values, expected {len}", v.len()),
-            ));
-        }
-        Ok(v)
-    }
-
-    fn matrix(&mut self, name: &str, rows: usize, cols: usize) -> Result<Q8Matrix, EngineError> {
-        let info = self
-            .ct
-            .tensor_infos
-            .get(name)
-            .ok_or_else(|| Self::err(name, "missing"))?;
-        if info.shape.dims() != [rows, cols] {
-            return Err(Self::err(
-                name,
-                format!("shape {:?}, expected [{rows}, {cols}]", info.shape.dims()),
-            ));
-        }
-        if info.ggml_dtype == GgmlDType::Q8_0 {
-            // Q8_0 as stored: read the raw blocks, no dense copy.
-            let start = self.ct.tensor_data_offset + info.offset;
-            let mut bytes = vec![0u8; rows * cols / QK * 34];
-            self.f
-                .seek(SeekFrom::Start(start))
-                .and_then(|_| self.f.read_exact(&mut bytes))
-                .map_err(|e| Self::err(name, e))?;
-            return Q8Matrix::from_q8_0_bytes(&bytes, rows, cols)
-                .ok_or_else(|| Self::err(name, "bad Q8_0 data"));
-        }
-        let dense = self.dense(name)?;
-        Ok(Q8Matrix::quantize(&dense, rows, cols))
-    }
+    wgu: Matrix,
+    wdown: Matrix,
 }
 
 /// The loaded weights.
 pub struct Weights {
     cfg: Config,
-    embed: Q8Matrix,
+    embed: Matrix,
     /// `None`: tied to `embed`.
-    output: Option<Q8Matrix>,
+    output: Option<Matrix>,
     output_norm: Vec<f32>,
     layers: Vec<Layer>,
     /// Rotary frequency of each dimension pair.
@@ -333,7 +268,7 @@ impl Weights {
                 local: cfg
                     .sliding
                     .is_some_and(|(_, every)| !(l + 1).is_multiple_of(every)),
-                wqkv: Q8Matrix::stack(&[
+                wqkv: Matrix::stack(vec![
                     r.matrix(&p("attn_q.weight"), q, h)?,
                     r.matrix(&p("attn_k.weight"), kv, h)?,
                     r.matrix(&p("attn_v.weight"), kv, h)?,
@@ -341,7 +276,7 @@ impl Weights {
                 bqkv,
                 wo: r.matrix(&p("attn_output.weight"), h, q)?,
                 ffn_norm: r.vector(&p("ffn_norm.weight"), h)?,
-                wgu: Q8Matrix::stack(&[
+                wgu: Matrix::stack(vec![
                     r.matrix(&p("ffn_gate.weight"), ff, h)?,
                     r.matrix(&p("ffn_up.weight"), ff, h)?,
                 ]),
@@ -388,7 +323,7 @@ impl Weights {
             .iter()
             .map(|l| l.wqkv.bytes() + l.wo.bytes() + l.wgu.bytes() + l.wdown.bytes())
             .sum();
-        l + self.embed.bytes() + self.output.as_ref().map_or(0, Q8Matrix::bytes)
+        l + self.embed.bytes() + self.output.as_ref().map_or(0, Matrix::bytes)
     }
 }
 
@@ -573,7 +508,7 @@ impl Transformer {
             // Attention block.
             norm_rows(&s.x, &l.attn_norm, c.eps, hidden, &mut s.h);
             s.acts.quantize(&s.h, hidden);
-            super::kernels::q8::matmul(&l.wqkv, &s.acts, &mut s.qkv);
+            l.wqkv.matmul(&s.acts, &mut s.qkv);
             let (kc, vc, cap) = (
                 &mut self.cache.k_t[li],
                 &mut self.cache.v[li],
@@ -615,7 +550,7 @@ impl Transformer {
             };
             (self.attention)(&s.q, kv, shape, p0, &mut s.att);
             s.acts.quantize(&s.att, qd);
-            super::kernels::q8::matmul(&l.wo, &s.acts, &mut s.o);
+            l.wo.matmul(&s.acts, &mut s.o);
             add_normed(
                 &mut s.x,
                 &s.o,
@@ -626,7 +561,7 @@ impl Transformer {
             // Feed-forward block.
             norm_rows(&s.x, &l.ffn_norm, c.eps, hidden, &mut s.h);
             s.acts.quantize(&s.h, hidden);
-            super::kernels::q8::matmul(&l.wgu, &s.acts, &mut s.gu);
+            l.wgu.matmul(&s.acts, &mut s.gu);
             s.act
                 .par_chunks_mut(ff)
                 .zip(s.gu.par_chunks(2 * ff))
@@ -635,7 +570,7 @@ impl Transformer {
                     Activation::GeluTanh => ops::gelu_tanh_mul(&gu[..ff], &gu[ff..], a),
                 });
             s.acts.quantize(&s.act, ff);
-            super::kernels::q8::matmul(&l.wdown, &s.acts, &mut s.o);
+            l.wdown.matmul(&s.acts, &mut s.o);
             add_normed(
                 &mut s.x,
                 &s.o,
@@ -657,12 +592,10 @@ impl Transformer {
         norm_rows(last, &w.output_norm, w.cfg.eps, hidden, &mut h);
         s.acts.quantize(&h, hidden);
         let out_w = w.output.as_ref().unwrap_or(&w.embed);
-        let mut logits = vec![0f32; want * out_w.rows];
-        super::kernels::q8::matmul(out_w, &s.acts, &mut logits);
-        logits
-            .chunks_exact(out_w.rows)
-            .map(<[f32]>::to_vec)
-            .collect()
+        let rows = out_w.rows();
+        let mut logits = vec![0f32; want * rows];
+        out_w.matmul(&s.acts, &mut logits);
+        logits.chunks_exact(rows).map(<[f32]>::to_vec).collect()
     }
 }
 

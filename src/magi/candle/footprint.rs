@@ -2,6 +2,7 @@
 //! that a jury that cannot fit in memory is refused before anything is loaded or any stage runs.
 
 use super::MAX_CONTEXT;
+use super::kernels::matrix::loaded_bytes;
 use super::transformer;
 use crate::magi::model::ModelError;
 use candle_core::quantized::gguf_file;
@@ -18,8 +19,9 @@ pub struct Footprint {
     pub parameters: u64,
     /// The file's size.
     pub file_bytes: u64,
-    /// Bytes held once loaded: every matrix as Q8_0 (34 bytes per 32 values, whatever the file
-    /// stores), every vector as f32, and a KV cache for the engine's whole context.
+    /// Bytes held once loaded: every matrix in the engine's form of its format (Q4_K, Q5_K,
+    /// Q6_K and Q8_0 natively, others converted to Q8_0), every vector as f32, and a KV cache
+    /// for the engine's whole context.
     pub memory_bytes: u64,
 }
 
@@ -38,7 +40,7 @@ pub fn footprint(path: &Path) -> Result<Footprint, ModelError> {
         let n = info.shape.elem_count() as u64;
         parameters += n;
         weights += if info.shape.dims().len() >= 2 {
-            n / 32 * 34
+            loaded_bytes(info.ggml_dtype, n as usize) as u64
         } else {
             n * 4
         };

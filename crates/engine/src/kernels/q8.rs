@@ -10,6 +10,7 @@
 //! same order), so a result depends neither on the CPU, nor on the thread that computed it,
 //! nor on how many tokens were multiplied together.
 
+use super::tiles::{Placement, TILE, drive};
 use rayon::prelude::*;
 
 /// Elements per block.
@@ -88,6 +89,55 @@ impl Q8Matrix {
         Some(Self { rows, cols, qs, d })
     }
 
+    /// From GGUF Q4_0 bytes (blocks of an f16 scale and 16 bytes: value `i` is the low nibble
+    /// of byte `i`, value `i + 16` the high one, minus 8). Exact: every value is a small
+    /// integer times the block's scale, which is what a Q8_0 block holds.
+    pub fn from_q4_0_bytes(bytes: &[u8], rows: usize, cols: usize) -> Option<Self> {
+        Self::unpack(bytes, rows, cols, 18, |b, i| {
+            let nibble = if i < 16 {
+                b[2 + i] & 0xf
+            } else {
+                b[2 + i - 16] >> 4
+            };
+            nibble as i8 - 8
+        })
+    }
+
+    /// From GGUF Q5_0 bytes (an f16 scale, 32 fifth bits, then Q4_0's nibbles; minus 16).
+    /// Exact, as for Q4_0.
+    pub fn from_q5_0_bytes(bytes: &[u8], rows: usize, cols: usize) -> Option<Self> {
+        Self::unpack(bytes, rows, cols, 22, |b, i| {
+            let fifth = (u32::from_le_bytes([b[2], b[3], b[4], b[5]]) >> i) & 1;
+            let nibble = if i < 16 {
+                b[6 + i] & 0xf
+            } else {
+                b[6 + i - 16] >> 4
+            };
+            (nibble | ((fifth as u8) << 4)) as i8 - 16
+        })
+    }
+
+    /// Blocks of `size` bytes starting with an f16 scale, value `i` given by `value`.
+    fn unpack(
+        bytes: &[u8],
+        rows: usize,
+        cols: usize,
+        size: usize,
+        value: impl Fn(&[u8], usize) -> i8,
+    ) -> Option<Self> {
+        let nb = rows * cols / QK;
+        if !cols.is_multiple_of(QK) || bytes.len() != nb * size {
+            return None;
+        }
+        let mut qs = Vec::with_capacity(rows * cols);
+        let mut d = Vec::with_capacity(nb);
+        for b in bytes.chunks_exact(size) {
+            d.push(f16_to_f32(u16::from_le_bytes([b[0], b[1]])));
+            qs.extend((0..QK).map(|i| value(b, i)));
+        }
+        Some(Self { rows, cols, qs, d })
+    }
+
     /// Quantizes a dense row-major matrix with [`quantize_row`].
     pub fn quantize(x: &[f32], rows: usize, cols: usize) -> Self {
         assert!(cols.is_multiple_of(QK) && x.len() == rows * cols);
@@ -149,6 +199,8 @@ pub struct Q8Acts {
     pub qs: Vec<i8>,
     /// Scales, token-major.
     pub d: Vec<f32>,
+    /// The sum of each block's values, token-major (the K-quants' minimum term needs it).
+    pub sums: Vec<i32>,
 }
 
 impl Q8Acts {
@@ -160,12 +212,19 @@ impl Q8Acts {
         self.cols = cols;
         self.qs.resize(n * cols, 0);
         self.d.resize(n * cols / QK, 0.0);
+        self.sums.resize(n * cols / QK, 0);
         let nb = cols / QK;
         self.qs
             .par_chunks_mut(cols)
             .zip(self.d.par_chunks_mut(nb))
+            .zip(self.sums.par_chunks_mut(nb))
             .zip(x.par_chunks(cols))
-            .for_each(|((q, d), x)| quantize_row(x, q, d));
+            .for_each(|(((q, d), sums), x)| {
+                quantize_row(x, q, d);
+                for (s, qb) in sums.iter_mut().zip(q.chunks_exact(QK)) {
+                    *s = qb.iter().map(|&v| i32::from(v)).sum();
+                }
+            });
     }
 }
 
@@ -379,7 +438,7 @@ fn dot_rows<const R: usize>(
     dx: &[f32],
 ) -> [f32; R] {
     // The unchecked kernels read `dx.len()` whole blocks of every row: checked here, once per
-    // call of R · cols products. (`kernel` itself was checked against the CPU by `matmul_with`,
+    // call of R · cols products. (`kernel` itself was checked against the CPU by `matmul_at`,
     // this function's only caller.)
     let nb = dx.len();
     assert!(x.len() >= nb * QK && (0..R).all(|r| w[r].len() >= nb * QK && dw[r].len() >= nb));
@@ -396,43 +455,6 @@ fn dot_rows<const R: usize>(
     }
 }
 
-/// The output of [`matmul_with`], written from several threads at disjoint indices (each
-/// chunk of weight rows owns its rows' elements of every token; the output is token-major, so
-/// no chunk owns a contiguous slice that safe code could hand out).
-#[derive(Clone, Copy)]
-struct Out {
-    ptr: *mut f32,
-    len: usize,
-}
-// SAFETY: `Out` is only a pointer and a length; what makes sharing it sound is `write`'s
-// contract (one writer per index, while the borrowed output lives).
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    fn new(out: &mut [f32]) -> Self {
-        Self {
-            ptr: out.as_mut_ptr(),
-            len: out.len(),
-        }
-    }
-
-    /// Writes element `i`.
-    ///
-    /// # Safety
-    /// `i < len`; no other thread reads or writes element `i` during the call; the slice
-    /// `Out::new` was made from is still mutably borrowed by the caller (so it is alive and
-    /// nothing else reads it).
-    unsafe fn write(self, i: usize, v: f32) {
-        debug_assert!(i < self.len, "element {i} of {}", self.len);
-        // SAFETY: the caller's contract.
-        unsafe { *self.ptr.add(i) = v };
-    }
-}
-
-/// Rows per register tile.
-const TILE: usize = 4;
-
 /// `out[t][r] = Σ_c w[r][c] · x[t][c]` for every token `t` of `x` and row `r` of `w`
 /// (`out` is `x.n` × `w.rows`). Weight rows are split over the current rayon pool; each
 /// element is computed whole by one thread with [`dot_portable`]'s arithmetic.
@@ -442,6 +464,15 @@ pub fn matmul(w: &Q8Matrix, x: &Q8Acts, out: &mut [f32]) {
 
 /// [`matmul`] with a chosen kernel (tests compare them).
 pub fn matmul_with(kernel: Kernel, w: &Q8Matrix, x: &Q8Acts, out: &mut [f32]) {
+    let at = Placement {
+        stride: w.rows,
+        offset: 0,
+    };
+    matmul_at(kernel, w, x, out, at);
+}
+
+/// Panics unless `kernel` can run on this CPU (every kernel's `unsafe` code relies on it).
+pub fn check_kernel(kernel: Kernel) {
     let here = detected();
     assert!(
         kernel == Kernel::Portable
@@ -449,45 +480,30 @@ pub fn matmul_with(kernel: Kernel, w: &Q8Matrix, x: &Q8Acts, out: &mut [f32]) {
             || (kernel == Kernel::Avx2 && here == Kernel::Avx512Vnni),
         "kernel {kernel:?} is not available on this CPU ({here:?})"
     );
+}
+
+/// [`matmul_with`] writing at `at` in a wider output (a part of a stacked projection).
+pub fn matmul_at(kernel: Kernel, w: &Q8Matrix, x: &Q8Acts, out: &mut [f32], at: Placement) {
+    check_kernel(kernel);
     assert_eq!(w.cols, x.cols);
-    assert_eq!(out.len(), x.n * w.rows);
-    let (rows, cols, n) = (w.rows, w.cols, x.n);
-    let nb = cols / QK;
-    let threads = rayon::current_num_threads().max(1);
-    // Enough chunks to balance, each a whole number of tiles.
-    let per = rows.div_ceil(threads * 8).div_ceil(TILE).max(1) * TILE;
-    let dst = Out::new(out);
-    (0..rows.div_ceil(per)).into_par_iter().for_each(|c| {
-        let (r0, r1) = (c * per, ((c + 1) * per).min(rows));
-        let mut r = r0;
-        while r < r1 {
-            let wrow = |i: usize| &w.qs[i * cols..(i + 1) * cols];
-            let drow = |i: usize| &w.d[i * nb..(i + 1) * nb];
-            if r + TILE <= r1 {
-                let ws: [&[i8]; TILE] = std::array::from_fn(|i| wrow(r + i));
-                let ds: [&[f32]; TILE] = std::array::from_fn(|i| drow(r + i));
-                for t in 0..n {
-                    let xs = &x.qs[t * cols..(t + 1) * cols];
-                    let xd = &x.d[t * nb..(t + 1) * nb];
-                    let v = dot_rows(kernel, ws, ds, xs, xd);
-                    for (i, v) in v.into_iter().enumerate() {
-                        // SAFETY: row r + i < rows belongs to this chunk alone and t < n, so the
-                        // index is inside `out` (n · rows long) and written by this task only;
-                        // `out` stays borrowed until every task has finished.
-                        unsafe { dst.write(t * rows + r + i, v) };
-                    }
-                }
-                r += TILE;
-            } else {
-                for t in 0..n {
-                    let xs = &x.qs[t * cols..(t + 1) * cols];
-                    let xd = &x.d[t * nb..(t + 1) * nb];
-                    let [v] = dot_rows(kernel, [wrow(r)], [drow(r)], xs, xd);
-                    // SAFETY: as above, for row r.
-                    unsafe { dst.write(t * rows + r, v) };
-                }
-                r += 1;
-            }
-        }
-    });
+    let (cols, nb) = (w.cols, w.cols / QK);
+    let wrow = |i: usize| &w.qs[i * cols..(i + 1) * cols];
+    let drow = |i: usize| &w.d[i * nb..(i + 1) * nb];
+    let xrow = |t: usize| (&x.qs[t * cols..(t + 1) * cols], &x.d[t * nb..(t + 1) * nb]);
+    drive(
+        w.rows,
+        x.n,
+        at,
+        out,
+        |r, t| {
+            let (xs, xd) = xrow(t);
+            let ws: [&[i8]; TILE] = std::array::from_fn(|i| wrow(r + i));
+            let ds: [&[f32]; TILE] = std::array::from_fn(|i| drow(r + i));
+            dot_rows(kernel, ws, ds, xs, xd)
+        },
+        |r, t| {
+            let (xs, xd) = xrow(t);
+            dot_rows(kernel, [wrow(r)], [drow(r)], xs, xd)[0]
+        },
+    );
 }

@@ -1,0 +1,93 @@
+//! How a matrix product is split over threads, shared by every weight format: weight rows in
+//! chunks of whole register tiles, each chunk on one rayon task, and every output element
+//! computed whole by the task that owns its row. Which thread computes an element therefore
+//! never changes its arithmetic, and neither does how many tokens are multiplied together.
+
+use rayon::prelude::*;
+
+/// Rows per register tile.
+pub const TILE: usize = 4;
+
+/// The output of [`drive`], written from several threads at disjoint indices (each chunk of
+/// weight rows owns its rows' elements of every token; the output is token-major, so no chunk
+/// owns a contiguous slice that safe code could hand out).
+#[derive(Clone, Copy)]
+struct Out {
+    ptr: *mut f32,
+    len: usize,
+}
+// SAFETY: `Out` is only a pointer and a length; what makes sharing it sound is `write`'s
+// contract (one writer per index, while the borrowed output lives).
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    fn new(out: &mut [f32]) -> Self {
+        Self {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+        }
+    }
+
+    /// Writes element `i`.
+    ///
+    /// # Safety
+    /// `i < len`; no other thread reads or writes element `i` during the call; the slice
+    /// `Out::new` was made from is still mutably borrowed by the caller (so it is alive and
+    /// nothing else reads it).
+    unsafe fn write(self, i: usize, v: f32) {
+        assert!(i < self.len, "element {i} of {}", self.len);
+        // SAFETY: the caller's contract.
+        unsafe { *self.ptr.add(i) = v };
+    }
+}
+
+/// Where a product's `rows` outputs of token `t` go: `out[t * stride + offset + r]` (a part
+/// of a stacked projection writes its own columns of the stack's output).
+#[derive(Clone, Copy, Debug)]
+pub struct Placement {
+    /// Output values per token.
+    pub stride: usize,
+    /// Where this product's first row goes.
+    pub offset: usize,
+}
+
+/// Fills `out` for `rows` weight rows and `n` tokens: `tile(r, t)` gives rows `r..r + TILE`
+/// of token `t`, `one(r, t)` row `r` alone (the remainder of a chunk). Both must compute each
+/// element with the same arithmetic.
+pub fn drive<F, G>(rows: usize, n: usize, at: Placement, out: &mut [f32], tile: F, one: G)
+where
+    F: Fn(usize, usize) -> [f32; TILE] + Sync,
+    G: Fn(usize, usize) -> f32 + Sync,
+{
+    assert!(at.offset + rows <= at.stride && out.len() == n * at.stride);
+    let threads = rayon::current_num_threads().max(1);
+    // Enough chunks to balance, each a whole number of tiles.
+    let per = rows.div_ceil(threads * 8).div_ceil(TILE).max(1) * TILE;
+    let dst = Out::new(out);
+    let index = |t: usize, r: usize| t * at.stride + at.offset + r;
+    (0..rows.div_ceil(per)).into_par_iter().for_each(|c| {
+        let (r0, r1) = (c * per, ((c + 1) * per).min(rows));
+        let mut r = r0;
+        while r < r1 {
+            if r + TILE <= r1 {
+                for t in 0..n {
+                    for (i, v) in tile(r, t).into_iter().enumerate() {
+                        // SAFETY: row r + i < rows belongs to this chunk alone and t < n, so
+                        // the index is inside `out` (n · stride long, checked above) and
+                        // written by this task only; `out` stays borrowed until every task has
+                        // finished.
+                        unsafe { dst.write(index(t, r + i), v) };
+                    }
+                }
+                r += TILE;
+            } else {
+                for t in 0..n {
+                    // SAFETY: as above, for row r.
+                    unsafe { dst.write(index(t, r), one(r, t)) };
+                }
+                r += 1;
+            }
+        }
+    });
+}
