@@ -1,4 +1,4 @@
-//! The engine's native K-quant kernels (Q4_K, Q5_K, Q6_K, and Q4_0/Q5_0 unpacked into Q8_0) on
+//! The engine's native K-quant kernels (Q4_K, Q5_K, Q6_K, Q4_1, and Q4_0/Q5_0 unpacked into Q8_0) on
 //! matrices quantized by candle (the same bytes a GGUF file holds): each format's rows
 //! dequantize to candle's values, every
 //! kernel this CPU has gives the portable definition's bits, for any thread count and any
@@ -45,6 +45,7 @@ fn matrix(dtype: GgmlDType, rows: usize, cols: usize, seed: u64) -> (Matrix, Vec
         GgmlDType::Q5K => Matrix::K(KMatrix::from_q5_k_bytes(&bytes, rows, cols).unwrap()),
         GgmlDType::Q6K => Matrix::Q6K(Q6KMatrix::from_q6_k_bytes(&bytes, rows, cols).unwrap()),
         GgmlDType::Q8_0 => Matrix::Q8(Q8Matrix::from_q8_0_bytes(&bytes, rows, cols).unwrap()),
+        GgmlDType::Q4_1 => Matrix::K(KMatrix::from_q4_1_bytes(&bytes, rows, cols).unwrap()),
         GgmlDType::Q4_0 => Matrix::Q8(Q8Matrix::from_q4_0_bytes(&bytes, rows, cols).unwrap()),
         GgmlDType::Q5_0 => Matrix::Q8(Q8Matrix::from_q5_0_bytes(&bytes, rows, cols).unwrap()),
         other => panic!("{other:?}"),
@@ -151,6 +152,21 @@ fn q5_k_kernels_agree_to_the_bit_and_with_the_dense_product() {
 #[test]
 fn q6_k_kernels_agree_to_the_bit_and_with_the_dense_product() {
     check(GgmlDType::Q6K, "Q6_K");
+}
+
+#[test]
+fn q4_1_kernels_agree_to_the_bit_and_with_the_dense_product() {
+    check(GgmlDType::Q4_1, "Q4_1");
+    // Rows of an odd number of blocks cannot be taken in pairs: the engine converts them.
+    let bytes = QTensor::quantize(
+        &Tensor::from_vec(values(2 * 96, 96, 3), (2, 96), &Device::Cpu).unwrap(),
+        GgmlDType::Q4_1,
+    )
+    .unwrap()
+    .data()
+    .unwrap()
+    .into_owned();
+    assert!(KMatrix::from_q4_1_bytes(&bytes, 2, 96).is_none());
 }
 
 #[test]

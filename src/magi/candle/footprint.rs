@@ -20,7 +20,7 @@ pub struct Footprint {
     /// The file's size.
     pub file_bytes: u64,
     /// Bytes held once loaded: every matrix in the engine's form of its format (Q4_K, Q5_K,
-    /// Q6_K and Q8_0 natively, others converted to Q8_0), every vector as f32, and a KV cache
+    /// Q6_K, Q4_1 and Q8_0 natively, others converted to Q8_0), every vector as f32, and a KV cache
     /// for the engine's whole context.
     pub memory_bytes: u64,
 }
@@ -40,7 +40,9 @@ pub fn footprint(path: &Path) -> Result<Footprint, ModelError> {
         let n = info.shape.elem_count() as u64;
         parameters += n;
         weights += if info.shape.dims().len() >= 2 {
-            loaded_bytes(info.ggml_dtype, n as usize) as u64
+            let dims = info.shape.dims();
+            let cols = dims[dims.len() - 1];
+            loaded_bytes(info.ggml_dtype, n as usize / cols, cols) as u64
         } else {
             n * 4
         };

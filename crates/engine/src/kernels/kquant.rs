@@ -1,5 +1,6 @@
 //! Q4_K and Q5_K matrices as GGUF files store them (the bulk of a Q4_K_M or Q5_K_M file), and
-//! their product with [`Q8Acts`], without converting the weights to Q8_0.
+//! their product with [`Q8Acts`], without converting the weights to Q8_0. Q4_1 has the same
+//! form (a scale and a minimum per block of 32, with `m_b = −min`) and runs here too.
 //!
 //! A row is made of blocks of 32 values (eight per 256-value super-block); value `i` of block
 //! `b` is `s_b · q_i − m_b`, with `q_i` an unsigned 4- or 5-bit integer, `s_b = d · sc_b` and
@@ -21,15 +22,18 @@ use super::tiles::{Placement, TILE, drive};
 /// Values per super-block.
 pub const QK_K: usize = 256;
 
-/// A row-major Q4_K or Q5_K matrix, `cols` a multiple of [`QK_K`].
+/// A row-major Q4_K or Q5_K matrix (`cols` a multiple of [`QK_K`]), or Q4_1 (`cols` a
+/// multiple of 64).
 #[derive(Clone, Debug)]
 pub struct KMatrix {
     /// Output dimension.
     pub rows: usize,
     /// Input dimension.
     pub cols: usize,
-    /// 4 (Q4_K) or 5 (Q5_K).
+    /// 4 (Q4_K, Q4_1) or 5 (Q5_K).
     pub bits: u32,
+    /// The GGUF name of the format the values came in.
+    format: &'static str,
     /// The low four bits of every value, in the files' order: for each pair of blocks, 32
     /// bytes whose low nibbles are the first block's values and high nibbles the second's
     /// (one 32-byte load yields two blocks).
@@ -69,21 +73,55 @@ impl KMatrix {
         Self::from_bytes(bytes, rows, cols, 5)
     }
 
+    /// From GGUF Q4_1 bytes (blocks of 20: `d`, `min`, 16 bytes whose low nibbles are values
+    /// 0–15 and high nibbles 16–31; value `d · q + min`), when each row holds an even number of
+    /// blocks (the kernels take blocks in pairs); `None` otherwise.
+    pub fn from_q4_1_bytes(bytes: &[u8], rows: usize, cols: usize) -> Option<Self> {
+        let nb = rows * cols / QK;
+        if !cols.is_multiple_of(2 * QK) || bytes.len() != nb * 20 {
+            return None;
+        }
+        let mut m = Self::empty(rows, cols, 4, "Q4_1");
+        let value = |b: &[u8], i: usize| {
+            if i < 16 {
+                b[4 + i] & 0xf
+            } else {
+                b[4 + i - 16] >> 4
+            }
+        };
+        // Rows hold whole pairs, so pairs of blocks never straddle two rows.
+        for pair in bytes.chunks_exact(40) {
+            let (a, b) = pair.split_at(20);
+            for blk in [a, b] {
+                m.s.push(f16_to_f32(u16::from_le_bytes([blk[0], blk[1]])));
+                m.m.push(-f16_to_f32(u16::from_le_bytes([blk[2], blk[3]])));
+            }
+            m.qs.extend((0..QK).map(|i| value(a, i) | (value(b, i) << 4)));
+        }
+        Some(m)
+    }
+
+    fn empty(rows: usize, cols: usize, bits: u32, format: &'static str) -> Self {
+        let nb = rows * cols / QK;
+        Self {
+            rows,
+            cols,
+            bits,
+            format,
+            qs: Vec::with_capacity(rows * cols / 2),
+            qh: Vec::with_capacity(if bits == 5 { nb } else { 0 }),
+            s: Vec::with_capacity(nb),
+            m: Vec::with_capacity(nb),
+        }
+    }
+
     fn from_bytes(bytes: &[u8], rows: usize, cols: usize, bits: u32) -> Option<Self> {
         let size = if bits == 4 { 144 } else { 176 };
         if !cols.is_multiple_of(QK_K) || bytes.len() != rows * cols / QK_K * size {
             return None;
         }
-        let nb = rows * cols / QK;
-        let mut m = Self {
-            rows,
-            cols,
-            bits,
-            qs: Vec::with_capacity(rows * cols / 2),
-            qh: Vec::with_capacity(if bits == 5 { nb } else { 0 }),
-            s: Vec::with_capacity(nb),
-            m: Vec::with_capacity(nb),
-        };
+        let format = if bits == 4 { "Q4_K" } else { "Q5_K" };
+        let mut m = Self::empty(rows, cols, bits, format);
         for sb in bytes.chunks_exact(size) {
             let d = f16_to_f32(u16::from_le_bytes([sb[0], sb[1]]));
             let dmin = f16_to_f32(u16::from_le_bytes([sb[2], sb[3]]));
@@ -108,7 +146,7 @@ impl KMatrix {
 
     /// The GGUF name of the format.
     pub fn format(&self) -> &'static str {
-        if self.bits == 4 { "Q4_K" } else { "Q5_K" }
+        self.format
     }
 
     /// The unsigned values of block `gb` (counted over the whole matrix).
@@ -125,7 +163,7 @@ impl KMatrix {
     pub fn stack(parts: &[KMatrix]) -> Self {
         let mut out = parts[0].clone();
         for p in &parts[1..] {
-            assert!(p.cols == out.cols && p.bits == out.bits);
+            assert!(p.cols == out.cols && p.format == out.format);
             out.rows += p.rows;
             out.qs.extend_from_slice(&p.qs);
             out.qh.extend_from_slice(&p.qh);

@@ -1,5 +1,5 @@
 //! A weight matrix in whichever format the engine computes with natively — Q8_0, Q4_K, Q5_K,
-//! Q6_K — and the one product the transformer calls. Each format defines its own fixed
+//! Q6_K, Q4_1 — and the one product the transformer calls. Each format defines its own fixed
 //! arithmetic (see its module); a stack of matrices of different formats (a Q4_K_M file's
 //! Q4_K queries beside Q6_K values) runs each part with its own, writing its own columns.
 
@@ -14,7 +14,7 @@ use super::{kquant, q6k};
 pub enum Matrix {
     /// Q8_0 (also every format the engine converts at load).
     Q8(Q8Matrix),
-    /// Q4_K or Q5_K.
+    /// Q4_K, Q5_K or Q4_1.
     K(KMatrix),
     /// Q6_K.
     Q6K(Q6KMatrix),
@@ -163,14 +163,16 @@ impl Matrix {
     }
 }
 
-/// Bytes a matrix of `values` values stored as `dtype` in a file takes once loaded (formats
-/// the engine does not compute with natively are converted to Q8_0).
-pub fn loaded_bytes(dtype: candle_core::quantized::GgmlDType, values: usize) -> usize {
+/// Bytes a `rows` × `cols` matrix stored as `dtype` in a file takes once loaded (formats the
+/// engine does not compute with natively are converted to Q8_0).
+pub fn loaded_bytes(dtype: candle_core::quantized::GgmlDType, rows: usize, cols: usize) -> usize {
     use candle_core::quantized::GgmlDType;
+    let values = rows * cols;
     let blocks = values / q8::QK;
     match dtype {
         // Nibbles, and a scale and a minimum (f32) per block of 32; Q5_K adds 32 bits a block.
         GgmlDType::Q4K => values / 2 + blocks * 8,
+        GgmlDType::Q4_1 if cols.is_multiple_of(64) => values / 2 + blocks * 8,
         GgmlDType::Q5K => values / 2 + blocks * 12,
         // A byte per value, a scale byte per 16, a f32 per 256.
         GgmlDType::Q6K => values + values / 16 + values / 256 * 4,

@@ -76,6 +76,10 @@ impl<R: Read + Seek> Reader<'_, R> {
             GgmlDType::Q5_0 => Some(|b, r, c| Q8Matrix::from_q5_0_bytes(b, r, c).map(Matrix::Q8)),
             GgmlDType::Q4K => Some(|b, r, c| KMatrix::from_q4_k_bytes(b, r, c).map(Matrix::K)),
             GgmlDType::Q5K => Some(|b, r, c| KMatrix::from_q5_k_bytes(b, r, c).map(Matrix::K)),
+            // Q4_1 natively where rows hold whole pairs of blocks, as Q8_0 elsewhere.
+            GgmlDType::Q4_1 if cols.is_multiple_of(64) => {
+                Some(|b, r, c| KMatrix::from_q4_1_bytes(b, r, c).map(Matrix::K))
+            }
             GgmlDType::Q6K => Some(|b, r, c| Q6KMatrix::from_q6_k_bytes(b, r, c).map(Matrix::Q6K)),
             _ => None,
         };
