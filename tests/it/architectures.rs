@@ -142,6 +142,17 @@ fn reference_logits(path: &Path, ids: &[u32]) -> Vec<f32> {
     };
     // Gemma 3: five local layers (base 10 000, a sliding window) to each global one.
     let window = m.u("attention.sliding_window");
+    // Soft-capping, where the file names a cap: `cap · tanh(x / cap)`.
+    let cap_of = |key: &str| {
+        m.ct.metadata
+            .get(&format!("{}.{key}", m.arch))
+            .map(|v| f64::from(v.to_f32().unwrap()))
+    };
+    let (attn_cap, final_cap) = (
+        cap_of("attn_logit_softcapping"),
+        cap_of("final_logit_softcapping"),
+    );
+    let soft = |x: f64, cap: Option<f64>| cap.map_or(x, |c| c * (x / c).tanh());
     let local = |l: usize| gemma && !(l + 1).is_multiple_of(6);
     let embed = m.tensor("token_embd.weight");
     let ids_t = Tensor::from_slice(ids, n, &Device::Cpu).unwrap();
@@ -202,7 +213,7 @@ fn reference_logits(path: &Path, ids: &[u32]) -> Vec<f32> {
                     .map(|s| {
                         let kv = &k[s * kvd + g * hd..s * kvd + (g + 1) * hd];
                         let dot: f64 = qv.iter().zip(kv).map(|(a, b)| f64::from(a * b)).sum();
-                        dot / (hd as f64).sqrt()
+                        soft(dot / (hd as f64).sqrt(), attn_cap)
                     })
                     .collect();
                 let max = scores.iter().copied().fold(f64::MIN, f64::max);
@@ -255,6 +266,9 @@ fn reference_logits(path: &Path, ids: &[u32]) -> Vec<f32> {
         embed
     };
     mm(&h, 1, &out)
+        .into_iter()
+        .map(|v| soft(f64::from(v), final_cap) as f32)
+        .collect()
 }
 
 fn weights(path: &Path) -> Arc<Weights> {
@@ -342,6 +356,25 @@ fn a_random_q4_k_m_gemma3_agrees_with_the_reference_and_is_deterministic() {
     // Six layers: five local ones, whose window of 4 is far shorter than the 40 tokens asked,
     // and one global.
     check(&Shape::gemma3_270m(6, 4), [15, 25, 35], GEMMA_TOLERANCE);
+}
+
+#[test]
+fn soft_capping_is_applied_where_the_file_asks_for_it() {
+    // Gemma 2's caps (50 for scores, 30 for logits) are far above these random models' values;
+    // caps of 0.5 and 1.5 bend every score and logit, so skipping either is visible (measured:
+    // 0.012 with both, 0.23 without the score cap, above 1 without the logit cap; the squeezed
+    // logits make the relative distance larger than Gemma's uncapped 0.004).
+    let mut shape = Shape::gemma3_270m(6, 4);
+    shape.softcaps = Some((0.5, 1.5));
+    check(&shape, [16, 26, 36], TOLERANCE);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("capped.gguf");
+    write_random(&path, 16, &shape);
+    let cfg = weights(&path).config().clone();
+    assert_eq!(
+        (cfg.attn_softcap, cfg.final_softcap),
+        (Some(0.5), Some(1.5))
+    );
 }
 
 #[test]

@@ -97,6 +97,7 @@ fn attention_kernel_matches_the_naive_reference() {
         kv_heads: 2,
         head_dim: 16,
         window: None,
+        softcap: None,
     };
     let (p0, n) = (5, 7);
     let kvd = s.kv_heads * s.head_dim;

@@ -81,6 +81,10 @@ pub struct Config {
     pub sliding: Option<(usize, usize)>,
     /// Rotary base of the local layers (the global ones use `rope_base`).
     pub rope_base_local: f64,
+    /// Soft-capping of attention scores, where the file asks for it.
+    pub attn_softcap: Option<f32>,
+    /// Soft-capping of the final logits, where the file asks for it.
+    pub final_softcap: Option<f32>,
 }
 
 impl Config {
@@ -149,8 +153,23 @@ impl Config {
             activation: Activation::Silu,
             sliding: None,
             rope_base_local: 10_000.0,
+            attn_softcap: None,
+            final_softcap: None,
             arch: arch.clone(),
         };
+        // Soft-capping (Gemma 2's, which a converter may carry over): applied where the file
+        // names a cap; a cap that is not a positive number is refused rather than run.
+        for (key, slot) in [
+            ("attn_logit_softcapping", &mut cfg.attn_softcap),
+            ("final_logit_softcapping", &mut cfg.final_softcap),
+        ] {
+            if let Some(v) = ct.metadata.get(&format!("{arch}.{key}")) {
+                match v.to_f32() {
+                    Ok(cap) if cap > 0.0 && cap.is_finite() => *slot = Some(cap),
+                    _ => return Err(fmt(format!("{arch}.{key}: {v:?} is not a positive cap"))),
+                }
+            }
+        }
         if arch == "gemma3" {
             // As llama.cpp runs Gemma 3: embeddings times √hidden, GELU, and five local
             // layers (a 10 000 rotary base, a sliding window) for each global one.
@@ -504,6 +523,7 @@ impl Transformer {
                 kv_heads: c.kv_heads,
                 head_dim: hd,
                 window: c.sliding.filter(|_| l.local).map(|(window, _)| window),
+                softcap: c.attn_softcap,
             };
             // Attention block.
             norm_rows(&s.x, &l.attn_norm, c.eps, hidden, &mut s.h);
@@ -595,6 +615,9 @@ impl Transformer {
         let rows = out_w.rows();
         let mut logits = vec![0f32; want * rows];
         out_w.matmul(&s.acts, &mut logits);
+        if let Some(cap) = w.cfg.final_softcap {
+            ops::soft_cap(&mut logits, cap);
+        }
         logits.chunks_exact(rows).map(<[f32]>::to_vec).collect()
     }
 }

@@ -80,6 +80,9 @@ pub struct Shape {
     pub weights: Weights,
     /// Gemma 3's sliding window of its local layers.
     pub sliding_window: Option<usize>,
+    /// Soft-capping of attention scores and final logits (`attn_logit_softcapping`,
+    /// `final_logit_softcapping`).
+    pub softcaps: Option<(f32, f32)>,
 }
 
 impl Shape {
@@ -97,6 +100,7 @@ impl Shape {
         rope_freqs: false,
         weights: Weights::Q8_0,
         sliding_window: None,
+        softcaps: None,
     };
     /// Qwen2.5-0.5B's widths (hidden 896, feed-forward 4864, GQA 14/2, tied embedding) with
     /// `layers` layers.
@@ -114,6 +118,7 @@ impl Shape {
             rope_freqs: false,
             weights: Weights::Q8_0,
             sliding_window: None,
+            softcaps: None,
         }
     }
 
@@ -133,6 +138,7 @@ impl Shape {
             rope_freqs: true,
             weights: Weights::Q4KM,
             sliding_window: None,
+            softcaps: None,
         }
     }
 
@@ -153,6 +159,7 @@ impl Shape {
             rope_freqs: false,
             weights: Weights::Q4KM,
             sliding_window: Some(window),
+            softcaps: None,
         }
     }
 
@@ -172,6 +179,7 @@ impl Shape {
             rope_freqs: false,
             weights: Weights::Q4KM,
             sliding_window: None,
+            softcaps: None,
         }
     }
 }
@@ -349,6 +357,8 @@ pub fn write_random(path: &Path, seed: u64, shape: &Shape) {
         "attention.key_length",
         "attention.value_length",
         "attention.sliding_window",
+        "attn_logit_softcapping",
+        "final_logit_softcapping",
     ]
     .iter()
     .map(|n| format!("{arch}.{n}"))
@@ -386,6 +396,10 @@ pub fn write_random(path: &Path, seed: u64, shape: &Shape) {
         ),
     ];
     let mut metadata = metadata;
+    if let Some((attn, last)) = shape.softcaps {
+        metadata.push((k("attn_logit_softcapping"), V::F32(attn)));
+        metadata.push((k("final_logit_softcapping"), V::F32(last)));
+    }
     if let Some(w) = shape.sliding_window {
         metadata.push((k("attention.sliding_window"), V::U32(w as u32)));
     }

@@ -30,6 +30,9 @@ pub struct Shape {
     /// A sliding window: a query attends only the last `window` positions, its own included
     /// (Gemma 3's local layers); `None`: every earlier position.
     pub window: Option<usize>,
+    /// Soft-capping of the scaled scores, `cap · tanh(score / cap)`, where the file asks for it
+    /// (`attn_logit_softcapping`).
+    pub softcap: Option<f32>,
 }
 
 /// One layer's cache as attention reads it.
@@ -222,6 +225,9 @@ fn block<const Q: usize>(
         // Keys before the window are left out of the softmax altogether, as if masked.
         let first = s.window.map_or(0, |w| len.saturating_sub(w));
         let scores = &mut scores[first..len];
+        if let Some(cap) = s.softcap {
+            super::ops::soft_cap(scores, cap);
+        }
         let off = g * hd + first * stride;
         if fast {
             #[cfg(target_arch = "x86_64")]

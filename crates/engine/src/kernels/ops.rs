@@ -98,6 +98,15 @@ pub fn gelu_tanh_mul(g: &[f32], u: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `cap · tanh(x / cap)` in place (Gemma 2-style soft-capping of attention scores or final
+/// logits), with `tanh y` written as `2 / (1 + e^(−2y)) − 1` on the engine's own [`exp`].
+#[inline(always)]
+pub fn soft_cap(x: &mut [f32], cap: f32) {
+    for v in x {
+        *v = cap * (2.0 / (1.0 + exp(-2.0 * (*v / cap))) - 1.0);
+    }
+}
+
 /// The gated feed-forward's activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
