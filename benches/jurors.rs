@@ -52,6 +52,8 @@ use cybergov::stages::augment::{AugmentConfig, augment};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+#[path = "support/bandwidth.rs"]
+mod bandwidth;
 #[path = "support/peer.rs"]
 mod peer;
 use peer::{Peer, PeerArgs};
@@ -631,6 +633,24 @@ async fn run(args: Args, threads: usize) -> Result<()> {
             &format!("decode at {n} context, tok/s (median)"),
             median(our_decode[i].clone()),
             theirs,
+        );
+    }
+    // Issue #30: the bytes a decode step reads at each context, times the rate, against the
+    // machine's own read bandwidth with the same threads.
+    let machine = bandwidth::read_gbps(threads, 5);
+    for (i, n) in DECODE_CONTEXTS.iter().enumerate() {
+        let bytes = model.with_engine(|m| m.bytes_per_step(*n)) as f64;
+        let gbps = |tps: f64| bytes * tps / 1e9;
+        let ours = gbps(median(our_decode[i].clone()));
+        println!(
+            "| decode at {n} context, GB/s read ({:.1} MB a step; machine: {machine:.1} GB/s) | {ours:.2} | {} | {:.2}× of the machine |",
+            bytes / 1e6,
+            if their_decode[i].is_empty() {
+                "n/a".into()
+            } else {
+                format!("{:.2}", gbps(median(their_decode[i].clone())))
+            },
+            ours / machine
         );
     }
     let theirs = (!their_jury.is_empty()).then(|| median(their_jury.clone()));

@@ -26,9 +26,6 @@ pub async fn run(
         for warning in crate::wiring::keys::check_proxy_keys(config, secrets).await? {
             eprintln!("warning: {warning}");
         }
-        for warning in crate::wiring::keys::check_delegations(config).await {
-            eprintln!("warning: {warning}");
-        }
     }
     engine.ignore_delays = true;
     let (network, id) = (target.network, target.id);

@@ -19,9 +19,6 @@ pub async fn run(config: &Config, secrets: &Arc<Secrets>) -> anyhow::Result<Exit
         for warning in crate::wiring::keys::check_proxy_keys(config, secrets).await? {
             eprintln!("warning: {warning}");
         }
-        for warning in crate::wiring::keys::check_delegations(config).await {
-            eprintln!("warning: {warning}");
-        }
     }
     let engine = Arc::new(engine);
     eprintln!(

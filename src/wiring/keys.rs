@@ -3,16 +3,19 @@
 //! hours later, after inference and in public.
 
 use super::OpenError;
-use crate::chain::transport::TransportError;
+use crate::account::AccountId;
+use crate::chain::transport::{Transport, TransportError};
 use crate::config::Config;
-use crate::network::Network;
+use crate::network::{Network, NetworkSpec};
 use crate::secret::Secrets;
 use crate::subsquare::sima;
 
 /// Checks every enabled network's proxy key (its own, `CYBERGOV_PROXY_SEED_<NETWORK>`, else the
-/// shared one) against `Proxy.Proxies(real_account)` with the configured proxy type. Refuses
-/// naming the network when a key is missing or is not such a proxy; a chain that cannot be
-/// reached now is a warning (returned), since it says nothing about the key.
+/// shared one) against `Proxy.Proxies(real_account)` with the configured proxy type, then
+/// whether `real_account` delegates on an allowed track (see [`check_delegations`]), over one
+/// connection per network. Refuses naming the network when a key is missing or is not such a
+/// proxy; a chain that cannot be reached now is a warning (returned), since it says nothing
+/// about the key.
 pub async fn check_proxy_keys(
     config: &Config,
     secrets: &Secrets,
@@ -93,6 +96,7 @@ pub async fn check_proxy_keys(
                 }
             )));
         }
+        delegations(network, spec, &real, transport.as_ref(), &mut warnings).await;
     }
     Ok(warnings)
 }
@@ -101,7 +105,8 @@ pub async fn check_proxy_keys(
 /// chain refuses a delegating account's votes on that track, so every referendum there would
 /// fail at its vote, after inference and in public. A warning and not a refusal: the delegation
 /// may be deliberate for tracks the operator does not mean cybergov to vote on, and it can end
-/// at any time. A chain that cannot be read now is one warning that says so.
+/// at any time. A chain that cannot be read now is one warning that says so. (A worker that
+/// submits votes gets these from [`check_proxy_keys`], on the same connection.)
 pub async fn check_delegations(config: &Config) -> Vec<String> {
     let mut warnings = Vec::new();
     for network in Network::ALL {
@@ -112,31 +117,40 @@ pub async fn check_delegations(config: &Config) -> Vec<String> {
         let Ok(Some(real)) = spec.real_account_id(network) else {
             continue;
         };
-        let transport = match crate::chain::connect(spec).await {
-            Ok(t) => t,
-            Err(e) => {
-                warnings.push(format!(
-                    "{network}: could not check whether real_account delegates ({e})"
-                ));
-                continue;
+        match crate::chain::connect(spec).await {
+            Ok(transport) => {
+                delegations(network, spec, &real, transport.as_ref(), &mut warnings).await
             }
-        };
-        for &track in &spec.allowed_tracks {
-            match transport.delegate_of(&real, track).await {
-                Ok(Some(target)) => warnings.push(format!(
-                    "{network}: real_account {} delegates its votes on track {track} to {}; the chain refuses its votes there, so referenda on track {track} cannot be voted until it undelegates (ConvictionVoting.undelegate) or the track is removed from networks.{network}.allowed_tracks",
-                    spec.address(&real),
-                    spec.address(&target)
-                )),
-                Ok(None) => {}
-                Err(e) => {
-                    warnings.push(format!(
-                        "{network}: could not check whether real_account delegates on track {track} ({e})"
-                    ));
-                    break;
-                }
-            }
+            Err(e) => warnings.push(format!(
+                "{network}: could not check whether real_account delegates ({e})"
+            )),
         }
     }
     warnings
+}
+
+/// [`check_delegations`] for one network, on an open transport.
+async fn delegations(
+    network: Network,
+    spec: &NetworkSpec,
+    real: &AccountId,
+    transport: &dyn Transport,
+    warnings: &mut Vec<String>,
+) {
+    for &track in &spec.allowed_tracks {
+        match transport.delegate_of(real, track).await {
+            Ok(Some(target)) => warnings.push(format!(
+                "{network}: real_account {} delegates its votes on track {track} to {}; the chain refuses its votes there, so referenda on track {track} cannot be voted until it undelegates (ConvictionVoting.undelegate) or the track is removed from networks.{network}.allowed_tracks",
+                spec.address(real),
+                spec.address(&target)
+            )),
+            Ok(None) => {}
+            Err(e) => {
+                warnings.push(format!(
+                    "{network}: could not check whether real_account delegates on track {track} ({e})"
+                ));
+                break;
+            }
+        }
+    }
 }

@@ -458,3 +458,15 @@ async fn an_empty_or_foreign_sqlite_database_is_refused_without_init() {
         "the other one is still refused"
     );
 }
+
+#[tokio::test]
+async fn a_refused_postgres_server_fails_at_once_naming_why() {
+    // Port 1 on loopback: nothing listens, the connection is refused. The pool alone would
+    // retry for its acquire timeout and report only "pool timed out".
+    let Err(e) = Db::connect("postgres://cybergov@127.0.0.1:1/test").await else {
+        panic!("a ledger on a port where nothing listens");
+    };
+    let e = e.to_string();
+    assert!(e.to_lowercase().contains("refused"), "{e}");
+    assert!(!e.contains("timed out"), "{e}");
+}

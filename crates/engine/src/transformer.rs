@@ -426,6 +426,14 @@ impl Transformer {
         self
     }
 
+    /// Bytes one decode step at `context` positions must read: every weight matrix once (the
+    /// output projection included) and every layer's keys and values (benchmarks compare the
+    /// achieved rate with the machine's read bandwidth).
+    pub fn bytes_per_step(&self, context: usize) -> usize {
+        let c = &self.w.cfg;
+        self.w.bytes() + c.layers * 2 * context * c.kv_dim() * 4
+    }
+
     /// Reuse counters so far.
     pub fn stats(&self) -> Stats {
         self.stats

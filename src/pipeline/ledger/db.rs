@@ -2,6 +2,7 @@
 //! PostgreSQL, running the same SQL text with the same bind arguments.
 
 use super::LedgerError;
+use sqlx::Connection;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
 use std::str::FromStr;
@@ -179,6 +180,13 @@ impl Db {
             }
             Ok(Self::Sqlite(pool))
         } else {
+            // One plain connection first: a refused, unknown or misnamed server fails here at
+            // once with its own error, where the pool would retry for its whole acquire
+            // timeout (30 s) and then report only that it timed out.
+            sqlx::postgres::PgConnection::connect(url)
+                .await?
+                .close()
+                .await?;
             let pool = PgPoolOptions::new()
                 .max_connections(10)
                 .connect(url)
