@@ -11,6 +11,7 @@
 //! distance varies with its draw: 0.028 to 0.052 for Llama's shape). A wrong rotation, a
 //! skipped q/k norm or a wrong head width moves it far past that (it is of order one).
 
+use crate::common::pool;
 use crate::common::tiny_gguf::{Shape, write_random};
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
@@ -286,13 +287,6 @@ fn relative_l2(a: &[f32], reference: &[f32]) -> f32 {
         .sum();
     let r: f32 = reference.iter().map(|y| y * y).sum();
     (d / r).sqrt()
-}
-
-fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
 }
 
 /// The reference agreement (the mean over `seeds`' models within `tolerance`) and the

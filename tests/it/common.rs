@@ -89,6 +89,14 @@ pub async fn spawn_s3(root: &Path) -> String {
     format!("http://{addr}")
 }
 
+/// A rayon pool of `threads` threads (the engine's results must not depend on the count).
+pub fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
 /// What a child process printed: its stdout, then its stderr.
 pub fn output_text(o: &std::process::Output) -> String {
     format!(

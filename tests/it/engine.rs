@@ -5,7 +5,7 @@
 //! run alone. Correctness and determinism only, never time.
 
 use crate::common::tiny_gguf::{Shape as ModelShape, write_random};
-use crate::common::{tiny_model, tiny_model_path};
+use crate::common::{pool, tiny_model, tiny_model_path};
 use candle_core::quantized::gguf_file;
 use candle_core::{D, Device, Tensor};
 use cybergov::magi::candle::kernels::attention::{self, Kv, Shape};
@@ -29,13 +29,6 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
             (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
         })
         .collect()
-}
-
-fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
 }
 
 fn weights(path: &Path) -> Arc<Weights> {

@@ -4,6 +4,7 @@
 //! kernel this CPU has gives the portable definition's bits, for any thread count and any
 //! batching, and the product agrees with the dense product of the dequantized weights.
 
+use crate::common::pool;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use cybergov::magi::candle::kernels::kquant::KMatrix;
@@ -24,13 +25,6 @@ fn values(n: usize, cols: usize, seed: u64) -> Vec<f32> {
             v * (1.0 + ((i / cols) % 3) as f32)
         })
         .collect()
-}
-
-fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
 }
 
 /// A `rows` × `cols` matrix of `dtype` as the engine loads it, and candle's dequantization of
