@@ -11,14 +11,13 @@
 //! distance varies with its draw: 0.028 to 0.052 for Llama's shape). A wrong rotation, a
 //! skipped q/k norm or a wrong head width moves it far past that (it is of order one).
 
-use crate::common::pool;
 use crate::common::tiny_gguf::{Shape, write_random};
+use crate::common::{engine_weights as weights, pool};
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use cybergov::magi::candle::MAX_CONTEXT;
-use cybergov::magi::candle::transformer::{Config, Transformer, Weights};
+use cybergov::magi::candle::transformer::{Config, Transformer};
 use std::path::Path;
-use std::sync::Arc;
 
 /// Largest mean relative L2 distance between the engine's logits and the reference's, where
 /// the weights are K-quants (measured 0.038 for Llama's shape and 0.02 for Qwen3's; it was
@@ -270,13 +269,6 @@ fn reference_logits(path: &Path, ids: &[u32]) -> Vec<f32> {
         .into_iter()
         .map(|v| soft(f64::from(v), final_cap) as f32)
         .collect()
-}
-
-fn weights(path: &Path) -> Arc<Weights> {
-    let mut f = std::fs::File::open(path).unwrap();
-    let ct = gguf_file::Content::read(&mut f).unwrap();
-    let cfg = Config::from_gguf(&ct, MAX_CONTEXT).unwrap();
-    Arc::new(Weights::load(&ct, &mut f, cfg).unwrap())
 }
 
 fn relative_l2(a: &[f32], reference: &[f32]) -> f32 {

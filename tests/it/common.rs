@@ -89,6 +89,17 @@ pub async fn spawn_s3(root: &Path) -> String {
     format!("http://{addr}")
 }
 
+/// A GGUF file's weights, loaded by the engine as the jurors load them.
+pub fn engine_weights(
+    path: &std::path::Path,
+) -> std::sync::Arc<cybergov::magi::candle::transformer::Weights> {
+    use cybergov::magi::candle::transformer::{Config, Weights};
+    let mut f = std::fs::File::open(path).unwrap();
+    let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
+    let cfg = Config::from_gguf(&ct, cybergov::magi::candle::MAX_CONTEXT).unwrap();
+    std::sync::Arc::new(Weights::load(&ct, &mut f, cfg).unwrap())
+}
+
 /// A rayon pool of `threads` threads (the engine's results must not depend on the count).
 pub fn pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()

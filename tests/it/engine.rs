@@ -5,17 +5,15 @@
 //! run alone. Correctness and determinism only, never time.
 
 use crate::common::tiny_gguf::{Shape as ModelShape, write_random};
-use crate::common::{pool, tiny_model, tiny_model_path};
-use candle_core::quantized::gguf_file;
+use crate::common::{engine_weights as weights, pool, tiny_model, tiny_model_path};
 use candle_core::{D, Device, Tensor};
 use cybergov::magi::candle::kernels::attention::{self, Kv, Shape};
 use cybergov::magi::candle::kernels::q8::{self, Kernel, Q8Acts, Q8Matrix};
-use cybergov::magi::candle::transformer::{Config, Transformer, Weights};
-use cybergov::magi::candle::{CandleModel, LoadOptions, MAX_CONTEXT};
+use cybergov::magi::candle::transformer::{Transformer, Weights};
+use cybergov::magi::candle::{CandleModel, LoadOptions};
 use cybergov::magi::juror::deliberate;
 use cybergov::magi::model::{ChatMessage, GenerateParams, LanguageModel};
 use cybergov::magi::prompts::{JURORS, Prompts};
-use std::path::Path;
 use std::sync::Arc;
 
 /// Deterministic pseudo-random values in [-1, 1).
@@ -29,13 +27,6 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
             (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
         })
         .collect()
-}
-
-fn weights(path: &Path) -> Arc<Weights> {
-    let mut f = std::fs::File::open(path).unwrap();
-    let ct = gguf_file::Content::read(&mut f).unwrap();
-    let cfg = Config::from_gguf(&ct, MAX_CONTEXT).unwrap();
-    Arc::new(Weights::load(&ct, &mut f, cfg).unwrap())
 }
 
 /// Naive attention with plain candle ops: the full masked score matrix, grouped-query heads
