@@ -39,7 +39,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use cybergov::magi::candle::{CandleModel, LoadOptions};
-use cybergov::magi::juror::{deliberate, rationale_messages};
+use cybergov::magi::juror::{deliberate, deliberate_together, rationale_messages};
 use cybergov::magi::model::{ChatMessage, FinishReason, GenerateParams, LanguageModel};
 use cybergov::magi::models;
 use cybergov::magi::prompts::{JURORS, Prompts};
@@ -483,8 +483,10 @@ async fn run(args: Args, threads: usize) -> Result<()> {
         let t = Instant::now();
         let mut work = Vec::new();
         votes.clear();
-        for j in JURORS {
-            let r = deliberate(j, &model, &prompts, &content, &decoding).await?;
+        // The three jurors share the model: they deliberate together (one batch per step).
+        let records = deliberate_together(&JURORS, &model, &prompts, &content, &decoding).await?;
+        let jury_s = t.elapsed().as_secs_f64();
+        for (j, r) in JURORS.iter().zip(&records) {
             votes.push(format!("{j} {:?}", r.vote));
             let mut msgs = rationale_messages(&prompts, j, &content);
             let prompt_ids = model.encode(&model.template().render(&msgs), true)?;
@@ -500,10 +502,9 @@ async fn run(args: Args, threads: usize) -> Result<()> {
                     .collect::<Result<_, _>>()?,
             });
         }
-        // The tokenizations above are outside the timed work of a deliberation, but cheap.
-        let jury_s = t.elapsed().as_secs_f64();
         println!(
-            "profile round {round} candle:    three jurors {jury_s:.2} s ({})",
+            "profile round {round} candle:    three jurors {jury_s:.2} s, {:.2}× one ({})",
+            jury_s / deliberate_s,
             votes.join(", ")
         );
         our_jury.push(jury_s);
@@ -658,6 +659,10 @@ async fn run(args: Args, threads: usize) -> Result<()> {
         "three jurors end to end, s (median; ratio < 1 is faster)",
         median(our_jury.clone()),
         theirs,
+    );
+    println!(
+        "| three jurors (decoded together) / one deliberate() | {:.2}× | | |",
+        median(our_jury.clone()) / deliberate_s
     );
     // The peer's figure is 0 when it did not run: then there is nothing to divide by.
     row(

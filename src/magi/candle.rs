@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use template::ChatTemplate;
 use tokenizer::Tokenizer;
-use transformer::{Transformer, Weights};
+use transformer::{Request, Transformer, Weights};
 
 /// The longest context the engine holds; larger metadata values are capped.
 pub const MAX_CONTEXT: usize = 4096;
@@ -352,67 +352,102 @@ impl Inner {
         Ok(ids)
     }
 
+    /// Greedy generations for `conversations`, decoded together: sequence `i` of the engine
+    /// holds conversation `i`, and each step computes the next token of every conversation
+    /// still going as one batch. A conversation's tokens are those it gets alone (the engine
+    /// computes each sequence's values independently of the batch).
     fn generate_blocking(
         &self,
         loaded: &mut Loaded,
-        messages: &[ChatMessage],
+        conversations: &[Vec<ChatMessage>],
         params: &GenerateParams,
-    ) -> Result<Generation, ModelError> {
+    ) -> Result<Vec<Generation>, ModelError> {
         let max_new_tokens = params.max_new_tokens;
-        let ids = self.encode_prompt(loaded, messages, max_new_tokens)?;
+        let prompts: Vec<Vec<u32>> = conversations
+            .iter()
+            .map(|m| self.encode_prompt(loaded, m, max_new_tokens))
+            .collect::<Result<_, _>>()?;
+        let n = prompts.len();
         let step = self
             .progress
-            .step("generating", Some(u64::from(max_new_tokens)));
-        let mut context = ids.clone();
-        let mut out = Vec::new();
-        let mut finish = FinishReason::Length;
+            .step("generating", Some(u64::from(max_new_tokens) * n as u64));
+        let mut contexts = prompts.clone();
+        let mut outs: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let mut finish = vec![FinishReason::Length; n];
+        let mut active: Vec<usize> = (0..n).collect();
         let started = std::time::Instant::now();
         let computed = loaded.model.stats().computed;
         let mut prefill: Option<(u64, std::time::Duration)> = None;
         for _ in 0..max_new_tokens {
-            // The cache holds all of `context` but its last token: one new position per step.
-            let mut logits = last_logits(&mut loaded.model, &context)?;
+            if active.is_empty() {
+                break;
+            }
+            // Each cache holds all of its context but the last token: one new position per
+            // sequence per step.
+            let requests: Vec<Request<'_>> = active
+                .iter()
+                .map(|&i| Request {
+                    seq: i,
+                    ids: &contexts[i],
+                    want: 1,
+                })
+                .collect();
+            let logits = loaded.model.logits_batch(&requests).map_err(infer_err)?;
             if prefill.is_none() {
                 prefill = Some((loaded.model.stats().computed - computed, started.elapsed()));
             }
-            if params.repeat_penalty != 1.0 {
-                let start = context.len().saturating_sub(params.repeat_last_n);
-                sampling::apply_repeat_penalty(
-                    &mut logits,
-                    params.repeat_penalty,
-                    &context[start..],
-                );
+            let mut going = Vec::with_capacity(active.len());
+            for (i, mut l) in active.iter().copied().zip(logits) {
+                let mut logits = l.pop().ok_or_else(|| infer_err("no logits"))?;
+                if params.repeat_penalty != 1.0 {
+                    let start = contexts[i].len().saturating_sub(params.repeat_last_n);
+                    sampling::apply_repeat_penalty(
+                        &mut logits,
+                        params.repeat_penalty,
+                        &contexts[i][start..],
+                    );
+                }
+                let next = sampling::argmax(&logits);
+                if self.stop_ids.contains(&next) {
+                    finish[i] = FinishReason::Stop;
+                    continue;
+                }
+                contexts[i].push(next);
+                outs[i].push(next);
+                going.push(i);
+                step.advance(1);
             }
-            let next = sampling::argmax(&logits);
-            if self.stop_ids.contains(&next) {
-                finish = FinishReason::Stop;
-                break;
-            }
-            context.push(next);
-            out.push(next);
-            step.advance(1);
+            active = going;
         }
         drop(step);
         if let (Some(dir), Some(prefill)) = (&self.speed_dir, prefill) {
-            self.record_speed(dir, prefill, out.len(), started.elapsed());
+            let tokens = outs.iter().map(Vec::len).max().unwrap_or(0);
+            self.record_speed(dir, prefill, (tokens, n), started.elapsed());
         }
-        Ok(Generation {
-            text: loaded.tokenizer.decode(&out)?,
-            prompt_tokens: ids.len() as u32,
-            completion_tokens: out.len() as u32,
-            finish,
-            raw_response: None,
-        })
+        prompts
+            .iter()
+            .zip(outs)
+            .zip(finish)
+            .map(|((ids, out), finish)| {
+                Ok(Generation {
+                    text: loaded.tokenizer.decode(&out)?,
+                    prompt_tokens: ids.len() as u32,
+                    completion_tokens: out.len() as u32,
+                    finish,
+                    raw_response: None,
+                })
+            })
+            .collect()
     }
 
     /// Records a generation's speed: `prefill` positions computed in the first step and its
-    /// time, `tokens` generated in `total`. Failing to record is logged, never an error: it
+    /// time, `tokens` generated by each of `sequences` decoded together in `total`. Failing to record is logged, never an error: it
     /// must not cost a juror its vote.
     fn record_speed(
         &self,
         dir: &Path,
         prefill: (u64, std::time::Duration),
-        tokens: usize,
+        (tokens, sequences): (usize, usize),
         total: std::time::Duration,
     ) {
         let Some(file_sha256) = self.info.file_sha256 else {
@@ -429,6 +464,7 @@ impl Inner {
             decode_tokens_per_second: (tokens >= 2)
                 .then(|| rate((tokens - 1) as f64, decode_time))
                 .flatten(),
+            sequences,
             threads: self.pool.current_num_threads(),
             kernel: KERNEL_ID.into(),
             measured_at: chrono::Utc::now(),
@@ -438,49 +474,59 @@ impl Inner {
         }
     }
 
+    /// The scores of `options` after each of `conversations`, the conversations scored
+    /// together: option `k` of every conversation is one batch, conversation `i` in engine
+    /// sequence `i` (where its generation left its prompt).
     fn score_blocking(
         &self,
         loaded: &mut Loaded,
-        messages: &[ChatMessage],
+        conversations: &[Vec<ChatMessage>],
         options: &[&str],
-    ) -> Result<Vec<OptionScore>, ModelError> {
+    ) -> Result<Vec<Vec<OptionScore>>, ModelError> {
         let option_ids: Vec<Vec<u32>> = options
             .iter()
             .map(|o| loaded.tokenizer.encode(o, false))
             .collect::<Result<_, _>>()?;
         let longest = option_ids.iter().map(Vec::len).max().unwrap_or(0) as u32;
-        let ids = self.encode_prompt(loaded, messages, longest)?;
-        let mut scores = Vec::with_capacity(options.len());
+        let prompts: Vec<Vec<u32>> = conversations
+            .iter()
+            .map(|m| self.encode_prompt(loaded, m, longest))
+            .collect::<Result<_, _>>()?;
+        let mut scores = vec![Vec::with_capacity(options.len()); prompts.len()];
         for (option, oids) in options.iter().zip(&option_ids) {
             // Every token of the option, each predicted from the prompt and the option's
             // earlier tokens. The prompt comes from the cache (the generation that wrote the
             // rationale left it there; the first option's run leaves it for the others).
-            let mut seq = ids.clone();
-            seq.extend_from_slice(&oids[..oids.len().saturating_sub(1)]);
-            let logits = loaded
-                .model
-                .logits(&seq, oids.len().max(1))
-                .map_err(infer_err)?;
-            let logprob = oids
+            let seqs: Vec<Vec<u32>> = prompts
                 .iter()
-                .zip(&logits)
-                .map(|(&tok, l)| sampling::log_prob(l, tok))
-                .sum();
-            scores.push(OptionScore {
-                option: (*option).to_owned(),
-                logprob,
-                tokens: oids.len() as u32,
-                probability: None,
-            });
+                .map(|ids| [ids, &oids[..oids.len().saturating_sub(1)]].concat())
+                .collect();
+            let requests: Vec<Request<'_>> = seqs
+                .iter()
+                .enumerate()
+                .map(|(seq, ids)| Request {
+                    seq,
+                    ids,
+                    want: oids.len().max(1),
+                })
+                .collect();
+            let logits = loaded.model.logits_batch(&requests).map_err(infer_err)?;
+            for (scores, logits) in scores.iter_mut().zip(&logits) {
+                let logprob = oids
+                    .iter()
+                    .zip(logits)
+                    .map(|(&tok, l)| sampling::log_prob(l, tok))
+                    .sum();
+                scores.push(OptionScore {
+                    option: (*option).to_owned(),
+                    logprob,
+                    tokens: oids.len() as u32,
+                    probability: None,
+                });
+            }
         }
         Ok(scores)
     }
-}
-
-/// The logits after the last token of `ids`.
-fn last_logits(model: &mut Transformer, ids: &[u32]) -> Result<Vec<f32>, ModelError> {
-    let mut l = model.logits(ids, 1).map_err(infer_err)?;
-    l.pop().ok_or_else(|| infer_err("no logits"))
 }
 
 #[async_trait]
@@ -500,8 +546,17 @@ impl LanguageModel for CandleModel {
         messages: &[ChatMessage],
         params: &GenerateParams,
     ) -> Result<Generation, ModelError> {
-        let (messages, params) = (messages.to_vec(), params.clone());
-        self.blocking(move |m, loaded| m.generate_blocking(loaded, &messages, &params))
+        let mut out = self.generate_batch(&[messages.to_vec()], params).await?;
+        out.pop().ok_or_else(|| infer_err("no generation"))
+    }
+
+    async fn generate_batch(
+        &self,
+        conversations: &[Vec<ChatMessage>],
+        params: &GenerateParams,
+    ) -> Result<Vec<Generation>, ModelError> {
+        let (conversations, params) = (conversations.to_vec(), params.clone());
+        self.blocking(move |m, loaded| m.generate_blocking(loaded, &conversations, &params))
             .await
     }
 
@@ -510,15 +565,27 @@ impl LanguageModel for CandleModel {
         messages: &[ChatMessage],
         options: &[&str],
     ) -> Result<Scoring, ModelError> {
-        let messages = messages.to_vec();
+        let mut out = self.score_batch(&[messages.to_vec()], options).await?;
+        out.pop().ok_or_else(|| infer_err("no scores"))
+    }
+
+    async fn score_batch(
+        &self,
+        conversations: &[Vec<ChatMessage>],
+        options: &[&str],
+    ) -> Result<Vec<Scoring>, ModelError> {
+        let conversations = conversations.to_vec();
         let options: Vec<String> = options.iter().map(|o| (*o).to_owned()).collect();
         self.blocking(move |m, loaded| {
             let options: Vec<&str> = options.iter().map(String::as_str).collect();
-            let scores = m.score_blocking(loaded, &messages, &options)?;
-            Ok(Scoring {
-                scores,
-                raw_response: None,
-            })
+            let scores = m.score_blocking(loaded, &conversations, &options)?;
+            Ok(scores
+                .into_iter()
+                .map(|scores| Scoring {
+                    scores,
+                    raw_response: None,
+                })
+                .collect())
         })
         .await
     }

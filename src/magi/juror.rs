@@ -56,10 +56,33 @@ pub async fn deliberate(
     content: &str,
     decoding: &Decoding,
 ) -> Result<JurorRecord, ModelError> {
-    let mut messages = rationale_messages(prompts, juror, content);
-    let prompt_sha256 = Sha256Hash::of(
-        &crate::manifest::canonical::to_vec(&messages).expect("messages are plain strings"),
-    );
+    let mut records = deliberate_together(&[juror], model, prompts, content, decoding).await?;
+    Ok(records.pop().expect("one juror, one record"))
+}
+
+/// Runs `jurors`, who share `model`, on `content` together: their rationales are generated as
+/// one batch and their votes scored as one (a backend that cannot batch runs them one after
+/// the other). Each record is byte for byte the one [`deliberate`] makes for that juror alone,
+/// which is what lets `verify --reexecute` check a batched run juror by juror.
+pub async fn deliberate_together(
+    jurors: &[&str],
+    model: &dyn LanguageModel,
+    prompts: &Prompts,
+    content: &str,
+    decoding: &Decoding,
+) -> Result<Vec<JurorRecord>, ModelError> {
+    let mut conversations: Vec<Vec<ChatMessage>> = jurors
+        .iter()
+        .map(|juror| rationale_messages(prompts, juror, content))
+        .collect();
+    let prompt_hashes: Vec<Sha256Hash> = conversations
+        .iter()
+        .map(|messages| {
+            Sha256Hash::of(
+                &crate::manifest::canonical::to_vec(messages).expect("messages are plain strings"),
+            )
+        })
+        .collect();
     let params = GenerateParams {
         max_new_tokens: decoding.max_new_tokens,
         repeat_penalty: decoding.repeat_penalty.parse().map_err(|_| {
@@ -70,37 +93,46 @@ pub async fn deliberate(
         })?,
         repeat_last_n: decoding.repeat_last_n as usize,
     };
-    let generation = model.generate(&messages, &params).await?;
-    let rationale = generation.text.trim().to_owned();
-    messages.push(ChatMessage::assistant(rationale.clone()));
-    messages.push(ChatMessage::user(prompts.vote.trim_end()));
+    let generations = model.generate_batch(&conversations, &params).await?;
+    for (messages, generation) in conversations.iter_mut().zip(&generations) {
+        messages.push(ChatMessage::assistant(generation.text.trim()));
+        messages.push(ChatMessage::user(prompts.vote.trim_end()));
+    }
     let labels: Vec<&str> = OPTIONS.iter().map(|(l, _)| *l).collect();
-    let scoring = model.score_options(&messages, &labels).await?;
-    let mut scores = scoring.scores;
-    normalise(&mut scores);
-    let vote = choose(&scores);
-    let raw_responses: Vec<serde_json::Value> = generation
-        .raw_response
-        .clone()
-        .into_iter()
-        .chain(scoring.raw_response)
+    let scorings = model.score_batch(&conversations, &labels).await?;
+    let records = jurors
+        .iter()
+        .zip(prompt_hashes)
+        .zip(generations.into_iter().zip(scorings))
+        .map(|((juror, prompt_sha256), (generation, scoring))| {
+            let mut scores = scoring.scores;
+            normalise(&mut scores);
+            let vote = choose(&scores);
+            let raw_responses: Vec<serde_json::Value> = generation
+                .raw_response
+                .clone()
+                .into_iter()
+                .chain(scoring.raw_response)
+                .collect();
+            JurorRecord {
+                schema: JUROR_SCHEMA.into(),
+                juror: (*juror).into(),
+                model: model.info().clone(),
+                decoding: decoding.clone(),
+                prompts: prompts.hashes(juror),
+                prompt_layout: PROMPT_LAYOUT.into(),
+                content_sha256: Sha256Hash::of(content.as_bytes()),
+                prompt_sha256,
+                rationale: generation.text.trim().to_owned(),
+                rationale_finish: generation.finish,
+                vote,
+                scoring: SCORING.into(),
+                scores,
+                prompt_tokens: generation.prompt_tokens,
+                completion_tokens: generation.completion_tokens,
+                raw_responses,
+            }
+        })
         .collect();
-    Ok(JurorRecord {
-        schema: JUROR_SCHEMA.into(),
-        juror: juror.into(),
-        model: model.info().clone(),
-        decoding: decoding.clone(),
-        prompts: prompts.hashes(juror),
-        prompt_layout: PROMPT_LAYOUT.into(),
-        content_sha256: Sha256Hash::of(content.as_bytes()),
-        prompt_sha256,
-        rationale,
-        rationale_finish: generation.finish,
-        vote,
-        scoring: SCORING.into(),
-        scores,
-        prompt_tokens: generation.prompt_tokens,
-        completion_tokens: generation.completion_tokens,
-        raw_responses,
-    })
+    Ok(records)
 }

@@ -23,6 +23,8 @@ pub struct Jury {
     pub prompts: Prompts,
     /// Decoding parameters (the same for every juror).
     pub decoding: Decoding,
+    /// Whether jurors sharing a model deliberate together (`magi.batch_jurors`).
+    pub batch: bool,
 }
 
 /// Why the jury could not be assembled.
@@ -220,6 +222,7 @@ impl Jury {
                 repeat_penalty: config.repeat_penalty.clone(),
                 repeat_last_n: config.repeat_last_n,
             },
+            batch: config.batch_jurors,
         })
     }
 }

@@ -162,4 +162,34 @@ pub trait LanguageModel: Send + Sync + std::fmt::Debug {
         messages: &[ChatMessage],
         options: &[&str],
     ) -> Result<Scoring, ModelError>;
+
+    /// [`LanguageModel::generate`] for each of `conversations`, in order. A backend that can
+    /// decode them together (jurors sharing a model: each weight read once per step for all
+    /// of them) overrides it; each result must be what `generate` gives for that conversation
+    /// alone. By default they run one after the other.
+    async fn generate_batch(
+        &self,
+        conversations: &[Vec<ChatMessage>],
+        params: &GenerateParams,
+    ) -> Result<Vec<Generation>, ModelError> {
+        let mut out = Vec::with_capacity(conversations.len());
+        for messages in conversations {
+            out.push(self.generate(messages, params).await?);
+        }
+        Ok(out)
+    }
+
+    /// [`LanguageModel::score_options`] for each of `conversations`, in order, under the same
+    /// rule as [`LanguageModel::generate_batch`].
+    async fn score_batch(
+        &self,
+        conversations: &[Vec<ChatMessage>],
+        options: &[&str],
+    ) -> Result<Vec<Scoring>, ModelError> {
+        let mut out = Vec::with_capacity(conversations.len());
+        for messages in conversations {
+            out.push(self.score_options(messages, options).await?);
+        }
+        Ok(out)
+    }
 }

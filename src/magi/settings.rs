@@ -31,10 +31,18 @@ pub struct MagiConfig {
     /// on the default model) or `two-families` (melchior on Gemma 3 270M).
     #[serde(default)]
     pub jury: JuryPreset,
+    /// Jurors sharing a model deliberate together, their rationales decoded as one batch per
+    /// step (default); `false`: one after the other. The records are the same bytes either way.
+    #[serde(default = "batch_by_default")]
+    pub batch_jurors: bool,
     /// Per-juror settings: `balthazar`, `melchior`, `caspar`.
     pub jurors: BTreeMap<String, JurorConfig>,
     /// How votes become a decision.
     pub tally: TallyConfig,
+}
+
+fn batch_by_default() -> bool {
+    true
 }
 
 /// A named choice of the jurors' models, applied beneath the configuration file: a juror's own
@@ -108,6 +116,7 @@ impl Default for MagiConfig {
             models_dir: None,
             prompts_dir: None,
             jury: JuryPreset::OneFamily,
+            batch_jurors: true,
             jurors: JURORS
                 .iter()
                 .map(|j| ((*j).to_owned(), juror.clone()))

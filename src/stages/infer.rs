@@ -8,9 +8,9 @@ pub mod runner;
 
 use super::provenance::ProvenanceConfig;
 use crate::hash::Sha256Hash;
-use crate::magi::juror::deliberate;
+use crate::magi::juror::deliberate_together;
 use crate::magi::jury::Jury;
-use crate::magi::model::ModelError;
+use crate::magi::model::{LanguageModel, ModelError};
 use crate::magi::tally::{JurorVote, TallyConfig, VoteRecord, tally};
 use crate::manifest::publish::{PublishError, point_latest, publish};
 use crate::manifest::{ArtefactRef, Manifest, ModelRecord, SCHEMA_V1, previous_manifest};
@@ -171,43 +171,75 @@ pub async fn infer(
         ));
     }
 
+    // Jurors whose record is stored keep it (a retry after a crash); the others deliberate,
+    // those sharing a model together (one batch per decode step, each record byte for byte
+    // what it would be alone).
+    let mut stored = std::collections::HashMap::new();
+    for (name, _) in &jury.members {
+        let key = run_layout.key(&Artefact::Juror(name.clone()));
+        match store.get(&key).await {
+            Ok(bytes) => {
+                stored.insert(name.clone(), bytes);
+            }
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut pending: Vec<&(String, std::sync::Arc<dyn LanguageModel>)> = jury
+        .members
+        .iter()
+        .filter(|(name, _)| !stored.contains_key(name))
+        .collect();
+    while let Some(&(_, model)) = pending.first() {
+        let (together, rest): (Vec<_>, Vec<_>) = if jury.batch {
+            pending
+                .iter()
+                .partition(|(_, m)| std::sync::Arc::ptr_eq(m, model))
+        } else {
+            (pending[..1].to_vec(), pending[1..].to_vec())
+        };
+        pending = rest;
+        let names: Vec<&str> = together.iter().map(|(n, _)| n.as_str()).collect();
+        tracing::info!(jurors = ?names, model = %model.info().model_id, "jurors deliberating");
+        let records = deliberate_together(
+            &names,
+            model.as_ref(),
+            &jury.prompts,
+            &content,
+            &jury.decoding,
+        )
+        .await
+        .map_err(|source| InferError::Juror {
+            juror: names.join(", "),
+            source,
+        })?;
+        for (name, record) in names.iter().zip(records) {
+            let bytes = record.to_bytes();
+            store
+                .put(
+                    &run_layout.key(&Artefact::Juror((*name).to_owned())),
+                    &bytes,
+                )
+                .await?;
+            stored.insert((*name).to_owned(), bytes);
+        }
+    }
+
     let mut outputs = Vec::new();
     let mut models = Vec::new();
     let mut votes = Vec::new();
-    for (name, model) in &jury.members {
+    for (name, _) in &jury.members {
         let artefact = Artefact::Juror(name.clone());
         let key = run_layout.key(&artefact);
         // The manifest lists the bytes as stored, never a re-serialization of them.
-        let (record, bytes) = match store.get(&key).await {
-            Ok(bytes) => {
-                let record = serde_json::from_slice::<JurorRecord>(&bytes).map_err(|e| {
-                    InferError::Malformed {
-                        key: key.to_string(),
-                        message: e.to_string(),
-                    }
-                })?;
-                (record, bytes)
-            }
-            Err(StoreError::NotFound(_)) => {
-                tracing::info!(juror = %name, model = %model.info().model_id, "juror deliberating");
-                let record = deliberate(
-                    name,
-                    model.as_ref(),
-                    &jury.prompts,
-                    &content,
-                    &jury.decoding,
-                )
-                .await
-                .map_err(|source| InferError::Juror {
-                    juror: name.clone(),
-                    source,
-                })?;
-                let bytes = record.to_bytes();
-                store.put(&key, &bytes).await?;
-                (record, bytes)
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let bytes = stored
+            .remove(name)
+            .expect("every juror's record is stored above");
+        let record =
+            serde_json::from_slice::<JurorRecord>(&bytes).map_err(|e| InferError::Malformed {
+                key: key.to_string(),
+                message: e.to_string(),
+            })?;
         tracing::info!(juror = %name, vote = ?record.vote, "juror voted");
         outputs.push(ArtefactRef::describe(
             artefact.file_name(),

@@ -5,6 +5,7 @@ mod common;
 
 mod architectures;
 mod augment;
+mod batching;
 mod chain_devnet;
 mod chain_offline;
 mod cli;

@@ -9,17 +9,26 @@
 //! holds: [`Transformer::logits`] rewinds it to the longest common prefix with the new request
 //! and runs only the rest. That is safe because every kernel computes a token's values the same
 //! way however tokens are batched (see [`super::kernels`]).
+//!
+//! A model holds several sequences, each with its own cache ([`Transformer::logits_batch`]):
+//! jurors sharing a model decode together, one batch of rows per step, so each weight is read
+//! once per step for all of them; a prefix they share is computed once and copied. For the
+//! same reason as above, a sequence's logits do not depend on what it was batched with.
 
 use super::kernels::attention::{self, Shape};
 use super::kernels::matrix::Matrix;
 use super::kernels::ops::{self, Activation, RopeStyle};
 use super::kernels::q8::{Q8Acts, QK};
 use candle_core::quantized::gguf_file;
-use rayon::prelude::*;
 use reader::Reader;
 use std::io::{Read, Seek};
 
+mod cache;
+mod forward;
 mod reader;
+
+use cache::{KvCache, Sequence};
+use forward::Segment;
 
 /// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +44,9 @@ pub enum EngineError {
         /// Why.
         message: String,
     },
+    /// A batch of requests is malformed.
+    #[error("batch: {0}")]
+    Batch(String),
     /// The request does not fit the cache.
     #[error("{tokens} tokens exceed the engine's context of {context}")]
     Context {
@@ -346,17 +358,6 @@ impl Weights {
     }
 }
 
-/// Per-layer keys (in tiles of eight positions, see [`attention::key_index`]) and values
-/// (position-major), sized
-/// for the whole context up front. The buffers are zero-allocated, so the memory becomes
-/// resident only as positions are written.
-struct KvCache {
-    k_t: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
-    /// Positions per key row: the context rounded up to 8 (attention reads keys 8 at a time).
-    cap: usize,
-}
-
 /// Scratch buffers reused across calls.
 #[derive(Default)]
 struct Scratch {
@@ -376,7 +377,7 @@ struct Scratch {
 pub struct Stats {
     /// Positions computed.
     pub computed: u64,
-    /// Positions taken from the cache.
+    /// Positions taken from a cache (the sequence's own, or copied from another's).
     pub reused: u64,
 }
 
@@ -384,34 +385,52 @@ pub struct Stats {
 /// them.
 pub type AttentionFn = fn(&[f32], attention::Kv<'_>, Shape, usize, &mut [f32]);
 
-/// A model with its KV cache.
+/// The most sequences a model holds at once (each has its own cache, reserved for the whole
+/// context and resident as far as it is used).
+pub const MAX_SEQUENCES: usize = 16;
+
+/// One sequence's part of a batch ([`Transformer::logits_batch`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// Which sequence, `0..MAX_SEQUENCES`: each has its own cache, created on first use.
+    pub seq: usize,
+    /// The sequence's tokens so far; the prefix any sequence has cached is not computed again.
+    pub ids: &'a [u32],
+    /// Logits are returned after each of the last `want` tokens (at least 1).
+    pub want: usize,
+}
+
+/// A model with its sequences' KV caches.
 pub struct Transformer {
     w: std::sync::Arc<Weights>,
     attention: AttentionFn,
-    cache: KvCache,
-    /// The tokens whose keys and values the cache holds, in order.
-    tokens: Vec<u32>,
+    /// Sequence 0 always exists; the others are created by the first request that names them.
+    seqs: Vec<Sequence>,
     scratch: Scratch,
     stats: Stats,
 }
 
 impl Transformer {
-    /// A model with an empty cache (the cache's memory is reserved, touched only when used).
+    /// A model with one empty sequence (the cache's memory is reserved, touched only when used).
     pub fn new(w: std::sync::Arc<Weights>) -> Self {
-        let cap = w.cfg.context.div_ceil(8) * 8;
-        let n = cap * w.cfg.kv_dim();
-        let layers = w.cfg.layers;
-        Self {
-            cache: KvCache {
-                k_t: (0..layers).map(|_| vec![0f32; n]).collect(),
-                v: (0..layers).map(|_| vec![0f32; n]).collect(),
-                cap,
-            },
+        let mut m = Self {
             w,
             attention: attention::causal,
-            tokens: Vec::new(),
+            seqs: Vec::new(),
             scratch: Scratch::default(),
             stats: Stats::default(),
+        };
+        m.ensure(1);
+        m
+    }
+
+    fn ensure(&mut self, seqs: usize) {
+        while self.seqs.len() < seqs {
+            let c = &self.w.cfg;
+            self.seqs.push(Sequence {
+                cache: KvCache::new(c.layers, c.kv_dim(), c.context),
+                tokens: Vec::new(),
+            });
         }
     }
 
@@ -439,217 +458,180 @@ impl Transformer {
         self.stats
     }
 
-    /// The tokens held in the cache.
+    /// The tokens held in sequence 0's cache.
     pub fn cached(&self) -> &[u32] {
-        &self.tokens
+        &self.seqs[0].tokens
     }
 
-    /// Forgets the cache beyond `len` positions.
+    /// Forgets every sequence's cache beyond `len` positions.
     pub fn rewind(&mut self, len: usize) {
         // Positions past `len` are simply overwritten by the next request.
-        self.tokens.truncate(len.min(self.tokens.len()));
+        for s in &mut self.seqs {
+            s.tokens.truncate(len);
+        }
     }
 
-    /// The next-token logits after each of the last `want` tokens of `ids` (`want ≥ 1`),
-    /// reusing the cached prefix `ids` shares with earlier requests.
+    /// The next-token logits after each of the last `want` tokens of `ids` (`want ≥ 1`), in
+    /// sequence 0, reusing the cached prefix `ids` shares with earlier requests.
     pub fn logits(&mut self, ids: &[u32], want: usize) -> Result<Vec<Vec<f32>>, EngineError> {
-        let want = want.clamp(1, ids.len().max(1));
-        if ids.is_empty() {
-            return Err(EngineError::Format("no tokens".into()));
-        }
-        if ids.len() > self.w.cfg.context {
-            return Err(EngineError::Context {
-                tokens: ids.len(),
-                context: self.w.cfg.context,
-            });
-        }
-        let common = self
-            .tokens
-            .iter()
-            .zip(ids)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(ids.len() - want);
-        self.rewind(common);
-        self.stats.reused += common as u64;
-        self.stats.computed += (ids.len() - common) as u64;
-        let new = &ids[common..];
-        self.forward(new, common)?;
-        self.tokens.extend_from_slice(new);
-        Ok(self.head(new.len(), want))
+        let mut out = self.logits_batch(&[Request { seq: 0, ids, want }])?;
+        Ok(out.pop().expect("one request, one answer"))
     }
 
-    /// Runs `new` at positions `p0..`, appending to the cache; leaves the final hidden states
-    /// in `scratch.x`.
-    fn forward(&mut self, new: &[u32], p0: usize) -> Result<(), EngineError> {
-        let w = self.w.clone();
-        let c = &w.cfg;
-        let (n, hd) = (new.len(), c.head_dim);
-        let (hidden, qd, kvd, ff) = (c.hidden, c.q_dim(), c.kv_dim(), c.ff);
-        let qkvd = qd + 2 * kvd;
-        let s = &mut self.scratch;
-        s.x.resize(n * hidden, 0.0);
-        for (t, &id) in new.iter().enumerate() {
-            if id as usize >= c.vocab {
-                return Err(EngineError::Format(format!(
-                    "token {id} outside the vocabulary"
+    /// [`Transformer::logits`] for several sequences at once, each request in its own
+    /// sequence: what every request shares with any cached sequence is taken from there (a
+    /// copy), a prefix all requests share beyond that is computed once, and the rest of all of
+    /// them runs as one batch. Each request's logits are bit for bit those it would get alone.
+    pub fn logits_batch(
+        &mut self,
+        reqs: &[Request<'_>],
+    ) -> Result<Vec<Vec<Vec<f32>>>, EngineError> {
+        self.check(reqs)?;
+        self.ensure(reqs.iter().map(|r| r.seq + 1).max().unwrap_or(1));
+        let wants: Vec<usize> = reqs.iter().map(|r| r.want.clamp(1, r.ids.len())).collect();
+        // The most of each request that may come from a cache: its last `want` positions are
+        // computed, since their hidden states are needed.
+        let limits: Vec<usize> = reqs
+            .iter()
+            .zip(&wants)
+            .map(|(r, w)| r.ids.len() - w)
+            .collect();
+        let mut starts: Vec<usize> = reqs
+            .iter()
+            .zip(&limits)
+            .map(|(r, &limit)| self.take_prefix(r.seq, r.ids, limit))
+            .collect();
+        // A prefix every request shares, beyond what is cached, is computed once and copied.
+        let shared = reqs
+            .iter()
+            .map(|r| common(reqs[0].ids, r.ids))
+            .chain(limits.iter().copied())
+            .min()
+            .unwrap_or(0);
+        if reqs.len() > 1 && starts.iter().any(|&s| s < shared) {
+            let src = (0..reqs.len()).max_by_key(|&i| starts[i]).unwrap_or(0);
+            if starts[src] < shared {
+                let (seq, ids) = (reqs[src].seq, reqs[src].ids);
+                self.run(&[Segment {
+                    seq,
+                    p0: starts[src],
+                    ids: &ids[starts[src]..shared],
+                }])?;
+                starts[src] = shared;
+            }
+            for (i, r) in reqs.iter().enumerate() {
+                if starts[i] < shared {
+                    self.copy_prefix(reqs[src].seq, r.seq, shared);
+                    self.stats.reused += (shared - starts[i]) as u64;
+                    starts[i] = shared;
+                }
+            }
+        }
+        let segs: Vec<Segment<'_>> = reqs
+            .iter()
+            .zip(&starts)
+            .map(|(r, &p0)| Segment {
+                seq: r.seq,
+                p0,
+                ids: &r.ids[p0..],
+            })
+            .collect();
+        self.run(&segs)?;
+        // Each request's last `want` rows, one product over the vocabulary for all of them.
+        let mut rows = Vec::new();
+        let mut end = 0;
+        for (g, &want) in segs.iter().zip(&wants) {
+            end += g.ids.len();
+            rows.extend(end - want..end);
+        }
+        let mut logits = self.head(&rows).into_iter();
+        Ok(wants
+            .iter()
+            .map(|&w| logits.by_ref().take(w).collect())
+            .collect())
+    }
+
+    fn check(&self, reqs: &[Request<'_>]) -> Result<(), EngineError> {
+        let context = self.w.cfg.context;
+        if reqs.is_empty() {
+            return Err(EngineError::Batch("no requests".into()));
+        }
+        for (i, r) in reqs.iter().enumerate() {
+            if r.ids.is_empty() {
+                return Err(EngineError::Format("no tokens".into()));
+            }
+            if r.ids.len() > context {
+                return Err(EngineError::Context {
+                    tokens: r.ids.len(),
+                    context,
+                });
+            }
+            if r.seq >= MAX_SEQUENCES {
+                return Err(EngineError::Batch(format!(
+                    "sequence {} is beyond the {MAX_SEQUENCES} a model holds",
+                    r.seq
                 )));
             }
-            let row = &mut s.x[t * hidden..(t + 1) * hidden];
-            w.embed.dequantize_row(id as usize, row);
-            if c.embed_scale != 1.0 {
-                row.iter_mut().for_each(|v| *v *= c.embed_scale);
+            if reqs[..i].iter().any(|o| o.seq == r.seq) {
+                return Err(EngineError::Batch(format!(
+                    "sequence {} is named twice",
+                    r.seq
+                )));
             }
-        }
-        s.h.resize(n * hidden, 0.0);
-        s.qkv.resize(n * qkvd, 0.0);
-        s.q.resize(n * qd, 0.0);
-        s.att.resize(n * qd, 0.0);
-        s.o.resize(n * hidden, 0.0);
-        s.gu.resize(n * 2 * ff, 0.0);
-        s.act.resize(n * ff, 0.0);
-        let half = hd / 2;
-        // (cos, sin) of every new position, for the global and for the local layers.
-        let tables = |freqs: &[f64]| {
-            let (mut cos, mut sin) = (vec![0f32; n * half], vec![0f32; n * half]);
-            for t in 0..n {
-                let range = t * half..(t + 1) * half;
-                ops::rope_table(freqs, p0 + t, &mut cos[range.clone()], &mut sin[range]);
-            }
-            (cos, sin)
-        };
-        let global = tables(&w.freqs);
-        let mut normed = vec![0f32; hd];
-        let local = w.freqs_local.as_deref().map(tables);
-        for (li, l) in w.layers.iter().enumerate() {
-            let (cos, sin) = match (&local, l.local) {
-                (Some(t), true) => t,
-                _ => &global,
-            };
-            let shape = Shape {
-                heads: c.heads,
-                kv_heads: c.kv_heads,
-                head_dim: hd,
-                window: c.sliding.filter(|_| l.local).map(|(window, _)| window),
-                softcap: c.attn_softcap,
-            };
-            // Attention block.
-            norm_rows(&s.x, &l.attn_norm, c.eps, hidden, &mut s.h);
-            s.acts.quantize(&s.h, hidden);
-            l.wqkv.matmul(&s.acts, &mut s.qkv);
-            let (kc, vc, cap) = (
-                &mut self.cache.k_t[li],
-                &mut self.cache.v[li],
-                self.cache.cap,
-            );
-            for t in 0..n {
-                let row = &mut s.qkv[t * qkvd..(t + 1) * qkvd];
-                if let Some(b) = &l.bqkv {
-                    for (x, b) in row.iter_mut().zip(b) {
-                        *x += b;
-                    }
-                }
-                let (cs, sn) = (
-                    &cos[t * half..(t + 1) * half],
-                    &sin[t * half..(t + 1) * half],
-                );
-                if let Some((qn, kn)) = &l.qk_norm {
-                    for (i, head) in row[..qd + kvd].chunks_exact_mut(hd).enumerate() {
-                        let w = if i < c.heads { qn } else { kn };
-                        ops::rms_norm(head, w, c.eps, &mut normed);
-                        head.copy_from_slice(&normed);
-                    }
-                }
-                for head in row[..qd + kvd].chunks_exact_mut(hd) {
-                    ops::rope(head, cs, sn, c.rope_style);
-                }
-                s.q[t * qd..(t + 1) * qd].copy_from_slice(&row[..qd]);
-                let p = p0 + t;
-                for (j, &x) in row[qd..qd + kvd].iter().enumerate() {
-                    // Element j is dimension j % hd of KV head j / hd.
-                    kc[attention::key_index(j / hd, j % hd, p, hd, cap)] = x;
-                }
-                vc[p * kvd..(p + 1) * kvd].copy_from_slice(&row[qd + kvd..]);
-            }
-            let kv = attention::Kv {
-                k_t: kc,
-                v: vc,
-                cap,
-            };
-            (self.attention)(&s.q, kv, shape, p0, &mut s.att);
-            s.acts.quantize(&s.att, qd);
-            l.wo.matmul(&s.acts, &mut s.o);
-            add_normed(
-                &mut s.x,
-                &s.o,
-                l.post_norms.as_ref().map(|n| n.0.as_slice()),
-                c.eps,
-                &mut s.h,
-            );
-            // Feed-forward block.
-            norm_rows(&s.x, &l.ffn_norm, c.eps, hidden, &mut s.h);
-            s.acts.quantize(&s.h, hidden);
-            l.wgu.matmul(&s.acts, &mut s.gu);
-            s.act
-                .par_chunks_mut(ff)
-                .zip(s.gu.par_chunks(2 * ff))
-                .for_each(|(a, gu)| match c.activation {
-                    Activation::Silu => ops::silu_mul(&gu[..ff], &gu[ff..], a),
-                    Activation::GeluTanh => ops::gelu_tanh_mul(&gu[..ff], &gu[ff..], a),
-                });
-            s.acts.quantize(&s.act, ff);
-            l.wdown.matmul(&s.acts, &mut s.o);
-            add_normed(
-                &mut s.x,
-                &s.o,
-                l.post_norms.as_ref().map(|n| n.1.as_slice()),
-                c.eps,
-                &mut s.h,
-            );
         }
         Ok(())
     }
 
-    /// Logits of the last `want` of the `n` hidden states in `scratch.x`.
-    fn head(&mut self, n: usize, want: usize) -> Vec<Vec<f32>> {
-        let w = &self.w;
-        let hidden = w.cfg.hidden;
-        let s = &mut self.scratch;
-        let last = &s.x[(n - want) * hidden..n * hidden];
-        let mut h = vec![0f32; want * hidden];
-        norm_rows(last, &w.output_norm, w.cfg.eps, hidden, &mut h);
-        s.acts.quantize(&h, hidden);
-        let out_w = w.output.as_ref().unwrap_or(&w.embed);
-        let rows = out_w.rows();
-        let mut logits = vec![0f32; want * rows];
-        out_w.matmul(&s.acts, &mut logits);
-        if let Some(cap) = w.cfg.final_softcap {
-            ops::soft_cap(&mut logits, cap);
+    /// Makes sequence `seq` hold the longest prefix of `ids` (at most `limit` positions) that
+    /// any sequence has cached, copying it from another sequence when that one has more of
+    /// it; returns its length.
+    fn take_prefix(&mut self, seq: usize, ids: &[u32], limit: usize) -> usize {
+        let own = common(&self.seqs[seq].tokens, ids).min(limit);
+        let (best, len) = self
+            .seqs
+            .iter()
+            .enumerate()
+            .map(|(j, s)| (j, common(&s.tokens, ids).min(limit)))
+            .fold((seq, own), |b, c| if c.1 > b.1 { c } else { b });
+        if best != seq {
+            self.copy_prefix(best, seq, len);
         }
-        logits.chunks_exact(rows).map(<[f32]>::to_vec).collect()
+        self.seqs[seq].tokens.truncate(len);
+        self.stats.reused += len as u64;
+        len
     }
-}
 
-fn norm_rows(x: &[f32], w: &[f32], eps: f32, dim: usize, out: &mut [f32]) {
-    for (xr, o) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
-        ops::rms_norm(xr, w, eps, o);
+    /// Copies positions `0..len` of sequence `from` into sequence `to`.
+    fn copy_prefix(&mut self, from: usize, to: usize, len: usize) {
+        let (kv_heads, hd) = (self.w.cfg.kv_heads, self.w.cfg.head_dim);
+        let (src, dst) = if from < to {
+            let (a, b) = self.seqs.split_at_mut(to);
+            (&a[from], &mut b[0])
+        } else {
+            let (a, b) = self.seqs.split_at_mut(from);
+            (&b[0], &mut a[to])
+        };
+        dst.cache.copy_prefix(&src.cache, len, kv_heads, hd);
+        dst.tokens.clear();
+        dst.tokens.extend_from_slice(&src.tokens[..len]);
     }
-}
 
-/// `x += y`, with `y` first RMS-normalised by `norm` when there is one (Gemma's post-norms),
-/// through `scratch` (a free buffer as long as `x`).
-fn add_normed(x: &mut [f32], y: &[f32], norm: Option<&[f32]>, eps: f32, scratch: &mut [f32]) {
-    match norm {
-        Some(w) => {
-            norm_rows(y, w, eps, w.len(), scratch);
-            add(x, scratch);
+    /// Runs `segs` and records their tokens as cached.
+    fn run(&mut self, segs: &[Segment<'_>]) -> Result<(), EngineError> {
+        for g in segs {
+            // A sequence's cache must end where its segment starts.
+            self.seqs[g.seq].tokens.truncate(g.p0);
         }
-        None => add(x, y),
+        self.forward(segs)?;
+        for g in segs {
+            self.seqs[g.seq].tokens.extend_from_slice(g.ids);
+            self.stats.computed += g.ids.len() as u64;
+        }
+        Ok(())
     }
 }
 
-fn add(x: &mut [f32], y: &[f32]) {
-    for (a, b) in x.iter_mut().zip(y) {
-        *a += b;
-    }
+/// How many leading tokens `a` and `b` share.
+fn common(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }

@@ -17,12 +17,20 @@ pub struct ModelSpeed {
     pub prefill_tokens_per_second: Option<f64>,
     /// Generated tokens per second after the first, sampling included (what a juror costs).
     pub decode_tokens_per_second: Option<f64>,
+    /// Conversations decoded together (jurors sharing the model); the decode rate is each
+    /// one's. Records from before batching lack it: one.
+    #[serde(default = "one")]
+    pub sequences: usize,
     /// Worker threads.
     pub threads: usize,
     /// The engine's kernel id (speeds of other kernels are not comparable).
     pub kernel: String,
     /// When.
     pub measured_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Where the speed of the file with `sha256` is kept under `dir`.
@@ -56,8 +64,12 @@ impl ModelSpeed {
     /// One line for `models list`.
     pub fn summary(&self) -> String {
         let rate = |r: Option<f64>| r.map_or("–".into(), |r| format!("{r:.1}"));
+        let together = match self.sequences {
+            0 | 1 => String::new(),
+            n => format!(" ({n} decoded together)"),
+        };
         format!(
-            "measured {} tok/s prefill, {} tok/s decode on {} threads ({})",
+            "measured {} tok/s prefill, {} tok/s decode{together} on {} threads ({})",
             rate(self.prefill_tokens_per_second),
             rate(self.decode_tokens_per_second),
             self.threads,
