@@ -352,19 +352,28 @@ mod avx512 {
         unsafe {
             let mut acc = [_mm512_setzero_ps(); R];
             let zero = _mm512_setzero_si512();
+            // Lanes 0..8 take element 0 of a pair, lanes 8..16 element 1.
+            let pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
             let mut b = 0;
             while b + 2 <= nb {
                 let xv = _mm512_loadu_si512(x.as_ptr().add(b * QK) as *const _);
-                let (sx0, sx1) = (*dx.get_unchecked(b), *dx.get_unchecked(b + 1));
+                // The two blocks' activation scales, each over its eight lanes; each row's
+                // weight scales likewise, so one vector product gives every lane its
+                // `d_w[b] · d_x[b]` (the same IEEE product as the definition's scalar one).
+                macro_rules! pair_of {
+                    ($s:expr) => {{
+                        let two = _mm_castsi128_ps(_mm_loadl_epi64($s as *const __m128i));
+                        _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(two))
+                    }};
+                }
+                let sx = pair_of!(dx.as_ptr().add(b));
                 for r in 0..R {
                     let wv = _mm512_loadu_si512(w[r].as_ptr().add(b * QK) as *const _);
                     // |w| (as u8) · (x with w's sign): exact i32 lanes of four products.
                     let neg = _mm512_movepi8_mask(wv);
                     let xs = _mm512_mask_sub_epi8(xv, neg, zero, xv);
                     let l = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), xs);
-                    let s0 = _mm256_set1_ps(*dw[r].get_unchecked(b) * sx0);
-                    let s1 = _mm256_set1_ps(*dw[r].get_unchecked(b + 1) * sx1);
-                    let s = _mm512_insertf32x8(_mm512_castps256_ps512(s0), s1, 1);
+                    let s = _mm512_mul_ps(pair_of!(dw[r].as_ptr().add(b)), sx);
                     acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(l), s, acc[r]);
                 }
                 b += 2;
