@@ -156,6 +156,14 @@ fn q8_kernels_agree_to_the_bit_and_do_not_depend_on_the_batch() {
         q8::matmul_with(k, &w, &acts, &mut out);
         assert_eq!(portable, out, "kernel {k:?}");
     }
+    // Groups of two and three tokens (the kernels take up to four at once) too.
+    for k in [2, 3] {
+        let mut few = Q8Acts::default();
+        few.quantize(&x[..k * cols], cols);
+        let mut out = vec![0f32; k * rows];
+        q8::matmul(&w, &few, &mut out);
+        assert_eq!(out, portable[..k * rows], "{k} tokens");
+    }
     // Each token alone gives the same row as within the batch.
     for t in 0..n {
         let mut one = Q8Acts::default();

@@ -17,7 +17,7 @@
 //! same in every kernel, so portable, AVX2 and AVX-512 results are the same bits.
 
 use super::q8::{Kernel, Q8Acts, QK, check_kernel, f16_to_f32, reduce16};
-use super::tiles::{Placement, TILE, drive};
+use super::tiles::{Placement, TILE, drive, per_token};
 
 /// Values per super-block.
 pub const QK_K: usize = 256;
@@ -397,7 +397,7 @@ pub fn matmul_at(kernel: Kernel, w: &KMatrix, x: &Q8Acts, out: &mut [f32], at: P
         x.n,
         at,
         out,
-        |r, t| dot_rows::<TILE>(kernel, w, std::array::from_fn(|i| r + i), x, t),
+        per_token(|r, t| dot_rows::<TILE>(kernel, w, std::array::from_fn(|i| r + i), x, t)),
         |r, t| dot_rows(kernel, w, [r], x, t)[0],
     );
 }

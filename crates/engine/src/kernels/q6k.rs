@@ -12,7 +12,7 @@
 //! sixteen accumulators are reduced by [`reduce16`]. Every kernel does exactly that.
 
 use super::q8::{Kernel, Q8Acts, QK, check_kernel, f16_to_f32, reduce16};
-use super::tiles::{Placement, TILE, drive};
+use super::tiles::{Placement, TILE, drive, per_token};
 
 /// Values per super-block.
 const QK_K: usize = 256;
@@ -252,7 +252,7 @@ pub fn matmul_at(kernel: Kernel, w: &Q6KMatrix, x: &Q8Acts, out: &mut [f32], at:
         x.n,
         at,
         out,
-        |r, t| dot_rows::<TILE>(kernel, w, std::array::from_fn(|i| r + i), x, t),
+        per_token(|r, t| dot_rows::<TILE>(kernel, w, std::array::from_fn(|i| r + i), x, t)),
         |r, t| dot_rows(kernel, w, [r], x, t)[0],
     );
 }

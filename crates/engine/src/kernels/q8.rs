@@ -10,7 +10,7 @@
 //! same order), so a result depends neither on the CPU, nor on the thread that computed it,
 //! nor on how many tokens were multiplied together.
 
-use super::tiles::{Placement, TILE, drive};
+use super::tiles::{Group, Placement, TILE, TOKENS, drive};
 use rayon::prelude::*;
 
 /// Elements per block.
@@ -380,25 +380,90 @@ mod avx512 {
             }
             let mut out = [0f32; R];
             for r in 0..R {
-                let mut a = [0f32; 16];
-                _mm512_storeu_ps(a.as_mut_ptr(), acc[r]);
-                if b < nb {
-                    // The odd last block: lanes 0..8, as in the definition.
-                    let wb = &w[r][b * QK..(b + 1) * QK];
-                    let xb = &x[b * QK..(b + 1) * QK];
-                    let s = *dw[r].get_unchecked(b) * *dx.get_unchecked(b);
-                    for (k, ak) in a.iter_mut().take(8).enumerate() {
-                        let mut l = 0i32;
-                        for i in 4 * k..4 * k + 4 {
-                            l += i32::from(wb[i]) * i32::from(xb[i]);
-                        }
-                        *ak = (l as f32).mul_add(s, *ak);
-                    }
-                }
-                out[r] = super::reduce16(&a);
+                out[r] = finish(acc[r], b, w[r], dw[r], x, dx);
             }
             out
         }
+    }
+
+    /// [`dot_rows`] for `T` tokens at once: each weight block is loaded, its sign and
+    /// magnitude split and its scales spread once for all `T` tokens. Every output has
+    /// [`dot_rows`]' operations in its order, so the same bits.
+    ///
+    /// # Safety
+    /// As [`dot_rows`], for every token's `x` and `dx` (the same number of blocks each).
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
+    pub unsafe fn dot_tokens<const R: usize, const T: usize>(
+        w: [&[i8]; R],
+        dw: [&[f32]; R],
+        x: [&[i8]; T],
+        dx: [&[f32]; T],
+    ) -> [[f32; R]; T] {
+        let nb = dx[0].len();
+        debug_assert!((0..T).all(|j| x[j].len() >= nb * QK && dx[j].len() == nb));
+        debug_assert!((0..R).all(|r| w[r].len() >= nb * QK && dw[r].len() >= nb));
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); R]; T];
+            let zero = _mm512_setzero_si512();
+            let pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+            macro_rules! pair_of {
+                ($s:expr) => {{
+                    let two = _mm_castsi128_ps(_mm_loadl_epi64($s as *const __m128i));
+                    _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(two))
+                }};
+            }
+            let mut b = 0;
+            while b + 2 <= nb {
+                let mut xv = [zero; T];
+                let mut sx = [_mm512_setzero_ps(); T];
+                for j in 0..T {
+                    xv[j] = _mm512_loadu_si512(x[j].as_ptr().add(b * QK) as *const _);
+                    sx[j] = pair_of!(dx[j].as_ptr().add(b));
+                }
+                for r in 0..R {
+                    let wv = _mm512_loadu_si512(w[r].as_ptr().add(b * QK) as *const _);
+                    let neg = _mm512_movepi8_mask(wv);
+                    let aw = _mm512_abs_epi8(wv);
+                    let sw = pair_of!(dw[r].as_ptr().add(b));
+                    for j in 0..T {
+                        let xs = _mm512_mask_sub_epi8(xv[j], neg, zero, xv[j]);
+                        let l = _mm512_dpbusd_epi32(zero, aw, xs);
+                        let s = _mm512_mul_ps(sw, sx[j]);
+                        acc[j][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(l), s, acc[j][r]);
+                    }
+                }
+                b += 2;
+            }
+            let mut out = [[0f32; R]; T];
+            for j in 0..T {
+                for r in 0..R {
+                    out[j][r] = finish(acc[j][r], b, w[r], dw[r], x[j], dx[j]);
+                }
+            }
+            out
+        }
+    }
+
+    /// One output from its sixteen accumulators after the block pairs: the odd last block
+    /// `b` (if `b < nb`) into lanes 0..8, as in the definition, then the fixed reduction.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
+    unsafe fn finish(acc: __m512, b: usize, w: &[i8], dw: &[f32], x: &[i8], dx: &[f32]) -> f32 {
+        let mut a = [0f32; 16];
+        // SAFETY: `a` holds sixteen values.
+        unsafe { _mm512_storeu_ps(a.as_mut_ptr(), acc) };
+        if b < dx.len() {
+            let wb = &w[b * QK..(b + 1) * QK];
+            let xb = &x[b * QK..(b + 1) * QK];
+            let s = dw[b] * dx[b];
+            for (k, ak) in a.iter_mut().take(8).enumerate() {
+                let mut l = 0i32;
+                for i in 4 * k..4 * k + 4 {
+                    l += i32::from(wb[i]) * i32::from(xb[i]);
+                }
+                *ak = (l as f32).mul_add(s, *ak);
+            }
+        }
+        super::reduce16(&a)
     }
 }
 
@@ -436,6 +501,49 @@ pub fn detected() -> Kernel {
     }
     #[cfg(not(target_arch = "x86_64"))]
     Kernel::Portable
+}
+
+/// `group[..k]`: the rows `w` of tokens `x(0)..x(k)`, several tokens per kernel call where
+/// the kernel has such a form.
+#[inline(always)]
+fn dot_group<'a>(
+    kernel: Kernel,
+    w: [&[i8]; TILE],
+    dw: [&[f32]; TILE],
+    x: impl Fn(usize) -> (&'a [i8], &'a [f32]),
+    k: usize,
+    group: &mut Group,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if kernel == Kernel::Avx512Vnni && k > 1 {
+        let nb = x(0).1.len();
+        for j in 0..k {
+            let (xs, xd) = x(j);
+            assert!(xs.len() >= nb * QK && xd.len() == nb);
+        }
+        assert!((0..TILE).all(|r| w[r].len() >= nb * QK && dw[r].len() >= nb));
+        macro_rules! tokens {
+            ($t:literal) => {{
+                let xs: [&[i8]; $t] = std::array::from_fn(|j| x(j).0);
+                let xd: [&[f32]; $t] = std::array::from_fn(|j| x(j).1);
+                // SAFETY: chosen only when the CPU has AVX-512 F/BW/DQ/VNNI, AVX2 and FMA
+                // (`matmul_at` checked the kernel); every slice holds whole blocks (above).
+                let out = unsafe { avx512::dot_tokens::<TILE, $t>(w, dw, xs, xd) };
+                group[..$t].copy_from_slice(&out);
+            }};
+        }
+        match k {
+            2 => tokens!(2),
+            3 => tokens!(3),
+            4 => tokens!(4),
+            _ => unreachable!("a group holds at most {TOKENS} tokens"),
+        }
+        return;
+    }
+    for (j, o) in group.iter_mut().take(k).enumerate() {
+        let (xs, xd) = x(j);
+        *o = dot_rows(kernel, w, dw, xs, xd);
+    }
 }
 
 #[inline(always)]
@@ -504,11 +612,10 @@ pub fn matmul_at(kernel: Kernel, w: &Q8Matrix, x: &Q8Acts, out: &mut [f32], at: 
         x.n,
         at,
         out,
-        |r, t| {
-            let (xs, xd) = xrow(t);
+        |r, t, k, group| {
             let ws: [&[i8]; TILE] = std::array::from_fn(|i| wrow(r + i));
             let ds: [&[f32]; TILE] = std::array::from_fn(|i| drow(r + i));
-            dot_rows(kernel, ws, ds, xs, xd)
+            dot_group(kernel, ws, ds, |j| xrow(t + j), k, group);
         },
         |r, t| {
             let (xs, xd) = xrow(t);

@@ -52,12 +52,32 @@ pub struct Placement {
     pub offset: usize,
 }
 
-/// Fills `out` for `rows` weight rows and `n` tokens: `tile(r, t)` gives rows `r..r + TILE`
-/// of token `t`, `one(r, t)` row `r` alone (the remainder of a chunk). Both must compute each
-/// element with the same arithmetic.
-pub fn drive<F, G>(rows: usize, n: usize, at: Placement, out: &mut [f32], tile: F, one: G)
+/// Tokens per group: a kernel that takes several tokens at once reuses each weight block it
+/// loads (and what it derives from it) for all of them.
+pub const TOKENS: usize = 4;
+
+/// A group of tokens' outputs of one tile: `[token][row]`.
+pub type Group = [[f32; TILE]; TOKENS];
+
+/// The `tile` argument of [`drive`] for a format whose kernel takes one token at a time.
+pub fn per_token<F>(tile: F) -> impl Fn(usize, usize, usize, &mut Group) + Sync
 where
     F: Fn(usize, usize) -> [f32; TILE] + Sync,
+{
+    move |r, t, k, out| {
+        for (j, o) in out.iter_mut().take(k).enumerate() {
+            *o = tile(r, t + j);
+        }
+    }
+}
+
+/// Fills `out` for `rows` weight rows and `n` tokens: `tile(r, t, k, group)` fills
+/// `group[..k]` with rows `r..r + TILE` of tokens `t..t + k` (`k ≤ TOKENS`), `one(r, t)` gives
+/// row `r` of token `t` alone (the remainder of a chunk). Both must compute each element with
+/// the same arithmetic, whatever `k`.
+pub fn drive<F, G>(rows: usize, n: usize, at: Placement, out: &mut [f32], tile: F, one: G)
+where
+    F: Fn(usize, usize, usize, &mut Group) + Sync,
     G: Fn(usize, usize) -> f32 + Sync,
 {
     assert!(at.offset + rows <= at.stride && out.len() == n * at.stride);
@@ -71,14 +91,21 @@ where
         let mut r = r0;
         while r < r1 {
             if r + TILE <= r1 {
-                for t in 0..n {
-                    for (i, v) in tile(r, t).into_iter().enumerate() {
-                        // SAFETY: row r + i < rows belongs to this chunk alone and t < n, so
-                        // the index is inside `out` (n · stride long, checked above) and
-                        // written by this task only; `out` stays borrowed until every task has
-                        // finished.
-                        unsafe { dst.write(index(t, r + i), v) };
+                let mut group = [[0f32; TILE]; TOKENS];
+                let mut t = 0;
+                while t < n {
+                    let k = (n - t).min(TOKENS);
+                    tile(r, t, k, &mut group);
+                    for (j, values) in group.iter().take(k).enumerate() {
+                        for (i, &v) in values.iter().enumerate() {
+                            // SAFETY: row r + i < rows belongs to this chunk alone and
+                            // t + j < n, so the index is inside `out` (n · stride long,
+                            // checked above) and written by this task only; `out` stays
+                            // borrowed until every task has finished.
+                            unsafe { dst.write(index(t + j, r + i), v) };
+                        }
                     }
+                    t += k;
                 }
                 r += TILE;
             } else {
