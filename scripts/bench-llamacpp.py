@@ -191,9 +191,10 @@ def run_jury_best(llm, a, jury):
     longest = max(len(j["score_prompt"]) + max(len(o) for o in j["options"]) for j in jury)
     longest = max(longest, max(len(j["prompt"]) + j["gen_tokens"] for j in jury))
     cp = llama_cpp.llama_context_default_params()
-    cp.n_ctx = longest + 64
-    cp.n_batch = cp.n_ctx
-    cp.n_ubatch = min(cp.n_ctx, 512)
+    # One unified cache holds every sequence's cells: room for all three whole.
+    cp.n_ctx = n * longest + 64
+    cp.n_batch = longest + 64
+    cp.n_ubatch = 512
     cp.n_seq_max = n
     cp.n_threads = a.threads
     cp.n_threads_batch = a.threads
@@ -253,11 +254,19 @@ def run_jury_best(llm, a, jury):
     rows = decode(items)
     nxt = [int(np.argmax(logits(r))) for r in rows]
     steps = [j["gen_tokens"] for j in jury]
+    # Each step's argmax is computed, but the token fed back is cybergov's (the rationale as
+    # the scoring conversation holds it, where that starts with the prompt): both engines then
+    # hold the same tokens when scoring starts, so the scoring costs both the same.
+    forced = [
+        j["score_prompt"][len(j["prompt"]):] if j["score_prompt"][: len(j["prompt"])] == j["prompt"] else []
+        for j in jury
+    ]
     for step in range(max(steps)):
         going = [s for s in range(n) if step < steps[s]]
         items = []
         for s in going:
-            items += extend(held[s], s, [nxt[s]], True)
+            tok = forced[s][step] if step < len(forced[s]) else nxt[s]
+            items += extend(held[s], s, [tok], True)
         if not items:
             break
         rows = decode(items)
