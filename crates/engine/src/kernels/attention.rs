@@ -184,27 +184,32 @@ fn use_avx2() -> bool {
     )
 }
 
-/// The queries `t0..t0 + Q` of head `h` (their outputs in `out`, `Q · head_dim` values).
+/// The queries `who = [(token, head); Q]`, whose heads share one KV head, their outputs in
+/// `out` (`Q · head_dim` values, in `who`'s order): the keys are read once for all of them.
+/// A block is `Q` tokens of one head in a prefill, or the heads of one KV group in a decode
+/// step; each query's values are the same either way.
 fn block<const Q: usize>(
     q: &[f32],
     kv: Kv<'_>,
     s: Shape,
     p0: usize,
-    t0: usize,
-    h: usize,
+    who: [(usize, usize); Q],
     out: &mut [f32],
 ) {
     let hd = s.head_dim;
     let qd = s.heads * hd;
-    let g = h / (s.heads / s.kv_heads);
+    let g = who[0].1 / (s.heads / s.kv_heads);
+    debug_assert!(who.iter().all(|&(_, h)| h / (s.heads / s.kv_heads) == g));
     let k_t = &kv.k_t[g * hd * kv.cap..(g + 1) * hd * kv.cap];
-    let n = p0 + t0 + Q; // keys the last query sees
+    // Keys the last query sees.
+    let n = p0 + who.iter().map(|&(t, _)| t).max().unwrap_or(0) + 1;
     debug_assert!(
         n <= kv.cap,
         "causal checked that every query's keys fit the cache"
     );
-    let rows: [&[f32]; Q] =
-        std::array::from_fn(|i| &q[(t0 + i) * qd + h * hd..(t0 + i) * qd + (h + 1) * hd]);
+    let rows: [&[f32]; Q] = std::array::from_fn(|i| {
+        &q[who[i].0 * qd + who[i].1 * hd..who[i].0 * qd + (who[i].1 + 1) * hd]
+    });
     let mut sc: [Vec<f32>; Q] = std::array::from_fn(|_| vec![0f32; n.div_ceil(8) * 8]);
     let scale = 1.0 / (hd as f32).sqrt();
     let fast = use_avx2();
@@ -221,7 +226,7 @@ fn block<const Q: usize>(
     }
     let stride = s.kv_heads * hd;
     for (i, (scores, o)) in sc.iter_mut().zip(out.chunks_exact_mut(hd)).enumerate() {
-        let len = p0 + t0 + i + 1;
+        let len = p0 + who[i].0 + 1;
         // Keys before the window are left out of the softmax altogether, as if masked.
         let first = s.window.map_or(0, |w| len.saturating_sub(w));
         let scores = &mut scores[first..len];
@@ -287,18 +292,33 @@ pub fn causal(q: &[f32], kv: Kv<'_>, s: Shape, p0: usize, out: &mut [f32]) {
     );
     // Head-major scratch, so that each task owns one contiguous slice.
     let mut hm = vec![0f32; s.heads * n * hd];
-    hm.par_chunks_mut(n * hd).enumerate().for_each(|(h, ho)| {
-        ho.par_chunks_mut(QB * hd).enumerate().for_each(|(b, o)| {
-            let t0 = b * QB;
-            if o.len() == QB * hd {
-                block::<QB>(q, kv, s, p0, t0, h, o);
-            } else {
-                for (j, oj) in o.chunks_exact_mut(hd).enumerate() {
-                    block::<1>(q, kv, s, p0, t0 + j, h, oj);
+    let group = s.heads / s.kv_heads;
+    if n == 1 && (2..=4).contains(&group) {
+        // A decode step: the heads of a KV group read its keys together, once.
+        hm.par_chunks_mut(group * hd)
+            .enumerate()
+            .for_each(|(g, o)| {
+                let h0 = g * group;
+                match group {
+                    2 => block::<2>(q, kv, s, p0, [(0, h0), (0, h0 + 1)], o),
+                    3 => block::<3>(q, kv, s, p0, std::array::from_fn(|i| (0, h0 + i)), o),
+                    _ => block::<4>(q, kv, s, p0, std::array::from_fn(|i| (0, h0 + i)), o),
                 }
-            }
+            });
+    } else {
+        hm.par_chunks_mut(n * hd).enumerate().for_each(|(h, ho)| {
+            ho.par_chunks_mut(QB * hd).enumerate().for_each(|(b, o)| {
+                let t0 = b * QB;
+                if o.len() == QB * hd {
+                    block::<QB>(q, kv, s, p0, std::array::from_fn(|i| (t0 + i, h)), o);
+                } else {
+                    for (j, oj) in o.chunks_exact_mut(hd).enumerate() {
+                        block::<1>(q, kv, s, p0, [(t0 + j, h)], oj);
+                    }
+                }
+            });
         });
-    });
+    }
     for h in 0..s.heads {
         for t in 0..n {
             out[t * s.heads * hd + h * hd..t * s.heads * hd + (h + 1) * hd]
