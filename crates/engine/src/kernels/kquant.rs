@@ -294,6 +294,7 @@ mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use super::super::q8::avx512::scale_pair;
     use super::{KMatrix, QK};
     use std::arch::x86_64::*;
 
@@ -315,22 +316,13 @@ mod avx512 {
             let low = _mm256_set1_epi8(0xf);
             let sixteen = _mm512_set1_epi8(16);
             let zero = _mm512_setzero_si512();
-            // Lanes 0..8 take element 0 of a pair, lanes 8..16 element 1.
-            let pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
             let mut acc = [_mm512_setzero_ps(); R];
             let mut min = [0f32; R];
             for b in (0..nb).step_by(2) {
                 let xv = _mm512_loadu_si512(x.as_ptr().add(b * QK) as *const _);
                 let (dx0, dx1) = (*dx.get_unchecked(b), *dx.get_unchecked(b + 1));
-                // Each block's scale over its eight lanes, for the activations and for each
-                // row: one vector product gives every lane the definition's `s_b · dx_b`.
-                macro_rules! pair_of {
-                    ($s:expr) => {{
-                        let two = _mm_castsi128_ps(_mm_loadl_epi64($s as *const __m128i));
-                        _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(two))
-                    }};
-                }
-                let sx = pair_of!(dx.as_ptr().add(b));
+                // One vector product gives every lane the definition's `s_b · dx_b`.
+                let sx = scale_pair(dx.as_ptr().add(b));
                 for i in 0..R {
                     let gb = r[i] * nb + b;
                     let v = _mm256_loadu_si256(w.qs.as_ptr().add(gb / 2 * QK) as *const __m256i);
@@ -343,7 +335,7 @@ mod avx512 {
                         q = _mm512_or_si512(q, _mm512_maskz_mov_epi8(h, sixteen));
                     }
                     let l = _mm512_dpbusd_epi32(zero, q, xv);
-                    let s = _mm512_mul_ps(pair_of!(w.s.as_ptr().add(gb)), sx);
+                    let s = _mm512_mul_ps(scale_pair(w.s.as_ptr().add(gb)), sx);
                     acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(l), s, acc[i]);
                     let (m0, m1) = (*w.m.get_unchecked(gb), *w.m.get_unchecked(gb + 1));
                     min[i] = (*xsum.get_unchecked(b) as f32).mul_add(m0 * dx0, min[i]);

@@ -327,7 +327,7 @@ mod avx2 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(super) mod avx512 {
     use super::QK;
     use std::arch::x86_64::*;
 
@@ -346,57 +346,32 @@ mod avx512 {
         x: &[i8],
         dx: &[f32],
     ) -> [f32; R] {
-        let nb = dx.len();
-        debug_assert!(x.len() >= nb * QK);
-        debug_assert!((0..R).all(|r| w[r].len() >= nb * QK && dw[r].len() >= nb));
-        unsafe {
-            let mut acc = [_mm512_setzero_ps(); R];
-            let zero = _mm512_setzero_si512();
-            // Lanes 0..8 take element 0 of a pair, lanes 8..16 element 1.
-            let pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-            let mut b = 0;
-            while b + 2 <= nb {
-                let xv = _mm512_loadu_si512(x.as_ptr().add(b * QK) as *const _);
-                // The two blocks' activation scales, each over its eight lanes; each row's
-                // weight scales likewise, so one vector product gives every lane its
-                // `d_w[b] · d_x[b]` (the same IEEE product as the definition's scalar one).
-                macro_rules! pair_of {
-                    ($s:expr) => {{
-                        let two = _mm_castsi128_ps(_mm_loadl_epi64($s as *const __m128i));
-                        _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(two))
-                    }};
-                }
-                let sx = pair_of!(dx.as_ptr().add(b));
-                for r in 0..R {
-                    // A decode step streams every weight once, in rows too short for the
-                    // hardware prefetcher to follow: ask for the same place PREFETCH_ROWS rows
-                    // on (rows are contiguous; a prefetch past the end reads nothing).
-                    let ahead = w[r].as_ptr().wrapping_add(PREFETCH_ROWS * nb * QK + b * QK);
-                    _mm_prefetch::<_MM_HINT_T0>(ahead);
-                    let wv = _mm512_loadu_si512(w[r].as_ptr().add(b * QK) as *const _);
-                    // |w| (as u8) · (x with w's sign): exact i32 lanes of four products.
-                    let neg = _mm512_movepi8_mask(wv);
-                    let xs = _mm512_mask_sub_epi8(xv, neg, zero, xv);
-                    let l = _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(wv), xs);
-                    let s = _mm512_mul_ps(pair_of!(dw[r].as_ptr().add(b)), sx);
-                    acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(l), s, acc[r]);
-                }
-                b += 2;
-            }
-            let mut out = [0f32; R];
-            for r in 0..R {
-                out[r] = finish(acc[r], b, w[r], dw[r], x, dx);
-            }
-            out
-        }
+        // SAFETY: the caller's contract, for one token.
+        unsafe { dot_tokens::<R, 1>(w, dw, [x], [dx])[0] }
     }
 
-    /// How far ahead, in rows, [`dot_rows`] prefetches the weights.
+    /// Two consecutive block scales at `s`, each spread over its eight lanes (lanes 0..8 the
+    /// first, 8..16 the second): with another such pair, one vector product gives every lane
+    /// its `d_w[b] · d_x[b]`, the same IEEE product as the definition's scalar one.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F; `s` points at two readable `f32`s.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn scale_pair(s: *const f32) -> __m512 {
+        let pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+        // SAFETY: the caller's contract.
+        let two = unsafe { _mm_castsi128_ps(_mm_loadl_epi64(s as *const __m128i)) };
+        _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(two))
+    }
+
+    /// How far ahead, in rows, [`dot_tokens`] prefetches the weights.
     const PREFETCH_ROWS: usize = 8;
 
     /// [`dot_rows`] for `T` tokens at once: each weight block is loaded, its sign and
-    /// magnitude split and its scales spread once for all `T` tokens. Every output has
-    /// [`dot_rows`]' operations in its order, so the same bits.
+    /// magnitude split (`|w|` as u8 times x with w's sign: exact i32 lanes of four products)
+    /// and its scales spread once for all `T` tokens. Every output has the definition's
+    /// operations in its order, so the same bits whatever `T`.
     ///
     /// # Safety
     /// As [`dot_rows`], for every token's `x` and `dx` (the same number of blocks each).
@@ -413,28 +388,24 @@ mod avx512 {
         unsafe {
             let mut acc = [[_mm512_setzero_ps(); R]; T];
             let zero = _mm512_setzero_si512();
-            let pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-            macro_rules! pair_of {
-                ($s:expr) => {{
-                    let two = _mm_castsi128_ps(_mm_loadl_epi64($s as *const __m128i));
-                    _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(two))
-                }};
-            }
             let mut b = 0;
             while b + 2 <= nb {
                 let mut xv = [zero; T];
                 let mut sx = [_mm512_setzero_ps(); T];
                 for j in 0..T {
                     xv[j] = _mm512_loadu_si512(x[j].as_ptr().add(b * QK) as *const _);
-                    sx[j] = pair_of!(dx[j].as_ptr().add(b));
+                    sx[j] = scale_pair(dx[j].as_ptr().add(b));
                 }
                 for r in 0..R {
+                    // A decode step streams every weight once, in rows too short for the
+                    // hardware prefetcher to follow: ask for the same place PREFETCH_ROWS rows
+                    // on (rows are contiguous; a prefetch past the end reads nothing).
                     let ahead = w[r].as_ptr().wrapping_add(PREFETCH_ROWS * nb * QK + b * QK);
                     _mm_prefetch::<_MM_HINT_T0>(ahead);
                     let wv = _mm512_loadu_si512(w[r].as_ptr().add(b * QK) as *const _);
                     let neg = _mm512_movepi8_mask(wv);
                     let aw = _mm512_abs_epi8(wv);
-                    let sw = pair_of!(dw[r].as_ptr().add(b));
+                    let sw = scale_pair(dw[r].as_ptr().add(b));
                     for j in 0..T {
                         let xs = _mm512_mask_sub_epi8(xv[j], neg, zero, xv[j]);
                         let l = _mm512_dpbusd_epi32(zero, aw, xs);
