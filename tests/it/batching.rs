@@ -4,11 +4,10 @@
 //! sequence gets the same bits in a batch as alone, for 1 to 3 sequences and 1 to 3 threads.
 
 use crate::common::greedy_decoding as decoding;
-use crate::common::{engine_weights as weights, pool, tiny_model_path};
+use crate::common::{engine_weights as weights, pool, tiny_model_path, tiny_model_threads};
 use cybergov::magi::candle::transformer::{
     EngineError, MAX_SEQUENCES, Request, Transformer, Weights,
 };
-use cybergov::magi::candle::{CandleModel, LoadOptions};
 use cybergov::magi::juror::{deliberate, deliberate_together};
 use cybergov::magi::prompts::{JURORS, Prompts};
 use std::sync::Arc;
@@ -166,16 +165,7 @@ fn a_malformed_batch_is_refused_naming_why() {
 async fn jurors_deliberating_together_write_the_records_they_write_alone() {
     let prompts = Prompts::embedded();
     let content = "# Toolkit\n\nWe request 48,000 USDC for six months of light-client work.";
-    let load = |threads| {
-        CandleModel::load(
-            &tiny_model_path(4),
-            &LoadOptions {
-                threads: Some(threads),
-                ..Default::default()
-            },
-        )
-        .unwrap()
-    };
+    let load = |threads| tiny_model_threads(4, threads);
     let mut alone = Vec::new();
     for j in JURORS {
         let record = deliberate(j, &load(1), &prompts, content, &decoding(10))

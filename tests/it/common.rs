@@ -365,3 +365,13 @@ pub fn tiny_model(seed: u64) -> cybergov::magi::candle::CandleModel {
     cybergov::magi::candle::CandleModel::load(&tiny_model_path(seed), &Default::default())
         .expect("tiny model loads")
 }
+
+/// [`tiny_model`] on its own pool of `threads` workers.
+pub fn tiny_model_threads(seed: u64, threads: usize) -> cybergov::magi::candle::CandleModel {
+    let opts = cybergov::magi::candle::LoadOptions {
+        threads: Some(threads),
+        ..Default::default()
+    };
+    cybergov::magi::candle::CandleModel::load(&tiny_model_path(seed), &opts)
+        .expect("tiny model loads")
+}

@@ -5,7 +5,9 @@
 //! run alone. Correctness and determinism only, never time.
 
 use crate::common::tiny_gguf::{Shape as ModelShape, write_random};
-use crate::common::{engine_weights as weights, pool, tiny_model, tiny_model_path};
+use crate::common::{
+    engine_weights as weights, pool, tiny_model, tiny_model_path, tiny_model_threads,
+};
 use candle_core::{D, Device, Tensor};
 use cybergov::magi::candle::kernels::attention::{self, Kv, Shape};
 use cybergov::magi::candle::kernels::q8::{self, Kernel, Q8Acts, Q8Matrix};
@@ -249,16 +251,7 @@ use crate::common::greedy_decoding as decoding;
 #[tokio::test]
 async fn one_and_two_threads_generate_byte_identical_text() {
     let msgs = [ChatMessage::user("Say something about the treasury.")];
-    let with = |threads| {
-        CandleModel::load(
-            &tiny_model_path(1),
-            &LoadOptions {
-                threads: Some(threads),
-                ..Default::default()
-            },
-        )
-        .unwrap()
-    };
+    let with = |threads| tiny_model_threads(1, threads);
     let params = GenerateParams {
         max_new_tokens: 24,
         repeat_penalty: 1.1,
