@@ -42,7 +42,9 @@ fn naive_attention(q: &[f32], kv: Kv<'_>, s: Shape, p0: usize, out: &mut [f32]) 
     let k: Vec<f32> = (0..len)
         .flat_map(|p| (0..s.kv_heads).flat_map(move |g| kv.key(s, g, p)))
         .collect();
-    let v = kv.v;
+    let v: Vec<f32> = (0..len)
+        .flat_map(|p| (0..s.kv_heads).flat_map(move |g| kv.value(s, g, p).to_vec()))
+        .collect();
     let q = Tensor::from_slice(q, (n, s.heads, hd), &dev).unwrap();
     let k = Tensor::from_slice(&k[..len * s.kv_heads * hd], (len, s.kv_heads, hd), &dev).unwrap();
     let v = Tensor::from_slice(&v[..len * s.kv_heads * hd], (len, s.kv_heads, hd), &dev).unwrap();
@@ -91,7 +93,7 @@ fn attention_kernel_matches_the_naive_reference() {
     let len = p0 + n;
     let k = values(len * kvd, 2);
     let v = values(len * kvd, 3);
-    // The cache's layout: keys in tiles of eight positions per KV head.
+    // The cache's layout: keys in tiles of eight positions per KV head, values head-major.
     let cap = len.div_ceil(8) * 8;
     let mut k_t = vec![0f32; kvd * cap];
     for p in 0..len {
@@ -100,9 +102,16 @@ fn attention_kernel_matches_the_naive_reference() {
                 k[p * kvd + j];
         }
     }
+    let mut v_h = vec![0f32; kvd * cap];
+    for p in 0..len {
+        for j in 0..kvd {
+            v_h[attention::value_index(j / s.head_dim, j % s.head_dim, p, s.head_dim, cap)] =
+                v[p * kvd + j];
+        }
+    }
     let kv = Kv {
         k_t: &k_t,
-        v: &v,
+        v: &v_h,
         cap,
     };
     let mut ours = vec![0f32; q.len()];

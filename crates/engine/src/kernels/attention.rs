@@ -41,7 +41,9 @@ pub struct Kv<'a> {
     /// Keys in tiles of eight positions: key `p`, dimension `d` of KV head `g` is at
     /// [`key_index`]`(g, d, p, head_dim, cap)`.
     pub k_t: &'a [f32],
-    /// Values, position-major (`kv_heads · head_dim` per position).
+    /// Values, head-major: value `p` of KV head `g` is the `head_dim` values at
+    /// [`value_index`]`(g, 0, p, head_dim, cap)`, so a KV head's values are one contiguous
+    /// stream (a decode step reads them in order, which the hardware prefetcher follows).
     pub v: &'a [f32],
     /// Positions held per KV head (a multiple of 8).
     pub cap: usize,
@@ -53,6 +55,12 @@ pub fn key_index(g: usize, d: usize, p: usize, head_dim: usize, cap: usize) -> u
     g * head_dim * cap + (p / 8) * head_dim * 8 + d * 8 + p % 8
 }
 
+/// Where dimension `d` of value `p` of KV head `g` lives in [`Kv::v`].
+#[inline(always)]
+pub fn value_index(g: usize, d: usize, p: usize, head_dim: usize, cap: usize) -> usize {
+    (g * cap + p) * head_dim + d
+}
+
 impl Kv<'_> {
     /// Key `p` of KV head `g`, gathered (for references and tests).
     pub fn key(&self, s: Shape, g: usize, p: usize) -> Vec<f32> {
@@ -60,6 +68,29 @@ impl Kv<'_> {
             .map(|d| self.k_t[key_index(g, d, p, s.head_dim, self.cap)])
             .collect()
     }
+
+    /// Value `p` of KV head `g`.
+    pub fn value(&self, s: Shape, g: usize, p: usize) -> &[f32] {
+        let at = value_index(g, 0, p, s.head_dim, self.cap);
+        &self.v[at..at + s.head_dim]
+    }
+}
+
+/// How many positions ahead the kernels ask for keys and values: a decode step streams a
+/// whole KV head from memory, and what stalled it was the loads (as in the weight kernels).
+const AHEAD: usize = 16;
+
+/// Asks the cache hierarchy for the line at `p` (a hint: an address past the end is harmless,
+/// nothing is read or faulted).
+#[inline(always)]
+fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing architecturally and never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Queries per block in a prefill.
@@ -88,7 +119,10 @@ fn scores_portable<const Q: usize>(
     }
 }
 
-/// [`scores_portable`] with AVX2.
+/// [`scores_portable`] with AVX2: each score is the same chain of fused multiply-adds in `d`
+/// order, but `L` tiles of eight keys are in flight at once, so that `Q · L` independent chains
+/// hide the multiply-add latency (with one tile and a decode step's three queries, three
+/// chains left the FMA units idle most of the time).
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA; `k_t` holds at least `round_up(n, 8) · hd` values (one KV head's
@@ -103,67 +137,131 @@ unsafe fn scores_avx2<const Q: usize>(
     scale: f32,
     out: &mut [Vec<f32>; Q],
 ) {
+    let hd = q[0].len();
+    let tiles = n.div_ceil(8);
+    debug_assert!(k_t.len() >= tiles * 8 * hd);
+    debug_assert!(q.iter().all(|r| r.len() == hd) && out.iter().all(|o| o.len() >= tiles * 8));
+    // About eight chains, within the sixteen registers AVX2 has: 8, 4, 2 or 1 tiles.
+    let lanes = (8 / Q).max(1);
+    let mut t = 0;
+    // SAFETY (all calls): the caller's contract covers every tile below `tiles`.
+    unsafe {
+        while t + lanes <= tiles {
+            match lanes {
+                8 => score_tiles::<Q, 8>(q, k_t, t, scale, out),
+                4 => score_tiles::<Q, 4>(q, k_t, t, scale, out),
+                2 => score_tiles::<Q, 2>(q, k_t, t, scale, out),
+                _ => score_tiles::<Q, 1>(q, k_t, t, scale, out),
+            }
+            t += lanes;
+        }
+        while t < tiles {
+            score_tiles::<Q, 1>(q, k_t, t, scale, out);
+            t += 1;
+        }
+    }
+}
+
+/// Scores of tiles `t0..t0 + L` for the `Q` queries (see [`scores_avx2`]).
+///
+/// # Safety
+/// As [`scores_avx2`], for tiles up to `t0 + L`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn score_tiles<const Q: usize, const L: usize>(
+    q: [&[f32]; Q],
+    k_t: &[f32],
+    t0: usize,
+    scale: f32,
+    out: &mut [Vec<f32>; Q],
+) {
     use std::arch::x86_64::*;
     let hd = q[0].len();
-    let padded = n.div_ceil(8) * 8;
-    debug_assert!(k_t.len() >= padded * hd);
-    debug_assert!(q.iter().all(|r| r.len() == hd) && out.iter().all(|o| o.len() >= padded));
-    let mut p = 0;
-    while p < n {
-        let mut acc = [_mm256_setzero_ps(); Q];
-        let tile = (p / 8) * hd * 8;
-        for d in 0..hd {
-            // SAFETY: a head holds `cap` ≥ round_up(n, 8) positions; q rows hold `hd` values.
-            let kv = unsafe { _mm256_loadu_ps(k_t.as_ptr().add(tile + d * 8)) };
-            for i in 0..Q {
-                let qd = _mm256_set1_ps(unsafe { *q[i].get_unchecked(d) });
-                acc[i] = _mm256_fmadd_ps(qd, kv, acc[i]);
-            }
+    let mut acc = [[_mm256_setzero_ps(); L]; Q];
+    for d in 0..hd {
+        for tile in t0 + AHEAD / 8..t0 + AHEAD / 8 + L {
+            prefetch(k_t.as_ptr().wrapping_add(tile * hd * 8 + d * 8));
         }
-        let sv = _mm256_set1_ps(scale);
+        // SAFETY: the caller's contract: tiles below t0 + L are inside `k_t`, q rows hold `hd`.
+        let kv: [__m256; L] = std::array::from_fn(|l| unsafe {
+            _mm256_loadu_ps(k_t.as_ptr().add((t0 + l) * hd * 8 + d * 8))
+        });
         for i in 0..Q {
-            // SAFETY: score rows are sized to round_up(n, 8).
-            unsafe { _mm256_storeu_ps(out[i].as_mut_ptr().add(p), _mm256_mul_ps(acc[i], sv)) };
-        }
-        p += 8;
-    }
-}
-
-/// Softmax-weighted values of one query over its first `len` keys, from its `scores`
-/// (overwritten with the exponentials).
-#[inline(always)]
-fn mix(scores: &mut [f32], v: &[f32], stride: usize, off: usize, out: &mut [f32]) {
-    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-    for x in scores.iter_mut() {
-        *x = exp(*x - max);
-    }
-    let total = sum8(scores);
-    // As many output dimensions as fit the registers (64, else 16), held over all keys in one
-    // pass over the values (the order of each output's sum is still the key order).
-    if out.len().is_multiple_of(64) {
-        accumulate::<64>(scores, v, stride, off, out);
-    } else {
-        accumulate::<16>(scores, v, stride, off, out);
-    }
-    let inv = 1.0 / total;
-    for o in out.iter_mut() {
-        *o *= inv;
-    }
-}
-
-/// `out[d] = Σ_p e_p · v_p[d]` in key order, `W` dimensions per pass.
-#[inline(always)]
-fn accumulate<const W: usize>(e: &[f32], v: &[f32], stride: usize, off: usize, out: &mut [f32]) {
-    for (c, oc) in out.chunks_exact_mut(W).enumerate() {
-        let mut acc = [0f32; W];
-        for (p, &w) in e.iter().enumerate() {
-            let start = p * stride + off + W * c;
-            let vp: &[f32; W] = v[start..start + W].try_into().expect("W values");
-            for j in 0..W {
-                acc[j] = w.mul_add(vp[j], acc[j]);
+            let qd = _mm256_set1_ps(unsafe { *q[i].get_unchecked(d) });
+            for l in 0..L {
+                acc[i][l] = _mm256_fmadd_ps(qd, kv[l], acc[i][l]);
             }
         }
-        oc.copy_from_slice(&acc);
+    }
+    let sv = _mm256_set1_ps(scale);
+    for (o, acc) in out.iter_mut().zip(acc) {
+        for (l, a) in acc.into_iter().enumerate() {
+            // SAFETY: score rows are sized to whole tiles up to t0 + L.
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr().add((t0 + l) * 8), _mm256_mul_ps(a, sv)) };
+        }
+    }
+}
+
+/// Softmax-weighted values of `Q` queries over the same keys, from their `scores`
+/// (overwritten with the exponentials); the values of key `p` are `v[off + p·hd..][..hd]`
+/// and query `i`'s output is `out[i·hd..(i + 1)·hd]`.
+#[inline(always)]
+fn mix<const Q: usize>(mut scores: [&mut [f32]; Q], v: &[f32], off: usize, out: &mut [f32]) {
+    let hd = out.len() / Q;
+    let mut total = [0f32; Q];
+    for (t, x) in total.iter_mut().zip(scores.iter_mut()) {
+        let max = x.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        for x in x.iter_mut() {
+            *x = exp(*x - max);
+        }
+        *t = sum8(x);
+    }
+    let e: [&[f32]; Q] = scores.map(|x| &*x);
+    // As many output dimensions as fit the registers (64 for one query, else 16), held over
+    // all keys in one pass over the values (each output's sum is still in key order); the
+    // queries of a KV group share every value load.
+    if Q == 1 && hd.is_multiple_of(64) {
+        accumulate::<Q, 64>(e, v, off, out);
+    } else {
+        accumulate::<Q, 16>(e, v, off, out);
+    }
+    for (o, t) in out.chunks_exact_mut(hd).zip(total) {
+        let inv = 1.0 / t;
+        for o in o.iter_mut() {
+            *o *= inv;
+        }
+    }
+}
+
+/// `out[i][d] = Σ_p e_i[p] · v_p[d]` in key order, `W` dimensions per pass.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // `p` indexes every query's weights and the values
+fn accumulate<const Q: usize, const W: usize>(
+    e: [&[f32]; Q],
+    v: &[f32],
+    off: usize,
+    out: &mut [f32],
+) {
+    let hd = out.len() / Q;
+    let len = e[0].len();
+    debug_assert!(e.iter().all(|e| e.len() == len));
+    for c in 0..hd / W {
+        let mut acc = [[0f32; W]; Q];
+        for p in 0..len {
+            let start = off + p * hd + W * c;
+            prefetch(v.as_ptr().wrapping_add(start + AHEAD * hd));
+            let vp: &[f32; W] = v[start..start + W].try_into().expect("W values");
+            for i in 0..Q {
+                let w = e[i][p];
+                for j in 0..W {
+                    acc[i][j] = w.mul_add(vp[j], acc[i][j]);
+                }
+            }
+        }
+        for (i, a) in acc.iter().enumerate() {
+            out[i * hd + W * c..i * hd + W * (c + 1)].copy_from_slice(a);
+        }
     }
 }
 
@@ -173,8 +271,13 @@ fn accumulate<const W: usize>(e: &[f32], v: &[f32], stride: usize, off: usize, o
 /// The CPU has AVX2 and FMA. (Every access inside is bounds-checked.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn mix_avx2(scores: &mut [f32], v: &[f32], stride: usize, off: usize, out: &mut [f32]) {
-    mix(scores, v, stride, off, out)
+unsafe fn mix_avx2<const Q: usize>(
+    scores: [&mut [f32]; Q],
+    v: &[f32],
+    off: usize,
+    out: &mut [f32],
+) {
+    mix(scores, v, off, out)
 }
 
 fn use_avx2() -> bool {
@@ -224,25 +327,54 @@ fn block<const Q: usize>(
     } else {
         scores_portable(rows, k_t, n, scale, &mut sc);
     }
-    let stride = s.kv_heads * hd;
-    for (i, (scores, o)) in sc.iter_mut().zip(out.chunks_exact_mut(hd)).enumerate() {
+    // The keys query `i` attends: the window before them is left out of the softmax
+    // altogether, as if masked.
+    let range = |i: usize| {
         let len = p0 + who[i].0 + 1;
-        // Keys before the window are left out of the softmax altogether, as if masked.
-        let first = s.window.map_or(0, |w| len.saturating_sub(w));
-        let scores = &mut scores[first..len];
+        (s.window.map_or(0, |w| len.saturating_sub(w)), len)
+    };
+    for (i, scores) in sc.iter_mut().enumerate() {
+        let (first, len) = range(i);
         if let Some(cap) = s.softcap {
-            super::ops::soft_cap(scores, cap);
+            super::ops::soft_cap(&mut scores[first..len], cap);
         }
-        let off = g * hd + first * stride;
-        if fast {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX2 and FMA were detected.
-            unsafe {
-                mix_avx2(scores, kv.v, stride, off, o)
-            };
-        } else {
-            mix(scores, kv.v, stride, off, o);
+    }
+    if Q > 1 && who.iter().all(|&(t, _)| t == who[0].0) {
+        // The heads of a KV group in a decode step: one pass over the values for all.
+        let (first, len) = range(0);
+        let scores = sc.each_mut().map(|x| &mut x[first..len]);
+        mix_on(
+            fast,
+            scores,
+            kv.v,
+            value_index(g, 0, first, hd, kv.cap),
+            out,
+        );
+    } else {
+        for (i, (scores, o)) in sc.iter_mut().zip(out.chunks_exact_mut(hd)).enumerate() {
+            let (first, len) = range(i);
+            let off = value_index(g, 0, first, hd, kv.cap);
+            mix_on(fast, [&mut scores[first..len]], kv.v, off, o);
         }
+    }
+}
+
+/// [`mix`], with AVX2 where `fast` (detected by [`use_avx2`]).
+fn mix_on<const Q: usize>(
+    fast: bool,
+    scores: [&mut [f32]; Q],
+    v: &[f32],
+    off: usize,
+    out: &mut [f32],
+) {
+    if fast {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2 and FMA were detected.
+        unsafe {
+            mix_avx2(scores, v, off, out)
+        };
+    } else {
+        mix(scores, v, off, out);
     }
 }
 
@@ -283,12 +415,12 @@ pub fn causal(q: &[f32], kv: Kv<'_>, s: Shape, p0: usize, out: &mut [f32]) {
         kv.cap
     );
     assert!(
-        kv.k_t.len() >= kvd * kv.cap && kv.v.len() >= (p0 + n) * kvd,
+        kv.k_t.len() >= kvd * kv.cap && kv.v.len() >= kvd * kv.cap,
         "attention: the cache holds {} keys and {} values, {} and {} are needed",
         kv.k_t.len(),
         kv.v.len(),
         kvd * kv.cap,
-        (p0 + n) * kvd
+        kvd * kv.cap
     );
     // Head-major scratch, so that each task owns one contiguous slice.
     let mut hm = vec![0f32; s.heads * n * hd];

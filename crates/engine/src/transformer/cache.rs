@@ -3,7 +3,7 @@
 use super::attention;
 
 /// Per-layer keys (in tiles of eight positions, see [`attention::key_index`]) and values
-/// (position-major), sized for the whole context up front. The buffers are zero-allocated, so
+/// (head-major, see [`attention::value_index`]), sized for the whole context up front. The buffers are zero-allocated, so
 /// the memory becomes resident only as positions are written.
 pub(super) struct KvCache {
     pub k_t: Vec<Vec<f32>>,
@@ -27,7 +27,6 @@ impl KvCache {
     /// shape). Whole tiles of eight are copied: positions past `len` in the last one are
     /// overwritten before anything reads them, as in any cache.
     pub fn copy_prefix(&mut self, from: &KvCache, len: usize, kv_heads: usize, head_dim: usize) {
-        let kvd = kv_heads * head_dim;
         let tiles = len.div_ceil(8) * 8 * head_dim;
         for (to, from) in self.k_t.iter_mut().zip(&from.k_t) {
             for g in 0..kv_heads {
@@ -36,7 +35,11 @@ impl KvCache {
             }
         }
         for (to, from) in self.v.iter_mut().zip(&from.v) {
-            to[..len * kvd].copy_from_slice(&from[..len * kvd]);
+            for g in 0..kv_heads {
+                let start = attention::value_index(g, 0, 0, head_dim, self.cap);
+                let end = start + len * head_dim;
+                to[start..end].copy_from_slice(&from[start..end]);
+            }
         }
     }
 }

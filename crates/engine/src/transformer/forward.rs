@@ -118,7 +118,10 @@ impl Transformer {
                     // Element j is dimension j % hd of KV head j / hd.
                     kc[attention::key_index(j / hd, j % hd, p, hd, cap)] = x;
                 }
-                cache.v[li][p * kvd..(p + 1) * kvd].copy_from_slice(&row[qd + kvd..]);
+                for (g, v) in row[qd + kvd..].chunks_exact(hd).enumerate() {
+                    let at = attention::value_index(g, 0, p, hd, cap);
+                    cache.v[li][at..at + hd].copy_from_slice(v);
+                }
             }
             // Each segment attends its own cache; the segments run side by side.
             let seqs = &self.seqs;

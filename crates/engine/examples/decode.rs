@@ -1,0 +1,56 @@
+//! Times decode steps of the engine alone, for profilers (`perf record`):
+//! `cargo run --release -p cybergov-engine --example decode -- MODEL.gguf CONTEXT STEPS [THREADS]
+//! [ROUNDS]`. The context is token ids cycled to length; the steps are greedy; each round
+//! rewinds to the context and decodes again, and the best and the median round are printed
+//! (on a shared machine the best round is the one least disturbed by other tenants).
+
+use candle_core::quantized::gguf_file;
+use cybergov_engine::transformer::{Config, Transformer, Weights};
+use std::sync::Arc;
+use std::time::Instant;
+
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let args: Vec<String> = std::env::args().collect();
+    let (path, context, steps) = (
+        &args[1],
+        args[2].parse::<usize>()?,
+        args[3].parse::<usize>()?,
+    );
+    let threads = args.get(4).map_or(Ok(2), |t| t.parse::<usize>())?;
+    let rounds = args.get(5).map_or(Ok(5), |t| t.parse::<usize>())?;
+    let mut f = std::fs::File::open(path)?;
+    let ct = gguf_file::Content::read(&mut f)?;
+    let cfg = Config::from_gguf(&ct, context + steps + 8)?;
+    let w = Arc::new(Weights::load(&ct, &mut f, cfg)?);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    pool.install(|| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut m = Transformer::new(w);
+        let context_ids: Vec<u32> = (0..context as u32).map(|i| 100 + i % 5000).collect();
+        let first = m.logits(&context_ids, 1)?.pop().ok_or("no logits")?;
+        let mut rates = Vec::new();
+        for _ in 0..rounds {
+            let (mut ids, mut logits) = (context_ids.clone(), first.clone());
+            m.rewind(context);
+            let t = Instant::now();
+            for _ in 0..steps {
+                let next = logits
+                    .iter()
+                    .enumerate()
+                    .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+                    .0;
+                ids.push(next as u32);
+                logits = m.logits(&ids, 1)?.pop().ok_or("no logits")?;
+            }
+            rates.push(steps as f64 / t.elapsed().as_secs_f64());
+        }
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "{steps} steps at {context} context, {rounds} rounds: best {:.2} tok/s, median {:.2}",
+            rates[rates.len() - 1],
+            rates[rates.len() / 2]
+        );
+        Ok(())
+    })
+}
