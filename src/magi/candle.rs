@@ -37,7 +37,7 @@ pub const MAX_CONTEXT: usize = 4096;
 
 /// Names the engine's arithmetic. Change it whenever a kernel's result can change, so that a
 /// record made by another engine is recognised as such rather than as tampering.
-pub const KERNEL_ID: &str = "q8_0+q4_k+q5_k+q6_k-lanes16+f32-lanes8/v2";
+pub const KERNEL_ID: &str = "q8_0+q4_k+q5_k+q6_k-lanes16+f32-lanes8+f16kv/v3";
 
 /// The engine identity recorded with every local model.
 pub fn engine_id() -> super::model::EngineId {

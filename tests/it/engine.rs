@@ -10,6 +10,7 @@ use crate::common::{
 };
 use candle_core::{D, Device, Tensor};
 use cybergov::magi::candle::kernels::attention::{self, Kv, Shape};
+use cybergov::magi::candle::kernels::half::{f16_to_f32, f32_to_f16};
 use cybergov::magi::candle::kernels::q8::{self, Kernel, Q8Acts, Q8Matrix};
 use cybergov::magi::candle::transformer::{Transformer, Weights};
 use cybergov::magi::candle::{CandleModel, LoadOptions};
@@ -79,6 +80,100 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[test]
+fn half_precision_round_trips_and_rounds_to_nearest_even() {
+    // Every half value (NaNs aside) survives single precision and back.
+    for h in 0..=u16::MAX {
+        let x = f16_to_f32(h);
+        if x.is_nan() {
+            assert!(f16_to_f32(f32_to_f16(x)).is_nan(), "NaN {h:#06x}");
+            continue;
+        }
+        assert_eq!(f32_to_f16(x), h, "{h:#06x} = {x}");
+    }
+    // Between two neighbours (subnormals, normals, either sign): the midpoint goes to the even
+    // one, anything off the midpoint to the nearer one.
+    for h in (0..0x7bffu16).chain(0x8000..0xfbff) {
+        let (a, b) = (f16_to_f32(h), f16_to_f32(h + 1));
+        let mid = ((f64::from(a) + f64::from(b)) / 2.0) as f32;
+        assert_eq!(
+            f64::from(mid),
+            (f64::from(a) + f64::from(b)) / 2.0,
+            "exact midpoint"
+        );
+        let even = if h % 2 == 0 { h } else { h + 1 };
+        assert_eq!(f32_to_f16(mid), even, "midpoint of {h:#06x}");
+        // One unit in the last place smaller or larger in magnitude (b is the larger).
+        let (toward_a, toward_b) = (
+            f32::from_bits(mid.to_bits() - 1),
+            f32::from_bits(mid.to_bits() + 1),
+        );
+        assert_eq!(f32_to_f16(toward_a), h, "just nearer {h:#06x}");
+        assert_eq!(f32_to_f16(toward_b), h + 1, "just nearer {:#06x}", h + 1);
+    }
+    // Past the largest half (65504): to infinity from the midpoint to the next binade on.
+    assert_eq!(f32_to_f16(65519.99), 0x7bff);
+    assert_eq!(f32_to_f16(65520.0), 0x7c00);
+    assert_eq!(f32_to_f16(-1e9), 0xfc00);
+    assert_eq!(f32_to_f16(f32::INFINITY), 0x7c00);
+    assert_eq!(f32_to_f16(1e-9), 0);
+    assert_eq!(f32_to_f16(-0.0), 0x8000);
+}
+
+/// A cache of `len` random positions in the engine's layout, for `s`.
+fn random_cache(s: Shape, len: usize, seed: u64) -> (Vec<u16>, Vec<u16>, usize) {
+    let kvd = s.kv_heads * s.head_dim;
+    let cap = len.div_ceil(8) * 8;
+    let (k, v) = (values(len * kvd, seed), values(len * kvd, seed + 1));
+    let (mut k_t, mut v_h) = (vec![0u16; kvd * cap], vec![0u16; kvd * cap]);
+    for p in 0..len {
+        for j in 0..kvd {
+            let (g, d) = (j / s.head_dim, j % s.head_dim);
+            k_t[attention::key_index(g, d, p, s.head_dim, cap)] = f32_to_f16(k[p * kvd + j]);
+            v_h[attention::value_index(g, d, p, s.head_dim, cap)] = f32_to_f16(v[p * kvd + j]);
+        }
+    }
+    (k_t, v_h, cap)
+}
+
+#[test]
+fn attention_kernels_agree_to_the_bit() {
+    // Decode steps (one query; KV groups of 3 and 4 read together), prefills of a few and of
+    // more than a block of queries, with and without a window and soft-capping.
+    let here = q8::detected();
+    for (heads, kv_heads, hd) in [(9, 3, 64), (8, 2, 16), (4, 4, 32)] {
+        for (p0, n) in [(0, 1), (37, 1), (200, 1), (5, 3), (13, 19)] {
+            for (window, softcap) in [(None, None), (Some(16), Some(30.0))] {
+                let s = Shape {
+                    heads,
+                    kv_heads,
+                    head_dim: hd,
+                    window,
+                    softcap,
+                };
+                let (k_t, v, cap) = random_cache(s, p0 + n, (p0 * 31 + n) as u64);
+                let kv = Kv {
+                    k_t: &k_t,
+                    v: &v,
+                    cap,
+                };
+                let q = values(n * heads * hd, 7 + p0 as u64);
+                let mut portable = vec![0f32; q.len()];
+                attention::causal_with(Kernel::Portable, &q, kv, s, p0, &mut portable);
+                let mut fast = vec![0f32; q.len()];
+                attention::causal_with(here, &q, kv, s, p0, &mut fast);
+                let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&portable),
+                    bits(&fast),
+                    "{here:?} vs portable: {heads}/{kv_heads} heads of {hd}, positions {p0}+{n}, \
+                     window {window:?}, softcap {softcap:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn attention_kernel_matches_the_naive_reference() {
     let s = Shape {
         heads: 6,
@@ -88,30 +183,12 @@ fn attention_kernel_matches_the_naive_reference() {
         softcap: None,
     };
     let (p0, n) = (5, 7);
-    let kvd = s.kv_heads * s.head_dim;
     let q = values(n * s.heads * s.head_dim, 1);
-    let len = p0 + n;
-    let k = values(len * kvd, 2);
-    let v = values(len * kvd, 3);
-    // The cache's layout: keys in tiles of eight positions per KV head, values head-major.
-    let cap = len.div_ceil(8) * 8;
-    let mut k_t = vec![0f32; kvd * cap];
-    for p in 0..len {
-        for j in 0..kvd {
-            k_t[attention::key_index(j / s.head_dim, j % s.head_dim, p, s.head_dim, cap)] =
-                k[p * kvd + j];
-        }
-    }
-    let mut v_h = vec![0f32; kvd * cap];
-    for p in 0..len {
-        for j in 0..kvd {
-            v_h[attention::value_index(j / s.head_dim, j % s.head_dim, p, s.head_dim, cap)] =
-                v[p * kvd + j];
-        }
-    }
+    // The reference reads the cache's half-precision values through `Kv`, as the kernel does.
+    let (k_t, v, cap) = random_cache(s, p0 + n, 2);
     let kv = Kv {
         k_t: &k_t,
-        v: &v_h,
+        v: &v,
         cap,
     };
     let mut ours = vec![0f32; q.len()];

@@ -2,6 +2,7 @@
 //! current rayon pool.
 
 pub mod attention;
+pub mod half;
 pub mod kquant;
 pub mod matrix;
 pub mod ops;

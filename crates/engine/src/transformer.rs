@@ -450,7 +450,7 @@ impl Transformer {
     /// achieved rate with the machine's read bandwidth).
     pub fn bytes_per_step(&self, context: usize) -> usize {
         let c = &self.w.cfg;
-        self.w.bytes() + c.layers * 2 * context * c.kv_dim() * 4
+        self.w.bytes() + c.layers * 2 * context * c.kv_dim() * size_of::<u16>()
     }
 
     /// Reuse counters so far.

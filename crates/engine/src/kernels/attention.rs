@@ -9,13 +9,19 @@
 //! - the softmax uses the engine's own [`exp`] and a lane-wise [`sum8`] in key order;
 //! - the output is `Σ_p e_p · v_p` accumulated in key order (fused), divided by the sum.
 //!
+//! Keys and values are stored in half precision (as llama.cpp's default cache: a decode step at
+//! a long context reads mostly its cache, and half the bytes is half the time); every kernel
+//! widens them exactly to single precision before any arithmetic.
+//!
 //! Keys are stored in tiles of eight positions per KV head (`[g][position / 8][d][position % 8]`),
 //! so eight keys' scores are one vector, a tile is one contiguous read, and a block of queries
 //! shares every key load. A score does not depend on which other
 //! queries or keys were computed with it, so a prefill of many tokens, a decode step and a
 //! prefill after a reused prefix give the same bits for the same position.
 
+use super::half::f16_to_f32;
 use super::ops::{exp, sum8};
+use super::q8::Kernel;
 use rayon::prelude::*;
 
 /// Shapes of one attention call.
@@ -40,11 +46,11 @@ pub struct Shape {
 pub struct Kv<'a> {
     /// Keys in tiles of eight positions: key `p`, dimension `d` of KV head `g` is at
     /// [`key_index`]`(g, d, p, head_dim, cap)`.
-    pub k_t: &'a [f32],
+    pub k_t: &'a [u16],
     /// Values, head-major: value `p` of KV head `g` is the `head_dim` values at
     /// [`value_index`]`(g, 0, p, head_dim, cap)`, so a KV head's values are one contiguous
     /// stream (a decode step reads them in order, which the hardware prefetcher follows).
-    pub v: &'a [f32],
+    pub v: &'a [u16],
     /// Positions held per KV head (a multiple of 8).
     pub cap: usize,
 }
@@ -65,14 +71,17 @@ impl Kv<'_> {
     /// Key `p` of KV head `g`, gathered (for references and tests).
     pub fn key(&self, s: Shape, g: usize, p: usize) -> Vec<f32> {
         (0..s.head_dim)
-            .map(|d| self.k_t[key_index(g, d, p, s.head_dim, self.cap)])
+            .map(|d| f16_to_f32(self.k_t[key_index(g, d, p, s.head_dim, self.cap)]))
             .collect()
     }
 
-    /// Value `p` of KV head `g`.
-    pub fn value(&self, s: Shape, g: usize, p: usize) -> &[f32] {
+    /// Value `p` of KV head `g` (for references and tests).
+    pub fn value(&self, s: Shape, g: usize, p: usize) -> Vec<f32> {
         let at = value_index(g, 0, p, s.head_dim, self.cap);
-        &self.v[at..at + s.head_dim]
+        self.v[at..at + s.head_dim]
+            .iter()
+            .map(|&h| f16_to_f32(h))
+            .collect()
     }
 }
 
@@ -83,7 +92,7 @@ const AHEAD: usize = 16;
 /// Asks the cache hierarchy for the line at `p` (a hint: an address past the end is harmless,
 /// nothing is read or faulted).
 #[inline(always)]
-fn prefetch(p: *const f32) {
+fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch reads nothing architecturally and never faults, whatever the address.
     unsafe {
@@ -101,7 +110,7 @@ const QB: usize = 8;
 #[inline(always)]
 fn scores_portable<const Q: usize>(
     q: [&[f32]; Q],
-    k_t: &[f32],
+    k_t: &[u16],
     n: usize,
     scale: f32,
     out: &mut [Vec<f32>; Q],
@@ -112,7 +121,7 @@ fn scores_portable<const Q: usize>(
         for i in 0..Q {
             let mut acc = 0f32;
             for d in 0..hd {
-                acc = q[i][d].mul_add(tile[d * 8 + p % 8], acc);
+                acc = q[i][d].mul_add(f16_to_f32(tile[d * 8 + p % 8]), acc);
             }
             out[i][p] = acc * scale;
         }
@@ -125,14 +134,14 @@ fn scores_portable<const Q: usize>(
 /// chains left the FMA units idle most of the time).
 ///
 /// # Safety
-/// The CPU has AVX2 and FMA; `k_t` holds at least `round_up(n, 8) · hd` values (one KV head's
-/// tiles up to position `n`), every `q[i]` holds `hd` values and every `out[i]` at least
+/// The CPU has AVX2, FMA and F16C; `k_t` holds at least `round_up(n, 8) · hd` values (one KV
+/// head's tiles up to position `n`), every `q[i]` holds `hd` values and every `out[i]` at least
 /// `round_up(n, 8)`. [`causal`] checks the cache's size; [`block`] sizes the rest.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn scores_avx2<const Q: usize>(
     q: [&[f32]; Q],
-    k_t: &[f32],
+    k_t: &[u16],
     n: usize,
     scale: f32,
     out: &mut [Vec<f32>; Q],
@@ -168,10 +177,10 @@ unsafe fn scores_avx2<const Q: usize>(
 /// As [`scores_avx2`], for tiles up to `t0 + L`.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn score_tiles<const Q: usize, const L: usize>(
     q: [&[f32]; Q],
-    k_t: &[f32],
+    k_t: &[u16],
     t0: usize,
     scale: f32,
     out: &mut [Vec<f32>; Q],
@@ -185,7 +194,8 @@ unsafe fn score_tiles<const Q: usize, const L: usize>(
         }
         // SAFETY: the caller's contract: tiles below t0 + L are inside `k_t`, q rows hold `hd`.
         let kv: [__m256; L] = std::array::from_fn(|l| unsafe {
-            _mm256_loadu_ps(k_t.as_ptr().add((t0 + l) * hd * 8 + d * 8))
+            let at = k_t.as_ptr().add((t0 + l) * hd * 8 + d * 8);
+            _mm256_cvtph_ps(_mm_loadu_si128(at as *const __m128i))
         });
         for i in 0..Q {
             let qd = _mm256_set1_ps(unsafe { *q[i].get_unchecked(d) });
@@ -203,12 +213,10 @@ unsafe fn score_tiles<const Q: usize, const L: usize>(
     }
 }
 
-/// Softmax-weighted values of `Q` queries over the same keys, from their `scores`
-/// (overwritten with the exponentials); the values of key `p` are `v[off + p·hd..][..hd]`
-/// and query `i`'s output is `out[i·hd..(i + 1)·hd]`.
+/// Turns `Q` queries' scores into their softmax numerators in place (`exp(score − max)`),
+/// returning each one's denominator (their [`sum8`]).
 #[inline(always)]
-fn mix<const Q: usize>(mut scores: [&mut [f32]; Q], v: &[f32], off: usize, out: &mut [f32]) {
-    let hd = out.len() / Q;
+fn weights<const Q: usize>(scores: &mut [&mut [f32]; Q]) -> [f32; Q] {
     let mut total = [0f32; Q];
     for (t, x) in total.iter_mut().zip(scores.iter_mut()) {
         let max = x.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
@@ -217,15 +225,13 @@ fn mix<const Q: usize>(mut scores: [&mut [f32]; Q], v: &[f32], off: usize, out: 
         }
         *t = sum8(x);
     }
-    let e: [&[f32]; Q] = scores.map(|x| &*x);
-    // As many output dimensions as fit the registers (64 for one query, else 16), held over
-    // all keys in one pass over the values (each output's sum is still in key order); the
-    // queries of a KV group share every value load.
-    if Q == 1 && hd.is_multiple_of(64) {
-        accumulate::<Q, 64>(e, v, off, out);
-    } else {
-        accumulate::<Q, 16>(e, v, off, out);
-    }
+    total
+}
+
+/// Divides each query's output by its softmax denominator (as `· (1 / total)`).
+#[inline(always)]
+fn normalise(out: &mut [f32], total: &[f32]) {
+    let hd = out.len() / total.len();
     for (o, t) in out.chunks_exact_mut(hd).zip(total) {
         let inv = 1.0 / t;
         for o in o.iter_mut() {
@@ -234,57 +240,104 @@ fn mix<const Q: usize>(mut scores: [&mut [f32]; Q], v: &[f32], off: usize, out: 
     }
 }
 
-/// `out[i][d] = Σ_p e_i[p] · v_p[d]` in key order, `W` dimensions per pass.
-#[inline(always)]
-#[allow(clippy::needless_range_loop)] // `p` indexes every query's weights and the values
-fn accumulate<const Q: usize, const W: usize>(
-    e: [&[f32]; Q],
-    v: &[f32],
+/// Softmax-weighted values of `Q` queries over the same keys, from their `scores`
+/// (overwritten with the exponentials); the values of key `p` are `v[off + p·hd..][..hd]`
+/// and query `i`'s output is `out[i·hd..(i + 1)·hd]`: `out[i][d] = Σ_p e_i[p] · v_p[d]` in key
+/// order (fused), then divided by the sum.
+fn mix<const Q: usize>(mut scores: [&mut [f32]; Q], v: &[u16], off: usize, out: &mut [f32]) {
+    let total = weights(&mut scores);
+    let hd = out.len() / Q;
+    let len = scores[0].len();
+    debug_assert!(scores.iter().all(|e| e.len() == len));
+    for d in 0..hd {
+        let mut acc = [0f32; Q];
+        for p in 0..len {
+            let x = f16_to_f32(v[off + p * hd + d]);
+            for i in 0..Q {
+                acc[i] = scores[i][p].mul_add(x, acc[i]);
+            }
+        }
+        for (i, a) in acc.into_iter().enumerate() {
+            out[i * hd + d] = a;
+        }
+    }
+    normalise(out, &total);
+}
+
+/// [`mix`] with AVX2, FMA and F16C: the same operations, so the same bits. As many output
+/// dimensions as fit the registers (64 for one query, else 16: `8·C`) are held over all keys
+/// in one pass over the values, and the queries of a KV group share every value load.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C; `v` holds `off + len · hd` values (`len` the scores' length,
+/// `hd = out.len() / Q`, a multiple of 16). [`causal`] checks the cache's size.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn mix_avx2<const Q: usize>(
+    mut scores: [&mut [f32]; Q],
+    v: &[u16],
     off: usize,
     out: &mut [f32],
 ) {
+    let total = weights(&mut scores);
+    let hd = out.len() / Q;
+    let e: [&[f32]; Q] = scores.map(|x| &*x);
+    debug_assert!(e.iter().all(|x| x.len() == e[0].len()) && hd.is_multiple_of(16));
+    debug_assert!(v.len() >= off + e[0].len() * hd);
+    // SAFETY: the caller's contract.
+    unsafe {
+        if Q == 1 && hd.is_multiple_of(64) {
+            accumulate_avx2::<Q, 8>(e, v, off, out);
+        } else {
+            accumulate_avx2::<Q, 2>(e, v, off, out);
+        }
+    }
+    normalise(out, &total);
+}
+
+/// The sums of [`mix_avx2`], `8·C` output dimensions per pass over the keys.
+///
+/// # Safety
+/// As [`mix_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn accumulate_avx2<const Q: usize, const C: usize>(
+    e: [&[f32]; Q],
+    v: &[u16],
+    off: usize,
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::*;
     let hd = out.len() / Q;
     let len = e[0].len();
-    debug_assert!(e.iter().all(|e| e.len() == len));
-    for c in 0..hd / W {
-        let mut acc = [[0f32; W]; Q];
+    for c in 0..hd / (8 * C) {
+        let mut acc = [[_mm256_setzero_ps(); C]; Q];
         for p in 0..len {
-            let start = off + p * hd + W * c;
+            let start = off + p * hd + 8 * C * c;
             prefetch(v.as_ptr().wrapping_add(start + AHEAD * hd));
-            let vp: &[f32; W] = v[start..start + W].try_into().expect("W values");
+            // SAFETY: key p < len, dimensions below hd: inside `v` by the caller's contract.
+            let vp: [__m256; C] = std::array::from_fn(|k| unsafe {
+                _mm256_cvtph_ps(_mm_loadu_si128(
+                    v.as_ptr().add(start + 8 * k) as *const __m128i
+                ))
+            });
             for i in 0..Q {
-                let w = e[i][p];
-                for j in 0..W {
-                    acc[i][j] = w.mul_add(vp[j], acc[i][j]);
+                // SAFETY: p < len, the length of every row of `e`.
+                let w = _mm256_set1_ps(unsafe { *e[i].get_unchecked(p) });
+                for k in 0..C {
+                    acc[i][k] = _mm256_fmadd_ps(w, vp[k], acc[i][k]);
                 }
             }
         }
-        for (i, a) in acc.iter().enumerate() {
-            out[i * hd + W * c..i * hd + W * (c + 1)].copy_from_slice(a);
+        for (i, acc) in acc.iter().enumerate() {
+            for (k, &a) in acc.iter().enumerate() {
+                let at = i * hd + 8 * C * c + 8 * k;
+                // SAFETY: at + 8 ≤ (i + 1) · hd ≤ out.len().
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(at), a) };
+            }
         }
     }
-}
-
-/// [`mix`] compiled with AVX2 and FMA (the same operations, so the same bits).
-///
-/// # Safety
-/// The CPU has AVX2 and FMA. (Every access inside is bounds-checked.)
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn mix_avx2<const Q: usize>(
-    scores: [&mut [f32]; Q],
-    v: &[f32],
-    off: usize,
-    out: &mut [f32],
-) {
-    mix(scores, v, off, out)
-}
-
-fn use_avx2() -> bool {
-    matches!(
-        super::q8::detected(),
-        super::q8::Kernel::Avx2 | super::q8::Kernel::Avx512Vnni
-    )
 }
 
 /// The queries `who = [(token, head); Q]`, whose heads share one KV head, their outputs in
@@ -292,6 +345,7 @@ fn use_avx2() -> bool {
 /// A block is `Q` tokens of one head in a prefill, or the heads of one KV group in a decode
 /// step; each query's values are the same either way.
 fn block<const Q: usize>(
+    fast: bool,
     q: &[f32],
     kv: Kv<'_>,
     s: Shape,
@@ -315,10 +369,9 @@ fn block<const Q: usize>(
     });
     let mut sc: [Vec<f32>; Q] = std::array::from_fn(|_| vec![0f32; n.div_ceil(8) * 8]);
     let scale = 1.0 / (hd as f32).sqrt();
-    let fast = use_avx2();
     if fast {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX2 and FMA were detected; `k_t` is this KV head's whole slice of a cache
+        // SAFETY: AVX2, FMA and F16C were detected; `k_t` is this KV head's whole slice of a cache
         // that `causal` checked holds `cap ≥ n` positions (a multiple of 8), each row of `rows`
         // is `hd` long and each of `sc` is `round_up(n, 8)` long.
         unsafe {
@@ -359,17 +412,18 @@ fn block<const Q: usize>(
     }
 }
 
-/// [`mix`], with AVX2 where `fast` (detected by [`use_avx2`]).
+/// [`mix`], with AVX2 where `fast`.
 fn mix_on<const Q: usize>(
     fast: bool,
     scores: [&mut [f32]; Q],
-    v: &[f32],
+    v: &[u16],
     off: usize,
     out: &mut [f32],
 ) {
     if fast {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX2 and FMA were detected.
+        // SAFETY: AVX2, FMA and F16C were detected; `causal` checked that `v` holds every
+        // KV head's `cap` positions, and the keys mixed are below `p0 + n ≤ cap`.
         unsafe {
             mix_avx2(scores, v, off, out)
         };
@@ -388,6 +442,17 @@ fn mix_on<const Q: usize>(
 /// the cache's capacity is a multiple of 8 that holds positions `0..p0 + n`, and `k_t` and `v`
 /// are that large. Checked once here, so that the kernels below may index without checks.
 pub fn causal(q: &[f32], kv: Kv<'_>, s: Shape, p0: usize, out: &mut [f32]) {
+    causal_with(super::q8::detected(), q, kv, s, p0, out);
+}
+
+/// [`causal`] with a chosen kernel: [`Kernel::Portable`] the definition, any other the AVX2
+/// code (tests compare them bit for bit).
+///
+/// # Panics
+/// As [`causal`], and when this CPU lacks the kernel's instructions.
+pub fn causal_with(kernel: Kernel, q: &[f32], kv: Kv<'_>, s: Shape, p0: usize, out: &mut [f32]) {
+    super::q8::check_kernel(kernel);
+    let fast = kernel != Kernel::Portable;
     let hd = s.head_dim;
     assert!(
         s.heads > 0 && s.kv_heads > 0 && s.heads.is_multiple_of(s.kv_heads),
@@ -432,9 +497,9 @@ pub fn causal(q: &[f32], kv: Kv<'_>, s: Shape, p0: usize, out: &mut [f32]) {
             .for_each(|(g, o)| {
                 let h0 = g * group;
                 match group {
-                    2 => block::<2>(q, kv, s, p0, [(0, h0), (0, h0 + 1)], o),
-                    3 => block::<3>(q, kv, s, p0, std::array::from_fn(|i| (0, h0 + i)), o),
-                    _ => block::<4>(q, kv, s, p0, std::array::from_fn(|i| (0, h0 + i)), o),
+                    2 => block::<2>(fast, q, kv, s, p0, [(0, h0), (0, h0 + 1)], o),
+                    3 => block::<3>(fast, q, kv, s, p0, std::array::from_fn(|i| (0, h0 + i)), o),
+                    _ => block::<4>(fast, q, kv, s, p0, std::array::from_fn(|i| (0, h0 + i)), o),
                 }
             });
     } else {
@@ -442,10 +507,10 @@ pub fn causal(q: &[f32], kv: Kv<'_>, s: Shape, p0: usize, out: &mut [f32]) {
             ho.par_chunks_mut(QB * hd).enumerate().for_each(|(b, o)| {
                 let t0 = b * QB;
                 if o.len() == QB * hd {
-                    block::<QB>(q, kv, s, p0, std::array::from_fn(|i| (t0 + i, h)), o);
+                    block::<QB>(fast, q, kv, s, p0, std::array::from_fn(|i| (t0 + i, h)), o);
                 } else {
                     for (j, oj) in o.chunks_exact_mut(hd).enumerate() {
-                        block::<1>(q, kv, s, p0, [(t0 + j, h)], oj);
+                        block::<1>(fast, q, kv, s, p0, [(t0 + j, h)], oj);
                     }
                 }
             });

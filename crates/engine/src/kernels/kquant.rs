@@ -16,7 +16,8 @@
 //! the element is `reduce16(acc) − M`. Integer sums are exact and every float operation is the
 //! same in every kernel, so portable, AVX2 and AVX-512 results are the same bits.
 
-use super::q8::{Kernel, Q8Acts, QK, check_kernel, f16_to_f32, reduce16};
+use super::half::f16_to_f32;
+use super::q8::{Kernel, Q8Acts, QK, check_kernel, reduce16};
 use super::tiles::{Placement, TILE, drive, per_token};
 
 /// Values per super-block.

@@ -11,7 +11,8 @@
 //! accumulator `(b % 2) · 8 + k` in one fused multiply-add, blocks in increasing order; the
 //! sixteen accumulators are reduced by [`reduce16`]. Every kernel does exactly that.
 
-use super::q8::{Kernel, Q8Acts, QK, check_kernel, f16_to_f32, reduce16};
+use super::half::f16_to_f32;
+use super::q8::{Kernel, Q8Acts, QK, check_kernel, reduce16};
 use super::tiles::{Placement, TILE, drive, per_token};
 
 /// Values per super-block.

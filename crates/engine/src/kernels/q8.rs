@@ -10,6 +10,7 @@
 //! same order), so a result depends neither on the CPU, nor on the thread that computed it,
 //! nor on how many tokens were multiplied together.
 
+use super::half::f16_to_f32;
 use super::tiles::{Group, Placement, TILE, TOKENS, drive};
 use rayon::prelude::*;
 
@@ -27,29 +28,6 @@ pub struct Q8Matrix {
     pub qs: Vec<i8>,
     /// One scale per block, row-major.
     pub d: Vec<f32>,
-}
-
-/// IEEE half to single precision (exact).
-pub fn f16_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h >> 15) << 31;
-    let exp = u32::from((h >> 10) & 0x1f);
-    let man = u32::from(h & 0x3ff);
-    let bits = match (exp, man) {
-        (0, 0) => sign,
-        (0, m) => {
-            // Subnormal half: normalise into a single-precision normal.
-            let mut e = 127 - 15 + 1;
-            let mut m = m;
-            while m & 0x400 == 0 {
-                m <<= 1;
-                e -= 1;
-            }
-            sign | (e << 23) | ((m & 0x3ff) << 13)
-        }
-        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
-        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
-    };
-    f32::from_bits(bits)
 }
 
 /// Quantizes `x` (a multiple of [`QK`] long) into `qs` and `d`, by the engine's own rule:
@@ -465,8 +443,10 @@ pub fn detected() -> Kernel {
     {
         static K: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
         *K.get_or_init(|| {
+            // F16C: the attention kernels widen the half-precision cache with it.
             let avx2 = std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma");
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c");
             let vnni = std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
                 && std::arch::is_x86_feature_detected!("avx512dq")

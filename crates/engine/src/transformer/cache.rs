@@ -3,11 +3,11 @@
 use super::attention;
 
 /// Per-layer keys (in tiles of eight positions, see [`attention::key_index`]) and values
-/// (head-major, see [`attention::value_index`]), sized for the whole context up front. The buffers are zero-allocated, so
+/// (head-major, see [`attention::value_index`]), in half precision, sized for the whole context up front. The buffers are zero-allocated, so
 /// the memory becomes resident only as positions are written.
 pub(super) struct KvCache {
-    pub k_t: Vec<Vec<f32>>,
-    pub v: Vec<Vec<f32>>,
+    pub k_t: Vec<Vec<u16>>,
+    pub v: Vec<Vec<u16>>,
     /// Positions per key row: the context rounded up to 8 (attention reads keys 8 at a time).
     pub cap: usize,
 }
@@ -17,8 +17,8 @@ impl KvCache {
         let cap = context.div_ceil(8) * 8;
         let n = cap * kv_dim;
         Self {
-            k_t: (0..layers).map(|_| vec![0f32; n]).collect(),
-            v: (0..layers).map(|_| vec![0f32; n]).collect(),
+            k_t: (0..layers).map(|_| vec![0u16; n]).collect(),
+            v: (0..layers).map(|_| vec![0u16; n]).collect(),
             cap,
         }
     }

@@ -9,6 +9,7 @@
 
 use super::{Activation, Transformer, attention, ops};
 use crate::kernels::attention::Shape;
+use crate::kernels::half::f32_to_f16;
 use rayon::prelude::*;
 
 /// New tokens of one sequence, appended at positions `p0..p0 + ids.len()`.
@@ -116,11 +117,13 @@ impl Transformer {
                 let kc = &mut cache.k_t[li];
                 for (j, &x) in row[qd..qd + kvd].iter().enumerate() {
                     // Element j is dimension j % hd of KV head j / hd.
-                    kc[attention::key_index(j / hd, j % hd, p, hd, cap)] = x;
+                    kc[attention::key_index(j / hd, j % hd, p, hd, cap)] = f32_to_f16(x);
                 }
                 for (g, v) in row[qd + kvd..].chunks_exact(hd).enumerate() {
                     let at = attention::value_index(g, 0, p, hd, cap);
-                    cache.v[li][at..at + hd].copy_from_slice(v);
+                    for (c, &x) in cache.v[li][at..at + hd].iter_mut().zip(v) {
+                        *c = f32_to_f16(x);
+                    }
                 }
             }
             // Each segment attends its own cache; the segments run side by side.
