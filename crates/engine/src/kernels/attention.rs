@@ -20,7 +20,7 @@
 //! prefill after a reused prefix give the same bits for the same position.
 
 use super::half::f16_to_f32;
-use super::ops::{exp, sum8};
+use super::ops::{exp, prefetch, sum8};
 use super::q8::Kernel;
 use rayon::prelude::*;
 
@@ -88,19 +88,6 @@ impl Kv<'_> {
 /// How many positions ahead the kernels ask for keys and values: a decode step streams a
 /// whole KV head from memory, and what stalled it was the loads (as in the weight kernels).
 const AHEAD: usize = 16;
-
-/// Asks the cache hierarchy for the line at `p` (a hint: an address past the end is harmless,
-/// nothing is read or faulted).
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing architecturally and never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
 
 /// Queries per block in a prefill.
 const QB: usize = 8;

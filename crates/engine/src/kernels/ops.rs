@@ -2,6 +2,19 @@
 //! written-down order (no fused multiply-add, no library `exp`), so every CPU computes the
 //! same bits.
 
+/// Asks the cache hierarchy for the line at `p` (a hint: an address past the end is harmless,
+/// nothing is read or faulted).
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing architecturally and never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Σ a·b over eight lanes (`i % 8`), then one fixed tree; `a.len()` a multiple of 8.
 #[inline(always)]
 pub fn dot8(a: &[f32], b: &[f32]) -> f32 {

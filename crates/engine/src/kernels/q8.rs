@@ -379,7 +379,7 @@ pub(super) mod avx512 {
                     // hardware prefetcher to follow: ask for the same place PREFETCH_ROWS rows
                     // on (rows are contiguous; a prefetch past the end reads nothing).
                     let ahead = w[r].as_ptr().wrapping_add(PREFETCH_ROWS * nb * QK + b * QK);
-                    _mm_prefetch::<_MM_HINT_T0>(ahead);
+                    crate::kernels::ops::prefetch(ahead);
                     let wv = _mm512_loadu_si512(w[r].as_ptr().add(b * QK) as *const _);
                     let neg = _mm512_movepi8_mask(wv);
                     let aw = _mm512_abs_epi8(wv);

@@ -3,8 +3,9 @@
 use super::attention;
 
 /// Per-layer keys (in tiles of eight positions, see [`attention::key_index`]) and values
-/// (head-major, see [`attention::value_index`]), in half precision, sized for the whole context up front. The buffers are zero-allocated, so
-/// the memory becomes resident only as positions are written.
+/// (head-major, see [`attention::value_index`]), in half precision, sized for the whole
+/// context up front. The buffers are zero-allocated, so the memory becomes resident only as
+/// positions are written.
 pub(super) struct KvCache {
     pub k_t: Vec<Vec<u16>>,
     pub v: Vec<Vec<u16>>,
