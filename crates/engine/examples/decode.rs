@@ -1,4 +1,4 @@
-//! Times decode steps of the engine alone, for profilers (`perf record`):
+//! Times a prefill and then decode steps of the engine alone, for profilers (`perf record`):
 //! `cargo run --release -p cybergov-engine --example decode -- MODEL.gguf CONTEXT STEPS [THREADS]
 //! [ROUNDS]`. The context is token ids cycled to length; the steps are greedy; each round
 //! rewinds to the context and decodes again, and the best and the median round are printed
@@ -28,7 +28,14 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     pool.install(|| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let mut m = Transformer::new(w);
         let context_ids: Vec<u32> = (0..context as u32).map(|i| 100 + i % 5000).collect();
+        // The prefill of the context, timed too: it is the whole of a juror's prompt work.
+        let t = Instant::now();
         let first = m.logits(&context_ids, 1)?.pop().ok_or("no logits")?;
+        let prefill = t.elapsed().as_secs_f64();
+        println!(
+            "prefill of {context} tokens: {prefill:.2} s, {:.1} tok/s",
+            context as f64 / prefill
+        );
         let mut rates = Vec::new();
         for _ in 0..rounds {
             let (mut ids, mut logits) = (context_ids.clone(), first.clone());
