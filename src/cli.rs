@@ -95,8 +95,13 @@ pub enum StageName {
 /// cybergov's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the scheduler and workers: hourly dispatch, then every stage as it comes due.
-    Serve,
+    /// Run the scheduler and workers (hourly dispatch, then every stage as it comes due) and
+    /// the HTTP server (health checks, JSON API).
+    Serve {
+        /// Only the HTTP server, read-only: no dispatch, no stage runs (a public mirror).
+        #[arg(long)]
+        web_only: bool,
+    },
     /// Find ongoing referenda without a completed run and schedule them, once.
     Dispatch {
         /// Only this network (default: every enabled network).

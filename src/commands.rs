@@ -55,7 +55,7 @@ fn run_inner(cli: Cli) -> anyhow::Result<ExitCode> {
             rt.block_on(verify::run(&config, &secrets, &run, &sources, reexecute))
         }
         Command::Demo { dir } => rt.block_on(demo::run(&dir, &config)),
-        Command::Serve => rt.block_on(serve::run(&config, &secrets)),
+        Command::Serve { web_only } => rt.block_on(serve::run(&config, &secrets, web_only)),
         Command::Dispatch { network } => rt.block_on(dispatch::run(&config, &secrets, network)),
         Command::Run(target) => rt.block_on(run::run(&config, &secrets, &target)),
         Command::Rerun { target, from } => {

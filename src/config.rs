@@ -55,6 +55,8 @@ pub struct Config {
     pub pipeline: crate::pipeline::settings::PipelineConfig,
     /// Where the infer stage runs the jurors: in-process or on GitHub Actions.
     pub runner: crate::stages::infer::runner::settings::RunnerSettings,
+    /// The HTTP server of `cybergov serve`: address, limits.
+    pub server: crate::web::ServerConfig,
 }
 
 /// Database settings.
@@ -129,6 +131,7 @@ impl Default for Config {
             augment: crate::stages::augment::AugmentConfig::default(),
             pipeline: crate::pipeline::settings::PipelineConfig::default(),
             runner: crate::stages::infer::runner::settings::RunnerSettings::default(),
+            server: crate::web::ServerConfig::default(),
         }
     }
 }

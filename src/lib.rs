@@ -31,4 +31,5 @@ pub mod stages;
 pub mod store;
 pub mod subsquare;
 pub mod verify;
+pub mod web;
 pub mod wiring;

@@ -1,42 +1,83 @@
-//! `cybergov serve`: the hourly dispatch and the stage workers, until SIGINT or SIGTERM.
+//! `cybergov serve`: the hourly dispatch, the stage workers and the HTTP server (health, JSON
+//! API), until SIGINT or SIGTERM; `--web-only`: the HTTP server alone, a read-only mirror.
 
 use crate::config::Config;
 use crate::pipeline::service::{Parts, serve};
 use crate::secret::Secrets;
+use crate::web::{WebState, bind};
 use crate::wiring::{DispatchTick, Stages, dispatch_settings};
 use anyhow::Context;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// Runs the service.
-pub async fn run(config: &Config, secrets: &Arc<Secrets>) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    config: &Config,
+    secrets: &Arc<Secrets>,
+    web_only: bool,
+) -> anyhow::Result<ExitCode> {
     let store = super::open_store(config, secrets)?;
     let location = store.location();
-    let engine = crate::wiring::open_engine(config, secrets.clone(), store, Stages::Builtin, true)
-        .await
-        .context("starting the job graph")?;
-    if config.pipeline.vote_mode == crate::pipeline::settings::VoteMode::Submit {
-        for warning in crate::wiring::keys::check_proxy_keys(config, secrets).await? {
-            eprintln!("warning: {warning}");
+    // One signal, heard by the job graph and the HTTP server alike.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let web = if web_only || config.server.enabled {
+        let state = WebState {
+            ledger: crate::wiring::open_ledger(config, secrets)
+                .await
+                .context("opening the ledger")?,
+            store: store.clone(),
+            public_base_url: config.public_base_url.clone(),
+            settings: config.server.clone(),
+        };
+        let (listener, addr) = bind(&config.server).await?;
+        eprintln!("cybergov serve: HTTP on http://{addr} (/healthz, /readyz, /api/v1/referenda)");
+        Some(tokio::spawn(crate::web::serve(
+            listener,
+            state,
+            stopped(stop_rx.clone()),
+        )))
+    } else {
+        None
+    };
+    if !web_only {
+        let engine =
+            crate::wiring::open_engine(config, secrets.clone(), store, Stages::Builtin, true)
+                .await
+                .context("starting the job graph")?;
+        if config.pipeline.vote_mode == crate::pipeline::settings::VoteMode::Submit {
+            for warning in crate::wiring::keys::check_proxy_keys(config, secrets).await? {
+                eprintln!("warning: {warning}");
+            }
         }
+        let engine = Arc::new(engine);
+        eprintln!(
+            "cybergov serve: worker {} on {} (store {location}), dispatch at \"{}\", {} stage(s) at a time",
+            engine.owner,
+            engine.ledger.db().kind(),
+            config.pipeline.dispatch_cron,
+            config.pipeline.concurrency
+        );
+        serve(
+            engine,
+            Parts {
+                tick: Some(Arc::new(DispatchTick(dispatch_settings(config)))),
+                workers: true,
+            },
+            stopped(stop_rx.clone()),
+        )
+        .await?;
     }
-    let engine = Arc::new(engine);
-    eprintln!(
-        "cybergov serve: worker {} on {} (store {location}), dispatch at \"{}\", {} stage(s) at a time",
-        engine.owner,
-        engine.ledger.db().kind(),
-        config.pipeline.dispatch_cron,
-        config.pipeline.concurrency
-    );
-    serve(
-        engine,
-        Parts {
-            tick: Some(Arc::new(DispatchTick(dispatch_settings(config)))),
-            workers: true,
-        },
-        shutdown_signal(),
-    )
-    .await?;
+    if let Some(web) = web {
+        web.await.context("the HTTP server")??;
+    }
     eprintln!("cybergov serve: stopped");
     Ok(ExitCode::SUCCESS)
 }

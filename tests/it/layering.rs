@@ -27,7 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("verify", &["verify"]),
     (
         "app",
-        &["config", "wiring", "cli", "commands", "lib", "main"],
+        &["config", "web", "wiring", "cli", "commands", "lib", "main"],
     ),
 ];
 

@@ -33,4 +33,5 @@ mod subsquare;
 mod tally;
 mod verify;
 mod verify_sh;
+mod web;
 mod workflow;

@@ -246,6 +246,8 @@ impl World {
         // Never during a test: the year field keeps the hourly dispatch out of the way.
         set("PIPELINE__DISPATCH_CRON", "0 0 0 1 1 * 2099".into());
         set("LOG__FILTER", "cybergov=info,warn".into());
+        // Several `serve` workers run side by side in the crash tests: each its own port.
+        set("SERVER__BIND", "127.0.0.1:0".into());
         v.insert("CYBERGOV_PROXY_SEED".into(), "//Alice".into());
         v.insert("RAYON_NUM_THREADS".into(), "1".into());
         v

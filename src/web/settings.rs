@@ -1,0 +1,36 @@
+//! The `server` section of the configuration.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// Settings of the HTTP server in `cybergov serve`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Whether `cybergov serve` starts the HTTP server beside the scheduler
+    /// (`serve --web-only` always does).
+    pub enabled: bool,
+    /// The address to listen on.
+    pub bind: SocketAddr,
+    /// Allow a `bind` address that is not loopback (the server is then public).
+    pub allow_public: bool,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Time limit of one request, in seconds.
+    pub request_timeout_s: u64,
+    /// Most items in one page of the JSON API (`limit` is capped to it).
+    pub max_page: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            allow_public: false,
+            max_body_bytes: 64 << 10,
+            request_timeout_s: 30,
+            max_page: 500,
+        }
+    }
+}
