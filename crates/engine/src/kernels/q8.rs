@@ -17,6 +17,10 @@ use rayon::prelude::*;
 /// Elements per block.
 pub const QK: usize = 32;
 
+/// How far ahead, in rows, the multi-token kernels prefetch the weights: a decode step streams
+/// every weight once, in rows too short for the hardware prefetcher to follow.
+const PREFETCH_ROWS: usize = 8;
+
 /// A row-major Q8_0 matrix: `rows` × `cols`, `cols` a multiple of [`QK`].
 #[derive(Clone, Debug, Default)]
 pub struct Q8Matrix {
@@ -239,7 +243,7 @@ pub fn dot_portable(w: &[i8], dw: &[f32], x: &[i8], dx: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::QK;
+    use super::{PREFETCH_ROWS, QK};
     use std::arch::x86_64::*;
 
     /// Lane sums of one block: lane `k` = Σ of products `4k..4k+4` (exact).
@@ -313,9 +317,6 @@ mod avx2 {
         }
     }
 
-    /// How far ahead, in rows, [`dot_tokens`] prefetches the weights (as the AVX-512 kernel).
-    const PREFETCH_ROWS: usize = 8;
-
     /// [`dot_rows`] for `T` tokens at once: each weight block is loaded and its magnitude taken
     /// once for all `T` tokens. Sixteen 256-bit registers cannot hold `2 · R · T`
     /// accumulators, so the even blocks are summed in one pass and the odd ones in a second:
@@ -383,7 +384,7 @@ mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 pub(super) mod avx512 {
-    use super::QK;
+    use super::{PREFETCH_ROWS, QK};
     use std::arch::x86_64::*;
 
     /// [`super::dot_portable`] for `R` rows with AVX-512 VNNI: one 512-bit step covers two
@@ -419,9 +420,6 @@ pub(super) mod avx512 {
         let two = unsafe { _mm_castsi128_ps(_mm_loadl_epi64(s as *const __m128i)) };
         _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(two))
     }
-
-    /// How far ahead, in rows, [`dot_tokens`] prefetches the weights.
-    const PREFETCH_ROWS: usize = 8;
 
     /// [`dot_rows`] for `T` tokens at once: each weight block is loaded, its sign and
     /// magnitude split (`|w|` as u8 times x with w's sign: exact i32 lanes of four products)
