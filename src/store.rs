@@ -151,6 +151,11 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 /// A shared store handle.
 pub type SharedStore = Arc<dyn ObjectStore>;
 
+/// Where the public fetches `key` when the store is served at `base` (`public_base_url`).
+pub fn public_url(base: &str, key: &str) -> String {
+    format!("{}/{key}", base.trim_end_matches('/'))
+}
+
 /// Opens the store the configuration names. S3 credentials come from `secrets`.
 pub fn open(
     config: &StoreConfig,

@@ -28,12 +28,36 @@ pub async fn run(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let engine = if web_only {
+        None
+    } else {
+        let engine = crate::wiring::open_engine(
+            config,
+            secrets.clone(),
+            store.clone(),
+            Stages::Builtin,
+            true,
+        )
+        .await
+        .context("starting the job graph")?;
+        if config.pipeline.vote_mode == crate::pipeline::settings::VoteMode::Submit {
+            for warning in crate::wiring::keys::check_proxy_keys(config, secrets).await? {
+                eprintln!("warning: {warning}");
+            }
+        }
+        Some(Arc::new(engine))
+    };
     let web = if web_only || config.server.enabled {
-        let state = WebState {
-            ledger: crate::wiring::open_ledger(config, secrets)
+        // The job graph's ledger when there is one: one pool, one migration check.
+        let ledger = match &engine {
+            Some(engine) => engine.ledger.clone(),
+            None => crate::wiring::open_ledger(config, secrets)
                 .await
                 .context("opening the ledger")?,
-            store: store.clone(),
+        };
+        let state = WebState {
+            ledger,
+            store,
             public_base_url: config.public_base_url.clone(),
             settings: config.server.clone(),
         };
@@ -47,17 +71,7 @@ pub async fn run(
     } else {
         None
     };
-    if !web_only {
-        let engine =
-            crate::wiring::open_engine(config, secrets.clone(), store, Stages::Builtin, true)
-                .await
-                .context("starting the job graph")?;
-        if config.pipeline.vote_mode == crate::pipeline::settings::VoteMode::Submit {
-            for warning in crate::wiring::keys::check_proxy_keys(config, secrets).await? {
-                eprintln!("warning: {warning}");
-            }
-        }
-        let engine = Arc::new(engine);
+    if let Some(engine) = engine {
         eprintln!(
             "cybergov serve: worker {} on {} (store {location}), dispatch at \"{}\", {} stage(s) at a time",
             engine.owner,

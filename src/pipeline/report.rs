@@ -81,22 +81,16 @@ pub fn render(r: &ReferendumStatus<'_>, public_base_url: Option<&str>, location:
             if let Some(e) = &s.error {
                 let _ = writeln!(out, "      error: {e}");
             }
-            let outputs: serde_json::Map<String, serde_json::Value> = s
-                .outputs
-                .as_deref()
-                .and_then(|o| serde_json::from_str(o).ok())
-                .unwrap_or_default();
-            for (name, hash) in outputs {
+            for (name, hash) in s.recorded_outputs() {
                 let key = format!("{prefix}{name}");
                 let link = match public_base_url {
-                    Some(base) => format!("{}/{key}", base.trim_end_matches('/')),
+                    Some(base) => crate::store::public_url(base, &key),
                     None => key,
                 };
-                let hash = hash.as_str().unwrap_or_default();
                 let _ = writeln!(
                     out,
                     "      {link}  sha256 {}",
-                    hash.get(..16).unwrap_or(hash)
+                    hash.get(..16).unwrap_or(&hash)
                 );
             }
         }

@@ -184,12 +184,7 @@ async fn checked_reuse(
         .await
         .map_err(EngineError::from)?;
     for row in rows {
-        let outputs: std::collections::BTreeMap<String, String> = row
-            .outputs
-            .as_deref()
-            .and_then(|o| serde_json::from_str(o).ok())
-            .unwrap_or_default();
-        recorded.extend(outputs);
+        recorded.extend(row.recorded_outputs());
     }
     let run_specific = [
         Artefact::Manifest,

@@ -170,7 +170,7 @@ pub async fn prepare(
         .proposed_height;
     let public = |key: &ObjectKey| {
         job.public_base_url
-            .map(|b| format!("{}/{}", b.trim_end_matches('/'), key))
+            .map(|b| crate::store::public_url(b, key.as_str()))
     };
     let receipt_key = run.key(&Artefact::Receipt);
     let receipt = Receipt::read(store, run).await.map_err(receipt_error)?;

@@ -198,18 +198,14 @@ pub struct ArtefactView {
 }
 
 fn stage_view(s: &StageRow, prefix: &str, base: Option<&str>) -> StageView {
-    let outputs: serde_json::Map<String, serde_json::Value> = s
-        .outputs
-        .as_deref()
-        .and_then(|o| serde_json::from_str(o).ok())
-        .unwrap_or_default();
-    let artefacts = outputs
+    let artefacts = s
+        .recorded_outputs()
         .into_iter()
-        .map(|(name, hash)| {
+        .map(|(name, sha256)| {
             let key = format!("{prefix}{name}");
             ArtefactView {
-                url: base.map(|b| format!("{}/{key}", b.trim_end_matches('/'))),
-                sha256: hash.as_str().unwrap_or_default().to_owned(),
+                url: base.map(|b| crate::store::public_url(b, &key)),
+                sha256,
                 name,
                 key,
             }

@@ -161,6 +161,14 @@ pub struct StageRow {
 }
 
 impl StageRow {
+    /// The outputs recorded with the stage: artefact name → SHA-256 hex (empty when none).
+    pub fn recorded_outputs(&self) -> std::collections::BTreeMap<String, String> {
+        self.outputs
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok())
+            .unwrap_or_default()
+    }
+
     /// The parsed state.
     pub fn state(&self) -> Result<StageState, LedgerError> {
         self.state.parse()
