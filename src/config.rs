@@ -349,6 +349,10 @@ impl Config {
                 &["http", "https"],
             )?;
             check_published(&key("subsquare_web_url"), &spec.subsquare_web_url)?;
+            if let Some(u) = &spec.explorer_url {
+                check_url(&key("explorer_url"), u, &["http", "https"])?;
+                check_published(&key("explorer_url"), u)?;
+            }
             if spec.ss58_prefix > 16383 {
                 return Err(ConfigError::invalid(
                     key("ss58_prefix"),

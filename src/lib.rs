@@ -20,6 +20,7 @@ pub mod hash;
 pub mod http;
 pub mod magi;
 pub mod manifest;
+pub mod metrics;
 pub mod network;
 pub mod pipeline;
 pub mod progress;

@@ -48,6 +48,7 @@ impl Network {
                 ),
                 subsquare_api_url: "https://polkadot-api.subsquare.io".into(),
                 subsquare_web_url: "https://polkadot.subsquare.io".into(),
+                explorer_url: Some("https://assethub-polkadot.subscan.io".into()),
                 ss58_prefix: 0,
                 token_symbol: "DOT".into(),
                 token_decimals: 10,
@@ -65,6 +66,7 @@ impl Network {
                 ),
                 subsquare_api_url: "https://kusama-api.subsquare.io".into(),
                 subsquare_web_url: "https://kusama.subsquare.io".into(),
+                explorer_url: Some("https://assethub-kusama.subscan.io".into()),
                 ss58_prefix: 2,
                 token_symbol: "KSM".into(),
                 token_decimals: 12,
@@ -80,6 +82,7 @@ impl Network {
                 sidecar_url: None,
                 subsquare_api_url: "https://paseo-api.subsquare.io".into(),
                 subsquare_web_url: "https://paseo.subsquare.io".into(),
+                explorer_url: Some("https://assethub-paseo.subscan.io".into()),
                 ss58_prefix: 0,
                 token_symbol: "PAS".into(),
                 token_decimals: 10,
@@ -139,6 +142,11 @@ pub struct NetworkSpec {
     pub subsquare_api_url: String,
     /// Subsquare web base URL, for links in comments.
     pub subsquare_web_url: String,
+    /// Block explorer base URL, for the dashboard's links to the vote's extrinsic and block
+    /// (`{explorer_url}/extrinsic/{hash}`, `{explorer_url}/block/{number}`, Subscan's paths);
+    /// unset: no links.
+    #[serde(default)]
+    pub explorer_url: Option<String>,
     /// SS58 address prefix.
     pub ss58_prefix: u16,
     /// Native token symbol.

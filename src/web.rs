@@ -1,5 +1,5 @@
-//! The HTTP surface of `cybergov serve` (issue #14): health checks and a read-only JSON API
-//! over the ledger and the store, on one axum router that the dashboard, the metrics and the
+//! The HTTP surface of `cybergov serve` (issue #14): health checks, a read-only JSON API and the
+//! dashboard's pages over the ledger and the store, on one axum router that the metrics and the
 //! OpenAI-compatible endpoint extend.
 //!
 //! Why it is shaped so:
@@ -13,8 +13,10 @@
 //!   primary key), never a full scan per request.
 
 pub mod api;
+pub mod pages;
 pub mod settings;
 
+use crate::network::{Network, NetworkSpec};
 use crate::pipeline::ledger::Ledger;
 use crate::store::SharedStore;
 use axum::Router;
@@ -24,6 +26,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 pub use settings::ServerConfig;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,9 +61,52 @@ pub struct WebState {
     pub public_base_url: Option<String>,
     /// The server's settings.
     pub settings: ServerConfig,
+    /// The configured networks (the dashboard's sections, proposal parsing, explorer and
+    /// Subsquare links).
+    pub networks: BTreeMap<Network, NetworkSpec>,
+    /// The dispatch `/readyz` watches, when this process dispatches.
+    pub dispatch: Option<DispatchWatch>,
 }
 
-/// The router: `/healthz`, `/readyz` and `/api/v1/…`.
+/// What `/readyz` expects of this process's dispatch: each network dispatched within two of
+/// the schedule's intervals, once the process has run that long.
+#[derive(Clone, Debug)]
+pub struct DispatchWatch {
+    /// When the process started (Unix seconds).
+    pub since: i64,
+    /// The schedule's interval, in seconds.
+    pub interval: i64,
+    /// The networks dispatched.
+    pub networks: Vec<Network>,
+}
+
+impl DispatchWatch {
+    /// The networks overdue at `now` (Unix seconds), with when each was last dispatched.
+    pub fn overdue(&self, now: i64) -> Vec<String> {
+        let limit = now - 2 * self.interval;
+        if self.since >= limit {
+            return Vec::new();
+        }
+        self.networks
+            .iter()
+            .filter_map(|n| match crate::metrics::last_dispatch(n.as_str()) {
+                Some(at) if at >= limit => None,
+                Some(at) => Some(format!(
+                    "dispatch: {n} last dispatched {} s ago, more than two intervals ({} s)",
+                    now - at,
+                    2 * self.interval
+                )),
+                None => Some(format!(
+                    "dispatch: {n} not dispatched in {} s, more than two intervals ({} s)",
+                    now - self.since,
+                    2 * self.interval
+                )),
+            })
+            .collect()
+    }
+}
+
+/// The router: `/healthz`, `/readyz`, `/metrics`, `/api/v1/…` and the dashboard.
 pub fn router(state: WebState) -> Router {
     let timeout = Duration::from_secs(state.settings.request_timeout_s.max(1));
     let max_body = state.settings.max_body_bytes;
@@ -68,7 +114,9 @@ pub fn router(state: WebState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(api::routes())
+        .merge(pages::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             time_limited(timeout, req, next)
@@ -94,7 +142,8 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready: the ledger's database answers and the store can be listed. 503 names what failed.
+/// Ready: the ledger's database answers, the store can be listed, and (in a process that
+/// dispatches) every network was dispatched within two intervals. 503 names what failed.
 async fn readyz(State(s): State<Arc<WebState>>) -> Response {
     let mut failed = Vec::new();
     if let Err(e) = s.ledger.ping().await {
@@ -102,6 +151,9 @@ async fn readyz(State(s): State<Arc<WebState>>) -> Response {
     }
     if let Err(e) = s.store.list("proposals/").await {
         failed.push(format!("store: {e}"));
+    }
+    if let Some(d) = &s.dispatch {
+        failed.extend(d.overdue(chrono::Utc::now().timestamp()));
     }
     if failed.is_empty() {
         (StatusCode::OK, "ready\n").into_response()
@@ -112,6 +164,32 @@ async fn readyz(State(s): State<Arc<WebState>>) -> Response {
         )
             .into_response()
     }
+}
+
+/// `/metrics`: the process's metrics (`crate::metrics`) with the ledger's queue as of now, in
+/// the OpenMetrics text format Prometheus scrapes.
+async fn metrics(State(s): State<Arc<WebState>>) -> Response {
+    let now = crate::pipeline::ledger::now_ms();
+    let queue = match (
+        s.ledger.stages_by_state().await,
+        s.ledger.oldest_due(now).await,
+    ) {
+        (Ok(by_state), Ok(oldest)) => crate::metrics::QueueSnapshot {
+            by_state,
+            oldest_due_secs: oldest.map_or(0.0, |due| (now - due).max(0) as f64 / 1000.0),
+        },
+        (Err(e), _) | (_, Err(e)) => {
+            return api::ApiError::internal("reading the ledger", e).into_response();
+        }
+    };
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::metrics::render(&queue),
+    )
+        .into_response()
 }
 
 /// Binds `settings.bind` (refusing a non-loopback address unless `allow_public`), returning
@@ -140,4 +218,33 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|source| WebError::Io { addr, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_network_not_dispatched_for_two_intervals_is_overdue() {
+        let now = 1_000_000;
+        let watch = DispatchWatch {
+            since: now - 10_000,
+            interval: 3_600,
+            networks: vec![Network::Paseo],
+        };
+        // Never dispatched, and the process is older than two intervals.
+        assert_eq!(watch.overdue(now).len(), 1);
+        crate::metrics::dispatched("paseo", now - 8_000);
+        let overdue = watch.overdue(now);
+        assert!(overdue[0].contains("8000 s ago"), "{overdue:?}");
+        crate::metrics::dispatched("paseo", now - 60);
+        assert!(watch.overdue(now).is_empty());
+        // A young process is not judged yet.
+        let young = DispatchWatch {
+            since: now - 100,
+            networks: vec![Network::Kusama],
+            ..watch
+        };
+        assert!(young.overdue(now).is_empty());
+    }
 }

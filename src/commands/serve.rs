@@ -60,9 +60,13 @@ pub async fn run(
             store,
             public_base_url: config.public_base_url.clone(),
             settings: config.server.clone(),
+            networks: config.networks.clone(),
+            dispatch: engine.as_ref().and_then(|_| dispatch_watch(config)),
         };
         let (listener, addr) = bind(&config.server).await?;
-        eprintln!("cybergov serve: HTTP on http://{addr} (/healthz, /readyz, /api/v1/referenda)");
+        eprintln!(
+            "cybergov serve: HTTP on http://{addr} (the dashboard, /healthz, /readyz, /api/v1/referenda)"
+        );
         Some(tokio::spawn(crate::web::serve(
             listener,
             state,
@@ -104,4 +108,22 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// What `/readyz` watches of the hourly dispatch: the schedule's interval (the gap between its
+/// next two ticks; none for a schedule that fires once or never) and the enabled networks.
+fn dispatch_watch(config: &Config) -> Option<crate::web::DispatchWatch> {
+    let schedule: cron::Schedule = config.pipeline.dispatch_cron.parse().ok()?;
+    let mut next = schedule.upcoming(chrono::Utc);
+    let (a, b) = (next.next()?, next.next()?);
+    Some(crate::web::DispatchWatch {
+        since: chrono::Utc::now().timestamp(),
+        interval: (b - a).num_seconds().max(1),
+        networks: config
+            .networks
+            .iter()
+            .filter(|(_, spec)| spec.enabled)
+            .map(|(n, _)| *n)
+            .collect(),
+    })
 }

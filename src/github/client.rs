@@ -178,8 +178,29 @@ impl GithubClient {
         format!("/repos/{}/{}/actions/{rest}", self.owner, self.repo)
     }
 
-    /// One request with the rate limit honoured; returns status and body.
+    /// One request with the rate limit honoured; returns status and body. Failures (a
+    /// transport error, an error status) are counted in the `request_errors` metric.
     async fn request(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(StatusCode, bytes::Bytes), GithubError> {
+        let answered = self.request_once_limited(method, path, body).await;
+        match &answered {
+            Err(_) => crate::metrics::request_failed("github", "transport"),
+            Ok((status, _)) if status.is_server_error() => {
+                crate::metrics::request_failed("github", "status_5xx")
+            }
+            Ok((status, _)) if status.is_client_error() => {
+                crate::metrics::request_failed("github", "status_4xx")
+            }
+            Ok(_) => {}
+        }
+        answered
+    }
+
+    async fn request_once_limited(
         &self,
         method: &'static str,
         path: &str,

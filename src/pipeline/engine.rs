@@ -285,6 +285,7 @@ impl Engine {
                 }
             };
             tracing::info!(%key, attempt, "stage started");
+            let started = std::time::Instant::now();
             let handler = self
                 .registry
                 .get(&key.stage)
@@ -365,6 +366,7 @@ impl Engine {
                         continue;
                     };
                     tracing::info!(%key, "stage completed");
+                    crate::metrics::stage_finished(&key.stage, "completed", started.elapsed());
                     if completion.run_completed {
                         tracing::info!(%key, "run completed");
                     }
@@ -382,6 +384,7 @@ impl Engine {
                     let due = now_ms()
                         + i64::try_from(spec.backoff(attempt).as_millis()).unwrap_or(i64::MAX / 4);
                     tracing::warn!(%key, attempt, error = %e, "stage failed; will retry");
+                    crate::metrics::stage_finished(&key.stage, "retrying", started.elapsed());
                     if matches!(self.mode, Mode::Foreground) {
                         // The operator sees what the foreground waits for, and until when.
                         eprintln!(
@@ -416,6 +419,7 @@ impl Engine {
                     let failed = self.ledger.fail(&key, &self.owner, &text).await;
                     if self.hand_back_on_error(&key, failed).await? {
                         tracing::error!(%key, attempt, error = %text, "stage failed; the run fails");
+                        crate::metrics::stage_finished(&key.stage, "failed", started.elapsed());
                     } else {
                         // Another worker holds the stage now (this one's lease lapsed): its
                         // outcome is that worker's to record, not this failure.

@@ -274,6 +274,7 @@ pub async fn comment_run(
         signature: Some(signed.signature),
     };
     write_record(store, &record_key, &record).await?;
+    crate::metrics::comment_posted(job.run.referendum.network.as_str());
     Ok(CommentOutcome::Posted(record))
 }
 

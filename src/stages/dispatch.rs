@@ -143,6 +143,7 @@ pub async fn dispatch(
                 None => report.already.push((network, index)),
             }
         }
+        crate::metrics::dispatched(network.as_str(), chrono::Utc::now().timestamp());
     }
     Ok(report)
 }

@@ -201,6 +201,7 @@ pub async fn infer(
         pending = rest;
         let names: Vec<&str> = together.iter().map(|(n, _)| n.as_str()).collect();
         tracing::info!(jurors = ?names, model = %model.info().model_id, "jurors deliberating");
+        let started = std::time::Instant::now();
         let records = deliberate_together(
             &names,
             model.as_ref(),
@@ -213,7 +214,16 @@ pub async fn infer(
             juror: names.join(", "),
             source,
         })?;
+        // Jurors deliberating together share the wall time: each one's rate is its own tokens
+        // over the batch's time.
+        let took = started.elapsed();
         for (name, record) in names.iter().zip(records) {
+            crate::metrics::juror_deliberated(
+                name,
+                record.prompt_tokens,
+                record.completion_tokens,
+                took,
+            );
             let bytes = record.to_bytes();
             store
                 .put(

@@ -673,6 +673,12 @@ async fn finish(
         .put(&p.run_layout.key(&Artefact::Receipt), &receipt.to_bytes())
         .await?;
     tracing::info!(block = receipt.block_number, extrinsic = %receipt.extrinsic_hash, "vote on chain");
+    let decision = match receipt.account_vote {
+        AccountVote::Standard { aye: true, .. } => "aye",
+        AccountVote::Standard { aye: false, .. } => "nay",
+        AccountVote::SplitAbstain { .. } => "abstain",
+    };
+    crate::metrics::vote_cast(receipt.network.as_str(), decision);
     Ok(receipt)
 }
 

@@ -351,6 +351,19 @@ impl SubsquareClient {
         url: &str,
         body: Option<String>,
     ) -> Result<Option<Vec<u8>>, SubsquareError> {
+        let sent = self.send_with_retries(method, url, body).await;
+        if let Err(e) = &sent {
+            crate::metrics::request_failed("subsquare", e.kind());
+        }
+        sent
+    }
+
+    async fn send_with_retries(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<String>,
+    ) -> Result<Option<Vec<u8>>, SubsquareError> {
         let exhausted = |attempts, (last, unreachable): (String, bool)| SubsquareError::Exhausted {
             url: url.to_owned(),
             attempts,
@@ -468,6 +481,25 @@ async fn status_error(url: &str, resp: reqwest::Response) -> SubsquareError {
         url: url.to_owned(),
         status,
         body: body.chars().take(300).collect(),
+    }
+}
+
+impl SubsquareError {
+    /// The kind of failure, as the `request_errors` metric labels it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SubsquareError::NotFound { .. } => "not_found",
+            SubsquareError::Exhausted {
+                unreachable: true, ..
+            } => "unreachable",
+            SubsquareError::Exhausted { .. } => "retries_exhausted",
+            SubsquareError::Status { .. } => "status",
+            SubsquareError::Malformed { .. } | SubsquareError::WrongReferendum { .. } => {
+                "malformed"
+            }
+            SubsquareError::TooLarge { .. } => "too_large",
+            SubsquareError::Client(_) => "client",
+        }
     }
 }
 

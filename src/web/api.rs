@@ -46,6 +46,16 @@ impl ApiError {
         }
     }
 
+    /// The status it is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The message for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
@@ -55,7 +65,7 @@ impl ApiError {
     }
 
     /// A failure of ours (the database, the store): logged in full, answered without detail.
-    fn internal(what: &str, e: impl std::fmt::Display) -> Self {
+    pub fn internal(what: &str, e: impl std::fmt::Display) -> Self {
         tracing::error!("api: {what}: {e}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -197,7 +207,8 @@ pub struct ArtefactView {
     pub url: Option<String>,
 }
 
-fn stage_view(s: &StageRow, prefix: &str, base: Option<&str>) -> StageView {
+/// The view of stage `s` of a run whose artefacts are under `prefix`.
+pub fn stage_view(s: &StageRow, prefix: &str, base: Option<&str>) -> StageView {
     let artefacts = s
         .recorded_outputs()
         .into_iter()
@@ -242,7 +253,8 @@ fn run_view(
     }
 }
 
-fn network(name: &str) -> Result<Network, ApiError> {
+/// `name` as a network, or a 400 naming it.
+pub fn network(name: &str) -> Result<Network, ApiError> {
     name.parse()
         .map_err(|_| ApiError::bad_request(format!("unknown network `{name}`")))
 }
@@ -315,7 +327,16 @@ async fn referendum(
     State(s): State<Arc<WebState>>,
     Path((net, id)): Path<(String, u32)>,
 ) -> Result<Json<ReferendumView>, ApiError> {
-    let net = network(&net)?;
+    referendum_view(&s, network(&net)?, id).await.map(Json)
+}
+
+/// `network` #`id` with all its runs: what `/api/v1/referenda/{network}/{id}` answers and what
+/// the dashboard's referendum page shows.
+pub async fn referendum_view(
+    s: &WebState,
+    net: Network,
+    id: u32,
+) -> Result<ReferendumView, ApiError> {
     let runs = s
         .ledger
         .runs(Some(net), Some(id))
@@ -336,7 +357,7 @@ async fn referendum(
         .map_err(|e| ApiError::internal("reading the store", e))?
         .map(|l| l.run);
     let base = s.public_base_url.as_deref();
-    Ok(Json(ReferendumView {
+    Ok(ReferendumView {
         network: net.as_str().to_owned(),
         referendum: id,
         published_run,
@@ -344,7 +365,7 @@ async fn referendum(
             .iter()
             .map(|r| run_view(r, &stages, &layout, base))
             .collect(),
-    }))
+    })
 }
 
 async fn run(

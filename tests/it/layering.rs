@@ -15,7 +15,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "base",
         &[
-            "hash", "http", "secret", "env", "retry", "account", "network", "progress",
+            "hash", "http", "secret", "env", "retry", "account", "network", "progress", "metrics",
         ],
     ),
     ("store", &["store"]),

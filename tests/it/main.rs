@@ -6,6 +6,7 @@ mod common;
 mod architectures;
 mod augment;
 mod batching;
+mod browser;
 mod chain_devnet;
 mod chain_offline;
 mod cli;

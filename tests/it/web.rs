@@ -5,7 +5,7 @@
 
 use crate::common::pipeline::{Backend, REF, TestDb, World, wait_for_run};
 use crate::common::serve_on_loopback;
-use crate::common::workers::{terminate, watch};
+use crate::common::workers::{Watched, terminate, watch};
 use cybergov::hash::Sha256Hash;
 use cybergov::network::Network;
 use cybergov::pipeline::ledger::{Claim, Db, Entry, Ledger, NewRun, StageKey, now_ms};
@@ -81,6 +81,8 @@ async fn api_on(backend: Backend) -> (String, tempfile::TempDir, TestDb) {
             max_page: 3,
             ..ServerConfig::default()
         },
+        networks: cybergov::config::Config::default().networks,
+        dispatch: None,
     };
     (serve_on_loopback(router(state)).await, dir, db)
 }
@@ -203,6 +205,38 @@ async fn api_pages_filters_and_errors(backend: Backend) {
     assert_eq!(status, 200);
     without_times(&mut failed);
     insta::assert_json_snapshot!("api_referendum_failed", failed);
+    // The dashboard over the same ledger: failures first, their text escaped, under a policy
+    // that allows no script.
+    let page = fetch(&format!("{base}/")).await;
+    assert_eq!(page.status().as_u16(), 200);
+    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.starts_with("default-src 'none'"), "{policy}");
+    let html = page.text().await.unwrap();
+    let failed_at = html.find("Failed runs").unwrap_or_else(|| panic!("{html}"));
+    let failed_row = html
+        .find(r#"data-network="polkadot" data-referendum="12""#)
+        .unwrap_or_else(|| panic!("{html}"));
+    let other_row = html
+        .find(r#"data-network="polkadot" data-referendum="3""#)
+        .unwrap_or_else(|| panic!("{html}"));
+    assert!(failed_at < failed_row && failed_row < other_row, "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"), "{html}");
+    for (path, want) in [
+        ("/referenda/polkadot/12", 200),
+        ("/referenda/polkadot/99", 404),
+        ("/referenda/mars/1", 400),
+        ("/?network=kusama", 200),
+        ("/store/proposals/polkadot/3/missing.json", 404),
+    ] {
+        let r = fetch(&format!("{base}{path}")).await;
+        assert_eq!(r.status().as_u16(), want, "{path}");
+        let html = r.text().await.unwrap();
+        assert!(!html.contains("<script>"), "{path}: {html}");
+    }
     // Health.
     let ok = fetch(&format!("{base}/healthz")).await;
     assert_eq!(ok.status().as_u16(), 200);
@@ -254,32 +288,8 @@ async fn serve_web_only_serves_a_real_run_whose_artefacts_hash_as_listed() {
     assert_eq!(refused.status.code(), Some(1), "{text}");
     assert!(text.contains("server.allow_public"), "{text}");
 
-    let cmd = w.cybergov(&["serve", "--web-only"]);
-    let mut served = watch(cmd);
-    let started = std::time::Instant::now();
-    let line = loop {
-        let found = served
-            .lines
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|l| l.contains("HTTP on "))
-            .cloned();
-        if let Some(l) = found {
-            break l;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "serve printed no address: {:?}",
-            served.lines.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
+    let mut served = watch(w.cybergov(&["serve", "--web-only"]));
+    let base = http_address(&served).await;
     let (status, r) = get(&format!("{base}/api/v1/referenda/polkadot/{REF}")).await;
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["published_run"], 1);
@@ -300,5 +310,174 @@ async fn serve_web_only_serves_a_real_run_whose_artefacts_hash_as_listed() {
         }
     }
     assert!(checked >= 6, "{checked} artefacts");
+    terminate(&mut served.child);
+}
+
+/// The address `serve` printed (`HTTP on http://…`), waiting up to 30 s for it.
+pub async fn http_address(served: &Watched) -> String {
+    let started = std::time::Instant::now();
+    let line = loop {
+        let found = served
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains("HTTP on "))
+            .cloned();
+        if let Some(l) = found {
+            break l;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "serve printed no address: {:?}",
+            served.lines.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    line.split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned()
+}
+
+/// `network`'s scrape of `/metrics`, parsed by a Prometheus text parser.
+async fn scrape(base: &str) -> prometheus_parse::Scrape {
+    let r = fetch(&format!("{base}/metrics")).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let kind = r.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    let text = r.text().await.unwrap();
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
+}
+
+/// The value of `metric` with (at least) `labels`; 0 when no such series exists yet.
+fn sample(s: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    use prometheus_parse::Value;
+    s.samples
+        .iter()
+        .filter(|x| x.metric == metric)
+        .filter(|x| labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+        .map(|x| match x.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+            _ => panic!("{metric} is not a number"),
+        })
+        .sum()
+}
+
+/// `serve`'s `/metrics` before and after it runs a dispatched referendum to the end: the stage
+/// counters, the stage durations, the vote, the comment and the jurors' tokens move; the queue
+/// gauges come from the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_when_serve_completes_a_run() {
+    let w = World::new(Backend::Sqlite).await;
+    let mut served = watch(w.cybergov(&["serve"]));
+    let base = http_address(&served).await;
+    let before = scrape(&base).await;
+    let stage = |s: &prometheus_parse::Scrape, name: &str| {
+        sample(
+            s,
+            "cybergov_stage_runs_total",
+            &[("stage", name), ("outcome", "completed")],
+        )
+    };
+    for name in ["dispatch", "scrape", "infer", "vote", "comment"] {
+        assert_eq!(stage(&before, name), 0.0, "{name}");
+    }
+    let o = w
+        .cybergov(&["dispatch", "--network", "polkadot"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let runs = wait_for_run(
+        &w.ledger().await,
+        Network::Polkadot,
+        REF,
+        Duration::from_secs(300),
+    )
+    .await;
+    assert_eq!(runs[0].state, "completed", "{runs:?}");
+    let after = scrape(&base).await;
+    for name in ["dispatch", "scrape", "augment", "infer", "vote", "comment"] {
+        assert_eq!(stage(&after, name), 1.0, "{name}");
+        assert_eq!(
+            sample(
+                &after,
+                "cybergov_stage_duration_seconds_count",
+                &[("stage", name)]
+            ),
+            1.0,
+            "{name}"
+        );
+    }
+    let votes = sample(&after, "cybergov_votes_total", &[("network", "polkadot")]);
+    assert_eq!(votes, 1.0);
+    let comments = sample(
+        &after,
+        "cybergov_comments_posted_total",
+        &[("network", "polkadot")],
+    );
+    assert_eq!(comments, 1.0);
+    for juror in ["balthazar", "melchior", "caspar"] {
+        let wrote = sample(
+            &after,
+            "cybergov_juror_tokens_total",
+            &[("juror", juror), ("kind", "completion")],
+        );
+        let read = sample(
+            &after,
+            "cybergov_juror_tokens_total",
+            &[("juror", juror), ("kind", "prompt")],
+        );
+        assert!(
+            wrote >= 1.0 && read > wrote,
+            "{juror}: {read} read, {wrote} wrote"
+        );
+    }
+    // Every stage of the run is final: nothing waits.
+    assert_eq!(
+        sample(&after, "cybergov_queue_stages", &[("state", "completed")]),
+        6.0
+    );
+    assert_eq!(
+        sample(&after, "cybergov_oldest_due_stage_age_seconds", &[]),
+        0.0
+    );
+    terminate(&mut served.child);
+}
+
+/// `serve` dispatching every second while Subsquare cannot be reached: once more than two
+/// intervals pass without a dispatch of polkadot, `/readyz` answers 503 and names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_names_a_network_whose_dispatch_is_overdue() {
+    let w = World::new(Backend::Sqlite).await;
+    let mut cmd = w.cybergov(&["serve"]);
+    cmd.env("CYBERGOV_PIPELINE__DISPATCH_CRON", "* * * * * *")
+        .env(
+            "CYBERGOV_NETWORKS__POLKADOT__SUBSQUARE_API_URL",
+            "http://127.0.0.1:9/",
+        );
+    let mut served = watch(cmd);
+    let base = http_address(&served).await;
+    let started = std::time::Instant::now();
+    let text = loop {
+        let r = fetch(&format!("{base}/readyz")).await;
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        if status == 503 {
+            break text;
+        }
+        assert_eq!(status, 200, "{text}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still ready after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "not ready at once: {text}"
+    );
+    assert!(text.contains("dispatch: polkadot"), "{text}");
+    assert!(text.contains("more than two intervals (2 s)"), "{text}");
     terminate(&mut served.child);
 }

@@ -1,0 +1,229 @@
+//! The dashboard in a real headless Chromium (Debian's `chromium`, driven through
+//! `chromedriver` by fantoccini), over real pipeline data: a run voted on the devnet by the
+//! tiny test model whose proposal is titled with a `<script>`, and a run whose scrape failed.
+//! The test asserts on the DOM; it also leaves a screenshot of each page in
+//! `target/tmp/browser/` for review.
+
+use crate::common::pipeline::{Backend, REF, World, toolkit_as, wait_for_run};
+use crate::common::workers::{terminate, watch};
+use crate::web::http_address;
+use cybergov::hash::Sha256Hash;
+use cybergov::manifest::Manifest;
+use cybergov::network::Network;
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The proposal title the test serves: markup that must render as text.
+const HOSTILE_TITLE: &str = "<script>document.title='pwned'</script><b>bold</b>";
+/// A referendum Subsquare does not know: its scrape fails for good.
+const MISSING: u32 = 3;
+
+/// `chromedriver` on a free loopback port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_driver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("chromedriver (Debian's chromium-driver, installed by scripts/test.sh): {e}")
+        });
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let client = cybergov::http::client_builder().build().unwrap();
+    let started = Instant::now();
+    while client
+        .get(format!("{}/status", driver.url))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "chromedriver did not answer"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    driver
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let caps = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1200,1000"],
+        }
+    });
+    let serde_json::Value::Object(caps) = caps else {
+        unreachable!()
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn bytes_of(url: &str) -> Vec<u8> {
+    let client = cybergov::http::client_builder().build().unwrap();
+    let r = client.get(url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{url}");
+    r.bytes().await.unwrap().to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_in_chromium_shows_real_runs_and_runs_no_proposal_script() {
+    let w = World::new(Backend::Sqlite).await;
+    let mut proposal: serde_json::Value = serde_json::from_slice(&toolkit_as(REF)).unwrap();
+    proposal["title"] = HOSTILE_TITLE.into();
+    w.subsquare
+        .add_referendum(REF, serde_json::to_vec(&proposal).unwrap());
+    for id in [REF, MISSING] {
+        let id = id.to_string();
+        w.cybergov(&["run", "--network", "polkadot", "--id", id.as_str()])
+            .output()
+            .unwrap();
+    }
+    let ledger = w.ledger().await;
+    for id in [REF, MISSING] {
+        wait_for_run(&ledger, Network::Polkadot, id, Duration::from_secs(5)).await;
+    }
+    let mut served = watch(w.cybergov(&["serve", "--web-only"]));
+    let base = http_address(&served).await;
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+
+    // The overview: the failed run first, with its error; the voted one below.
+    c.goto(&format!("{base}/")).await.unwrap();
+    screenshot(&c, "overview").await;
+    let failed = text(&c, "#failed").await;
+    assert!(failed.contains(&format!("polkadot #{MISSING}")), "{failed}");
+    assert!(failed.contains("HTTP 404"), "{failed}");
+    let voted = format!("#runs-polkadot tr[data-referendum=\"{REF}\"]");
+    let row = text(&c, &voted).await;
+    assert!(row.contains("completed"), "{row}");
+    assert!(row.contains("vote: completed"), "{row}");
+
+    // Follow it to its page.
+    c.find(Locator::Css(&format!("{voted} a.referendum")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let here = c.current_url().await.unwrap();
+    assert_eq!(here.path(), format!("/referenda/polkadot/{REF}"));
+    screenshot(&c, "referendum").await;
+    // The title is text: the markup shows literally and no element came of it.
+    assert_eq!(text(&c, "#title").await, HOSTILE_TITLE);
+    assert!(c.find_all(Locator::Css("script")).await.unwrap().is_empty());
+    assert!(
+        c.find_all(Locator::Css("#title b"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!c.title().await.unwrap().contains("pwned"));
+    // Three jurors, each with its bars and its rationale; the vote's block; the verification.
+    let jurors = c.find_all(Locator::Css(".juror")).await.unwrap();
+    assert_eq!(jurors.len(), 3);
+    for j in &jurors {
+        let bars = j.find_all(Locator::Css("svg.bars rect")).await.unwrap();
+        assert_eq!(bars.len(), 3);
+        let chosen = j
+            .find_all(Locator::Css("svg.bars rect.chosen"))
+            .await
+            .unwrap();
+        assert_eq!(chosen.len(), 1);
+    }
+    assert!(text(&c, "#vote").await.contains("in block"));
+    assert!(text(&c, "#verification").await.contains("PASS"));
+
+    // On a phone's width nothing but the tables' own boxes scrolls sideways.
+    c.set_window_size(390, 844).await.unwrap();
+    c.refresh().await.unwrap();
+    screenshot(&c, "referendum-phone").await;
+    // The elements sticking out to the right, outside any box that scrolls on its own.
+    let wide = c
+        .execute(
+            "return [...document.querySelectorAll('body *')]
+                .filter(e => !e.closest('.scroll') && e.getBoundingClientRect().right > window.innerWidth + 1)
+                .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(wide, serde_json::json!([]), "wider than a phone");
+    c.set_window_size(1200, 1000).await.unwrap();
+
+    // Every artefact link opens the bytes the page and the manifest say.
+    let manifest_sha = text(&c, "#manifest-sha256").await;
+    let links = c.find_all(Locator::Css("a.artefact")).await.unwrap();
+    assert!(links.len() >= 6, "{} artefact links", links.len());
+    let mut listed = Vec::new();
+    for l in &links {
+        let href = l.prop("href").await.unwrap().expect("an href");
+        let sha = l.attr("data-sha256").await.unwrap().expect("a hash");
+        listed.push((l.text().await.unwrap(), href, sha));
+    }
+    let (_, manifest_url, sha) = listed
+        .iter()
+        .find(|(name, _, _)| name == "manifest.json")
+        .expect("a manifest link");
+    assert_eq!(*sha, manifest_sha);
+    let manifest = bytes_of(manifest_url).await;
+    assert_eq!(Sha256Hash::of(&manifest).to_hex(), manifest_sha);
+    let manifest = Manifest::from_canonical_bytes(&manifest).unwrap();
+    for a in manifest.artefacts() {
+        let (_, href, sha) = listed
+            .iter()
+            .find(|(_, href, _)| href.ends_with(&a.path))
+            .unwrap_or_else(|| panic!("no link to {}", a.path));
+        assert_eq!(*sha, a.sha256.to_hex(), "{}", a.path);
+        assert_eq!(Sha256Hash::of(&bytes_of(href).await).to_hex(), *sha);
+    }
+    // Opening one in the browser shows its bytes, not a page.
+    c.goto(manifest_url).await.unwrap();
+    assert!(c.find_all(Locator::Css("script")).await.unwrap().is_empty());
+
+    c.close().await.unwrap();
+    terminate(&mut served.child);
+}
