@@ -29,6 +29,9 @@ pub const S3_ACCESS_KEY_ID_VAR: &str = "CYBERGOV_S3_ACCESS_KEY_ID";
 pub const S3_SECRET_ACCESS_KEY_VAR: &str = "CYBERGOV_S3_SECRET_ACCESS_KEY";
 /// API key of an OpenAI-compatible juror backend.
 pub const OPENAI_API_KEY_VAR: &str = "CYBERGOV_OPENAI_API_KEY";
+/// The operators' token of the dashboard's actions (rerun, retry a failed stage); unset: the
+/// actions are not offered.
+pub const ADMIN_TOKEN_VAR: &str = "CYBERGOV_ADMIN_TOKEN";
 /// The ledger's database URL with its password (`postgres://user:password@host/db`), kept out
 /// of the configuration file; it wins over `database.url`.
 pub const DATABASE_URL_VAR: &str = "CYBERGOV_DATABASE_URL";
@@ -64,7 +67,7 @@ pub fn proxy_seed_var(network: crate::network::Network) -> &'static str {
 }
 
 /// Secret variables: each may also be given as `NAME_FILE`, a path to a file holding it.
-pub const SECRET_VARS: [&str; 9] = [
+pub const SECRET_VARS: [&str; 10] = [
     PROXY_SEED_VAR,
     GITHUB_TOKEN_VAR,
     S3_ACCESS_KEY_ID_VAR,
@@ -74,4 +77,5 @@ pub const SECRET_VARS: [&str; 9] = [
     PROXY_SEED_KUSAMA_VAR,
     PROXY_SEED_PASEO_VAR,
     DATABASE_URL_VAR,
+    ADMIN_TOKEN_VAR,
 ];

@@ -183,6 +183,8 @@ pub struct Secrets {
     /// The ledger's database URL, password included (`CYBERGOV_DATABASE_URL`); wins over
     /// `database.url`, so that the password need not sit in a file.
     pub database_url: Option<Secret>,
+    /// The operators' token of the dashboard's actions (`CYBERGOV_ADMIN_TOKEN`).
+    pub admin_token: Option<Secret>,
 }
 
 impl Secrets {
@@ -213,6 +215,7 @@ impl Secrets {
             s3_secret_access_key: get(crate::env::SECRET_VARS[3])?,
             openai_api_key: get(crate::env::SECRET_VARS[4])?,
             database_url: get(crate::env::DATABASE_URL_VAR)?,
+            admin_token: get(crate::env::ADMIN_TOKEN_VAR)?,
         })
     }
 }

@@ -12,6 +12,7 @@
 //! - **Read from the ledger page by page** (`Ledger::latest_runs`, keyset paging on the runs'
 //!   primary key), never a full scan per request.
 
+pub mod actions;
 pub mod api;
 pub mod pages;
 pub mod settings;
@@ -66,6 +67,8 @@ pub struct WebState {
     pub networks: BTreeMap<Network, NetworkSpec>,
     /// The dispatch `/readyz` watches, when this process dispatches.
     pub dispatch: Option<DispatchWatch>,
+    /// The operators' actions, when this server offers them (`actions::Operator::new`).
+    pub operator: Option<actions::Operator>,
 }
 
 /// What `/readyz` expects of this process's dispatch: each network dispatched within two of
@@ -117,6 +120,7 @@ pub fn router(state: WebState) -> Router {
         .route("/metrics", get(metrics))
         .merge(api::routes())
         .merge(pages::routes())
+        .merge(actions::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             time_limited(timeout, req, next)

@@ -62,6 +62,9 @@ pub async fn run(
             settings: config.server.clone(),
             networks: config.networks.clone(),
             dispatch: engine.as_ref().and_then(|_| dispatch_watch(config)),
+            operator: engine
+                .clone()
+                .and_then(|e| crate::web::actions::Operator::new(e, secrets.clone())),
         };
         let (listener, addr) = bind(&config.server).await?;
         eprintln!(

@@ -20,6 +20,7 @@ use rows::run_number;
 pub use rows::{Claim, RunRow, RunState, StageKey, StageRow, StageState, now_ms};
 
 pub mod browse;
+pub mod operator;
 #[macro_use]
 mod db;
 mod rows;

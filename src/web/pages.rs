@@ -72,6 +72,14 @@ pub struct PageError {
 }
 
 impl PageError {
+    /// A page answering `status` with `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
     /// A 404 page.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self {

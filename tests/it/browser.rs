@@ -1,6 +1,7 @@
 //! The dashboard in a real headless Chromium (Debian's `chromium`, driven through
 //! `chromedriver` by fantoccini), over real pipeline data: a run voted on the devnet by the
-//! tiny test model whose proposal is titled with a `<script>`, and a run whose scrape failed.
+//! tiny test model whose proposal is titled with a `<script>`, and a run whose scrape failed;
+//! then the operators' actions (a rerun, a retry of the failed stage) with and without the token.
 //! The test asserts on the DOM; it also leaves a screenshot of each page in
 //! `target/tmp/browser/` for review.
 
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 
 /// The proposal title the test serves: markup that must render as text.
 const HOSTILE_TITLE: &str = "<script>document.title='pwned'</script><b>bold</b>";
+/// The operators' token the server is given.
+const TOKEN: &str = "correct horse battery staple";
 /// A referendum Subsquare does not know: its scrape fails for good.
 const MISSING: u32 = 3;
 
@@ -126,7 +129,9 @@ async fn the_dashboard_in_chromium_shows_real_runs_and_runs_no_proposal_script()
     for id in [REF, MISSING] {
         wait_for_run(&ledger, Network::Polkadot, id, Duration::from_secs(5)).await;
     }
-    let mut served = watch(w.cybergov(&["serve", "--web-only"]));
+    let mut cmd = w.cybergov(&["serve"]);
+    cmd.env("CYBERGOV_ADMIN_TOKEN", TOKEN);
+    let mut served = watch(cmd);
     let base = http_address(&served).await;
     let driver = start_driver().await;
     let c = browser(&driver).await;
@@ -223,6 +228,95 @@ async fn the_dashboard_in_chromium_shows_real_runs_and_runs_no_proposal_script()
     // Opening one in the browser shows its bytes, not a page.
     c.goto(manifest_url).await.unwrap();
     assert!(c.find_all(Locator::Css("script")).await.unwrap().is_empty());
+
+    // A rerun without the token is refused; with it, run 2 starts.
+    let page = format!("{base}/referenda/polkadot/{REF}");
+    c.goto(&page).await.unwrap();
+    c.find(Locator::Css("#rerun"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        text(&c, "#error")
+            .await
+            .contains("token is missing or wrong")
+    );
+    screenshot(&c, "rerun-refused").await;
+    let runs = |ledger: &cybergov::pipeline::ledger::Ledger, id: u32| {
+        let ledger = ledger.clone();
+        async move {
+            ledger
+                .runs(Some(Network::Polkadot), Some(id))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(runs(&ledger, REF).await.len(), 1);
+    c.goto(&page).await.unwrap();
+    let form = c.find(Locator::Css("#actions form")).await.unwrap();
+    form.find(Locator::Css("input[name=token]"))
+        .await
+        .unwrap()
+        .send_keys(TOKEN)
+        .await
+        .unwrap();
+    form.find(Locator::Css("#rerun"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let here = c.current_url().await.unwrap();
+    assert_eq!(here.query(), Some("run=2"), "{here}");
+    assert_eq!(runs(&ledger, REF).await.len(), 2);
+    screenshot(&c, "rerun").await;
+
+    // The failed scrape is offered for a retry, and retried with the token.
+    let scrape = |ledger: &cybergov::pipeline::ledger::Ledger| {
+        let ledger = ledger.clone();
+        async move {
+            let rows = ledger
+                .stages(Some(Network::Polkadot), Some(MISSING), Some(1))
+                .await
+                .unwrap();
+            rows.into_iter().find(|r| r.stage == "scrape").unwrap()
+        }
+    };
+    let before = scrape(&ledger).await;
+    assert_eq!(before.state, "failed");
+    c.goto(&format!("{base}/referenda/polkadot/{MISSING}"))
+        .await
+        .unwrap();
+    let form = c
+        .find(Locator::Css("#actions form:has(button.retry)"))
+        .await
+        .unwrap();
+    form.find(Locator::Css("input[name=token]"))
+        .await
+        .unwrap()
+        .send_keys(TOKEN)
+        .await
+        .unwrap();
+    form.find(Locator::Css("button.retry"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let now = scrape(&ledger).await;
+        if now.started_at > before.started_at && now.state == "failed" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the retried scrape did not run again: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     c.close().await.unwrap();
     terminate(&mut served.child);

@@ -83,6 +83,7 @@ async fn api_on(backend: Backend) -> (String, tempfile::TempDir, TestDb) {
         },
         networks: cybergov::config::Config::default().networks,
         dispatch: None,
+        operator: None,
     };
     (serve_on_loopback(router(state)).await, dir, db)
 }
@@ -310,6 +311,18 @@ async fn serve_web_only_serves_a_real_run_whose_artefacts_hash_as_listed() {
         }
     }
     assert!(checked >= 6, "{checked} artefacts");
+    // A mirror offers no operator action, and accepts none.
+    let page = fetch(&format!("{base}/referenda/polkadot/{REF}")).await;
+    assert!(!page.text().await.unwrap().contains("Operator actions"));
+    let client = cybergov::http::client_builder().build().unwrap();
+    let posted = client
+        .post(format!("{base}/referenda/polkadot/{REF}/rerun"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=anything")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status().as_u16(), 404);
     terminate(&mut served.child);
 }
 

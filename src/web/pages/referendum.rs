@@ -47,6 +47,15 @@ struct ReferendumPage {
     dry_run: bool,
     comment: Option<CommentLink>,
     verification: Option<VerificationView>,
+    /// The operators' forms, when the server offers actions.
+    actions: Option<Actions>,
+}
+
+#[derive(Debug, Serialize)]
+struct Actions {
+    rerun: String,
+    /// The latest run's failed stages, each with its retry form's target.
+    retry: Vec<(String, String)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -302,6 +311,26 @@ pub async fn page(
             skipped_reason: c.skipped_reason,
             url: subsquare_url.clone(),
         });
+    let actions = s.operator.as_ref().map(|_| Actions {
+        rerun: format!("/referenda/{net}/{id}/rerun"),
+        retry: view
+            .runs
+            .last()
+            .map(|r| {
+                r.stages
+                    .iter()
+                    .filter(|st| st.state == "failed")
+                    .map(|st| {
+                        let href = format!(
+                            "/referenda/{net}/{id}/runs/{}/stages/{}/retry",
+                            r.run.run, st.stage
+                        );
+                        (st.stage.clone(), href)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    });
     let page = ReferendumPage {
         network: net.as_str().to_owned(),
         referendum: id,
@@ -315,6 +344,7 @@ pub async fn page(
             .map(|a| a.sha256.clone()),
         tally: record::<VoteRecord>(&s, &run, &Artefact::Vote).await,
         verification: verification(&s, net, id, shown).await,
+        actions,
         runs: view.runs,
         jurors,
         artefacts,
