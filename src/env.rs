@@ -32,6 +32,9 @@ pub const OPENAI_API_KEY_VAR: &str = "CYBERGOV_OPENAI_API_KEY";
 /// The operators' token of the dashboard's actions (rerun, retry a failed stage); unset: the
 /// actions are not offered.
 pub const ADMIN_TOKEN_VAR: &str = "CYBERGOV_ADMIN_TOKEN";
+/// The bearer key clients of `serve`'s OpenAI-compatible endpoint must send
+/// (`server.openai.enabled`).
+pub const OPENAI_SERVER_KEY_VAR: &str = "CYBERGOV_OPENAI_SERVER_KEY";
 /// The ledger's database URL with its password (`postgres://user:password@host/db`), kept out
 /// of the configuration file; it wins over `database.url`.
 pub const DATABASE_URL_VAR: &str = "CYBERGOV_DATABASE_URL";
@@ -67,7 +70,7 @@ pub fn proxy_seed_var(network: crate::network::Network) -> &'static str {
 }
 
 /// Secret variables: each may also be given as `NAME_FILE`, a path to a file holding it.
-pub const SECRET_VARS: [&str; 10] = [
+pub const SECRET_VARS: [&str; 11] = [
     PROXY_SEED_VAR,
     GITHUB_TOKEN_VAR,
     S3_ACCESS_KEY_ID_VAR,
@@ -78,4 +81,5 @@ pub const SECRET_VARS: [&str; 10] = [
     PROXY_SEED_PASEO_VAR,
     DATABASE_URL_VAR,
     ADMIN_TOKEN_VAR,
+    OPENAI_SERVER_KEY_VAR,
 ];

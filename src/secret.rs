@@ -185,6 +185,8 @@ pub struct Secrets {
     pub database_url: Option<Secret>,
     /// The operators' token of the dashboard's actions (`CYBERGOV_ADMIN_TOKEN`).
     pub admin_token: Option<Secret>,
+    /// The key clients of the OpenAI-compatible endpoint send (`CYBERGOV_OPENAI_SERVER_KEY`).
+    pub openai_server_key: Option<Secret>,
 }
 
 impl Secrets {
@@ -216,6 +218,7 @@ impl Secrets {
             openai_api_key: get(crate::env::SECRET_VARS[4])?,
             database_url: get(crate::env::DATABASE_URL_VAR)?,
             admin_token: get(crate::env::ADMIN_TOKEN_VAR)?,
+            openai_server_key: get(crate::env::OPENAI_SERVER_KEY_VAR)?,
         })
     }
 }

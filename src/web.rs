@@ -14,6 +14,7 @@
 
 pub mod actions;
 pub mod api;
+pub mod openai;
 pub mod pages;
 pub mod settings;
 
@@ -69,6 +70,8 @@ pub struct WebState {
     pub dispatch: Option<DispatchWatch>,
     /// The operators' actions, when this server offers them (`actions::Operator::new`).
     pub operator: Option<actions::Operator>,
+    /// The OpenAI-compatible endpoint, when `server.openai.enabled`.
+    pub openai: Option<openai::OpenAiServer>,
 }
 
 /// What `/readyz` expects of this process's dispatch: each network dispatched within two of
@@ -121,6 +124,7 @@ pub fn router(state: WebState) -> Router {
         .merge(api::routes())
         .merge(pages::routes())
         .merge(actions::routes())
+        .merge(openai::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             time_limited(timeout, req, next)

@@ -17,7 +17,7 @@ use crate::secret::{Secret, Secrets};
 use crate::stages::dispatch::{DispatchError, DispatchReport, DispatchSettings, dispatch};
 use crate::store::SharedStore;
 use async_trait::async_trait;
-use handlers::Services;
+pub use handlers::Services;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +48,9 @@ pub enum Stages {
     Builtin,
     /// These (the orchestration benchmark and the service's tests use no-op stages).
     Custom(Registry),
+    /// The six built-in stages over services the caller shares: `serve`'s OpenAI-compatible
+    /// endpoint answers with their jury, so the models are loaded once.
+    Shared(Arc<Services>),
 }
 
 /// The configured graph: the file `pipeline.graph` (or the bundled one), with the scrape-delay
@@ -102,6 +105,7 @@ pub async fn open_engine(
             store.clone(),
         ))),
         Stages::Custom(r) => r,
+        Stages::Shared(services) => handlers::builtin(&services),
     };
     Ok(Engine::new(
         store,

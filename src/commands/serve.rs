@@ -28,6 +28,26 @@ pub async fn run(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    // One set of services (and so one loaded jury) for the job graph and the OpenAI endpoint.
+    let services = Arc::new(crate::wiring::Services::new(
+        config.clone(),
+        secrets.clone(),
+        store.clone(),
+    ));
+    let openai = if config.server.openai.enabled && (web_only || config.server.enabled) {
+        anyhow::ensure!(
+            secrets.openai_server_key.is_some(),
+            "server.openai.enabled needs the key its clients send: set {} (or {}_FILE)",
+            crate::env::OPENAI_SERVER_KEY_VAR,
+            crate::env::OPENAI_SERVER_KEY_VAR
+        );
+        Some(crate::web::openai::OpenAiServer::new(
+            services.clone(),
+            config.server.openai.max_queue,
+        ))
+    } else {
+        None
+    };
     let engine = if web_only {
         None
     } else {
@@ -35,7 +55,7 @@ pub async fn run(
             config,
             secrets.clone(),
             store.clone(),
-            Stages::Builtin,
+            Stages::Shared(services),
             true,
         )
         .await
@@ -65,6 +85,7 @@ pub async fn run(
             operator: engine
                 .clone()
                 .and_then(|e| crate::web::actions::Operator::new(e, secrets.clone())),
+            openai,
         };
         let (listener, addr) = bind(&config.server).await?;
         eprintln!(

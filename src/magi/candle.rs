@@ -14,12 +14,13 @@ pub use cybergov_engine::{kernels, transformer};
 pub mod footprint;
 pub mod sampling;
 pub mod speed;
+mod stepwise;
 pub mod template;
 pub mod tokenizer;
 
 use super::model::{
     ChatMessage, FinishReason, GenerateParams, Generation, LanguageModel, ModelError, ModelInfo,
-    OptionScore, Scoring,
+    OptionScore, Scoring, TokenSink,
 };
 use crate::hash::Sha256Hash;
 use crate::progress::Progress;
@@ -558,6 +559,20 @@ impl LanguageModel for CandleModel {
         let (conversations, params) = (conversations.to_vec(), params.clone());
         self.blocking(move |m, loaded| m.generate_blocking(loaded, &conversations, &params))
             .await
+    }
+
+    async fn generate_stepwise(
+        &self,
+        messages: &[ChatMessage],
+        params: &GenerateParams,
+        top: usize,
+        sink: TokenSink,
+    ) -> Result<Generation, ModelError> {
+        let (messages, params) = (messages.to_vec(), params.clone());
+        self.blocking(move |m, loaded| {
+            m.generate_stepwise_blocking(loaded, &messages, &params, top, sink)
+        })
+        .await
     }
 
     async fn score_options(

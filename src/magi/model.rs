@@ -100,6 +100,23 @@ pub use crate::records::model::{EngineId, ModelInfo};
 // The juror record's parts are record types too.
 pub use crate::records::juror::{FinishReason, OptionScore};
 
+/// One token of a generation as [`LanguageModel::generate_stepwise`] reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenStep {
+    /// The token's own text.
+    pub token: String,
+    /// The text it adds to the answer (empty while it ends inside a character that the next
+    /// token completes); the steps' `delta`s add up to [`Generation::text`].
+    pub delta: String,
+    /// Its natural-log probability.
+    pub logprob: f64,
+    /// The most probable tokens at its position, best first, with their log-probabilities.
+    pub top: Vec<(String, f64)>,
+}
+
+/// Where [`LanguageModel::generate_stepwise`] sends each token as it is chosen.
+pub type TokenSink = Box<dyn FnMut(TokenStep) + Send>;
+
 /// Errors of a model backend.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -177,6 +194,24 @@ pub trait LanguageModel: Send + Sync + std::fmt::Debug {
             out.push(self.generate(messages, params).await?);
         }
         Ok(out)
+    }
+
+    /// [`LanguageModel::generate`] for one conversation, each token sent to `sink` as soon as
+    /// it is chosen, with its log-probability and the `top` most probable alternatives (the
+    /// OpenAI-compatible endpoint's streaming and `logprobs`). The generation is the one
+    /// `generate` makes. Backends that cannot report tokens refuse.
+    async fn generate_stepwise(
+        &self,
+        messages: &[ChatMessage],
+        params: &GenerateParams,
+        top: usize,
+        sink: TokenSink,
+    ) -> Result<Generation, ModelError> {
+        let _ = (messages, params, top, sink);
+        Err(ModelError::Inference(format!(
+            "the {} backend does not report tokens one by one",
+            self.info().backend
+        )))
     }
 
     /// [`LanguageModel::score_options`] for each of `conversations`, in order, under the same

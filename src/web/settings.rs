@@ -20,6 +20,30 @@ pub struct ServerConfig {
     pub request_timeout_s: u64,
     /// Most items in one page of the JSON API (`limit` is capped to it).
     pub max_page: u32,
+    /// The OpenAI-compatible endpoint.
+    pub openai: OpenAiServerConfig,
+}
+
+/// `server.openai`: the jurors' models served as an OpenAI-compatible API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiServerConfig {
+    /// Whether `/v1/models` and `/v1/chat/completions` are served.
+    pub enabled: bool,
+    /// Requests running or waiting at once; one more is answered 429.
+    pub max_queue: usize,
+    /// Most tokens one request may generate.
+    pub max_tokens: u32,
+}
+
+impl Default for OpenAiServerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_queue: 4,
+            max_tokens: 1024,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -31,6 +55,7 @@ impl Default for ServerConfig {
             max_body_bytes: 64 << 10,
             request_timeout_s: 30,
             max_page: 500,
+            openai: OpenAiServerConfig::default(),
         }
     }
 }

@@ -26,6 +26,7 @@ mod manifest;
 mod openai;
 mod pipeline;
 mod pipeline_crash;
+mod serve_openai;
 mod service;
 mod sidecar;
 mod smollm2;

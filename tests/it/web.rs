@@ -84,6 +84,7 @@ async fn api_on(backend: Backend) -> (String, tempfile::TempDir, TestDb) {
         networks: cybergov::config::Config::default().networks,
         dispatch: None,
         operator: None,
+        openai: None,
     };
     (serve_on_loopback(router(state)).await, dir, db)
 }
@@ -288,6 +289,15 @@ async fn serve_web_only_serves_a_real_run_whose_artefacts_hash_as_listed() {
     let text = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{text}");
     assert!(text.contains("server.allow_public"), "{text}");
+
+    let keyless = w
+        .cybergov(&["serve", "--web-only"])
+        .env("CYBERGOV_SERVER__OPENAI__ENABLED", "true")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&keyless.stderr);
+    assert_eq!(keyless.status.code(), Some(1), "{text}");
+    assert!(text.contains("CYBERGOV_OPENAI_SERVER_KEY"), "{text}");
 
     let mut served = watch(w.cybergov(&["serve", "--web-only"]));
     let base = http_address(&served).await;
