@@ -43,6 +43,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "support/db.rs"]
+mod db;
+use db::{drop_postgres_db, percentile, postgres_db, vm_hwm_mb};
 #[path = "support/peer.rs"]
 mod peer;
 use peer::{Peer, PeerArgs};
@@ -103,23 +106,6 @@ fn config(url: &str, dir: &Path) -> Config {
     c.pipeline.concurrency = 2;
     c.pipeline.dead_worker_timeout_secs = 120;
     c
-}
-
-fn vm_hwm_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 struct Measured {
@@ -188,37 +174,6 @@ async fn measure(url: &str, n: u32) -> Result<Measured> {
         service_ms_per_ref,
         rss_mb: vm_hwm_mb(),
     })
-}
-
-async fn postgres_db(admin: &str) -> Result<(String, String)> {
-    use sqlx::Connection;
-    let name = format!("cybergov_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut c = sqlx::PgConnection::connect(admin)
-        .await
-        .with_context(|| format!("PostgreSQL at {admin}"))?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut c)
-        .await?;
-    // Keep the URL's parameters (e.g. `?options=-c%20synchronous_commit%3Doff`).
-    let (url, params) = admin.split_once('?').map_or((admin, ""), |(u, p)| (u, p));
-    let base = url.rsplit_once('/').context("url has a database")?.0;
-    let params = if params.is_empty() {
-        String::new()
-    } else {
-        format!("?{params}")
-    };
-    Ok((format!("{base}/{name}{params}"), name))
-}
-
-async fn drop_postgres_db(admin: &str, name: &str) -> Result<()> {
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(admin).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut c)
-    .await?;
-    Ok(())
 }
 
 fn main() -> Result<()> {

@@ -10,6 +10,7 @@
 //! where to change what, and `tests/it/layering.rs` keeps them so.
 
 pub mod account;
+pub mod arena;
 pub mod chain;
 pub mod cli;
 pub mod commands;

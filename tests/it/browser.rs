@@ -105,6 +105,15 @@ async fn text(c: &Client, css: &str) -> String {
         .unwrap()
 }
 
+/// Types the operators' token into the form `form` and presses its `button`.
+async fn submit_with_token(c: &Client, form: &str, button: &str) {
+    let form = c.find(Locator::Css(form)).await.unwrap();
+    let field = form.find(Locator::Css("input[name=token]")).await.unwrap();
+    field.send_keys(TOKEN).await.unwrap();
+    let button = form.find(Locator::Css(button)).await.unwrap();
+    button.click().await.unwrap();
+}
+
 async fn bytes_of(url: &str) -> Vec<u8> {
     let client = cybergov::http::client_builder().build().unwrap();
     let r = client.get(url).send().await.unwrap();
@@ -255,19 +264,7 @@ async fn the_dashboard_in_chromium_shows_real_runs_and_runs_no_proposal_script()
     };
     assert_eq!(runs(&ledger, REF).await.len(), 1);
     c.goto(&page).await.unwrap();
-    let form = c.find(Locator::Css("#actions form")).await.unwrap();
-    form.find(Locator::Css("input[name=token]"))
-        .await
-        .unwrap()
-        .send_keys(TOKEN)
-        .await
-        .unwrap();
-    form.find(Locator::Css("#rerun"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit_with_token(&c, "#actions form", "#rerun").await;
     let here = c.current_url().await.unwrap();
     assert_eq!(here.query(), Some("run=2"), "{here}");
     assert_eq!(runs(&ledger, REF).await.len(), 2);
@@ -289,22 +286,7 @@ async fn the_dashboard_in_chromium_shows_real_runs_and_runs_no_proposal_script()
     c.goto(&format!("{base}/referenda/polkadot/{MISSING}"))
         .await
         .unwrap();
-    let form = c
-        .find(Locator::Css("#actions form:has(button.retry)"))
-        .await
-        .unwrap();
-    form.find(Locator::Css("input[name=token]"))
-        .await
-        .unwrap()
-        .send_keys(TOKEN)
-        .await
-        .unwrap();
-    form.find(Locator::Css("button.retry"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit_with_token(&c, "#actions form:has(button.retry)", "button.retry").await;
     let started = Instant::now();
     loop {
         let now = scrape(&ledger).await;

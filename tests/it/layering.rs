@@ -27,7 +27,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("verify", &["verify"]),
     (
         "app",
-        &["config", "web", "wiring", "cli", "commands", "lib", "main"],
+        &[
+            "arena", "config", "web", "wiring", "cli", "commands", "lib", "main",
+        ],
     ),
 ];
 

@@ -4,6 +4,7 @@
 mod common;
 
 mod architectures;
+mod arena;
 mod augment;
 mod batching;
 mod browser;

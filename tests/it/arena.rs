@@ -1,0 +1,123 @@
+//! The arena's ratings (issue #16) against known values: online Elo against a hand computation
+//! (the formula of FastChat's `compute_online_elo`, evaluated step by step), the bootstrap
+//! reproducible from its seed, and the Bradley–Terry fit recovering the order and the gaps of
+//! simulated models whose win probabilities are known.
+
+use cybergov::arena::ratings::{
+    Battle, INITIAL, Outcome, SplitMix64, bootstrap, bradley_terry, elo, impact,
+};
+
+fn battle(a: &str, b: &str, outcome: Outcome) -> Battle {
+    Battle {
+        a: a.into(),
+        b: b.into(),
+        outcome,
+    }
+}
+
+#[test]
+fn online_elo_matches_the_hand_computation_step_by_step() {
+    use Outcome::*;
+    let battles = [
+        battle("alpha", "beta", A),
+        battle("alpha", "beta", A),
+        battle("beta", "alpha", Tie),
+        battle("gamma", "alpha", B),
+        battle("beta", "gamma", BothBad),
+        battle("gamma", "beta", A),
+    ];
+    // Each step: E_a = 1 / (1 + 10^((R_b − R_a) / 400)), R_a += 4 (S_a − E_a), the same for b.
+    let expected: [&[(&str, f64)]; 6] = [
+        &[("alpha", 1002.0), ("beta", 998.0)],
+        &[("alpha", 1003.9769751663554), ("beta", 996.0230248336446)],
+        &[("alpha", 1003.9311965449899), ("beta", 996.0688034550101)],
+        &[
+            ("alpha", 1005.9085677242749),
+            ("beta", 996.0688034550101),
+            ("gamma", 998.022628820715),
+        ],
+        &[
+            ("alpha", 1005.9085677242749),
+            ("beta", 996.0800504593537),
+            ("gamma", 998.0113818163713),
+        ],
+        &[
+            ("alpha", 1005.9085677242749),
+            ("beta", 994.0911679818225),
+            ("gamma", 1000.0002642939025),
+        ],
+    ];
+    for (n, want) in expected.iter().enumerate() {
+        let got = elo(&battles[..=n], 4.0);
+        assert_eq!(got.len(), want.len(), "after {} battles", n + 1);
+        for (model, rating) in *want {
+            let r = got[*model];
+            assert!(
+                (r - rating).abs() < 1e-9,
+                "after {} battles, {model}: {r} ≠ {rating}",
+                n + 1
+            );
+        }
+    }
+}
+
+/// `n` battles between models of known strengths: `i` beats `j` with probability
+/// `s_i / (s_i + s_j)`; a share `ties` of them are ties.
+fn simulated(strengths: &[(&str, f64)], n: usize, ties: f64, seed: u64) -> Vec<Battle> {
+    let mut rng = SplitMix64::new(seed);
+    let unit = |rng: &mut SplitMix64| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    (0..n)
+        .map(|_| {
+            let i = rng.below(strengths.len());
+            let j = (i + 1 + rng.below(strengths.len() - 1)) % strengths.len();
+            let (a, sa) = strengths[i];
+            let (b, sb) = strengths[j];
+            let outcome = if unit(&mut rng) < ties {
+                Outcome::Tie
+            } else if unit(&mut rng) < sa / (sa + sb) {
+                Outcome::A
+            } else {
+                Outcome::B
+            };
+            battle(a, b, outcome)
+        })
+        .collect()
+}
+
+#[test]
+fn bradley_terry_recovers_the_order_and_gaps_of_known_strengths() {
+    // Strengths 8 : 4 : 2 : 1 are 120-point gaps on the Elo scale (400·log10 2 ≈ 120.4).
+    let strengths = [("strong", 8.0), ("good", 4.0), ("fair", 2.0), ("weak", 1.0)];
+    // No ties: a tie scores half whatever the strengths, which pulls the fitted gaps together.
+    let battles = simulated(&strengths, 8000, 0.0, 7);
+    let fit = bradley_terry(&battles);
+    let order = {
+        let mut v: Vec<(&String, &f64)> = fit.iter().collect();
+        v.sort_by(|a, b| b.1.total_cmp(a.1));
+        v.into_iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>()
+    };
+    assert_eq!(order, ["strong", "good", "fair", "weak"], "{fit:?}");
+    let gap = 400.0 * 2f64.log10();
+    for pair in strengths.windows(2) {
+        let d = fit[pair[0].0] - fit[pair[1].0];
+        assert!((d - gap).abs() < 30.0, "{} − {}: {d}", pair[0].0, pair[1].0);
+    }
+    let mean = fit.values().sum::<f64>() / fit.len() as f64;
+    assert!((mean - INITIAL).abs() < 1e-6, "{mean}");
+}
+
+#[test]
+fn the_bootstrap_is_reproducible_from_its_seed_and_brackets_the_truth() {
+    let strengths = [("candidate", 3.0), ("incumbent", 1.0)];
+    let battles = simulated(&strengths, 300, 0.1, 11);
+    let one = bootstrap(&battles, 4.0, 200, 42);
+    assert_eq!(one, bootstrap(&battles, 4.0, 200, 42));
+    assert_ne!(one, bootstrap(&battles, 4.0, 200, 43));
+    for r in one.values() {
+        assert!(r.low <= r.median && r.median <= r.high, "{r:?}");
+    }
+    // The candidate is three times as strong: its impact is positive and its interval says so.
+    let gain = impact(&battles, "candidate", "incumbent", 4.0, 200, 42).unwrap();
+    assert!(gain.low > 0.0, "{gain:?}");
+    assert!(impact(&battles, "candidate", "absent", 4.0, 10, 42).is_none());
+}
