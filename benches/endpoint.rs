@@ -24,7 +24,7 @@ use cybergov::magi::models;
 use cybergov::pipeline::ledger::{Db, Ledger};
 use cybergov::secret::{Secret, Secrets};
 use cybergov::web::openai::OpenAiServer;
-use cybergov::web::{ServerConfig, WebState, router};
+use cybergov::web::{ServerConfig, WebState};
 use cybergov::wiring::Services;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -123,12 +123,23 @@ async fn sample(client: &reqwest::Client, base: &str, model: &str, tokens: u32) 
         .send()
         .await?;
     let mut first = None;
-    let mut seen = String::new();
+    let mut pending = String::new();
     while let Some(chunk) = r.chunk().await? {
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-        if first.is_none() && seen.contains("\"content\":\"") && seen.matches("data: ").count() >= 2
-        {
-            first = Some(started.elapsed().as_secs_f64() * 1000.0);
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        // Whole lines only: an event may arrive split across chunks.
+        while let Some(end) = pending.find('\n') {
+            let line: String = pending.drain(..=end).collect();
+            let Some(data) = line.trim_end().strip_prefix("data: ") else {
+                continue;
+            };
+            let has_text = serde_json::from_str::<Value>(data).ok().is_some_and(|v| {
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .is_some_and(|t| !t.is_empty())
+            });
+            if has_text && first.is_none() {
+                first = Some(started.elapsed().as_secs_f64() * 1000.0);
+            }
         }
     }
     Ok(Sample {
@@ -171,7 +182,12 @@ async fn ours(model: &std::path::Path, threads: u32, dir: &std::path::Path) -> R
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    // What `serve` runs, TCP_NODELAY included.
+    tokio::spawn(cybergov::web::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
     Ok(base)
 }
 

@@ -60,17 +60,68 @@ pub struct Battle {
 
 /// Online Elo over `battles` in order, with step `k`.
 pub fn elo(battles: &[Battle], k: f64) -> BTreeMap<String, f64> {
-    let mut ratings: BTreeMap<String, f64> = BTreeMap::new();
+    let (names, games) = interned(battles);
+    named(&names, &elo_indexed(games.iter(), names.len(), k))
+}
+
+/// The models of `battles` (in order of first appearance) and each battle as (index of a,
+/// index of b, a's score): the bootstrap resamples these, not the strings.
+fn interned(battles: &[Battle]) -> (Vec<String>, Vec<(usize, usize, f64)>) {
+    let mut names: Vec<String> = Vec::new();
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut games = Vec::with_capacity(battles.len());
     for b in battles {
-        let ra = *ratings.entry(b.a.clone()).or_insert(INITIAL);
-        let rb = *ratings.entry(b.b.clone()).or_insert(INITIAL);
+        let a = intern(&b.a, &mut index, &mut names);
+        let other = intern(&b.b, &mut index, &mut names);
+        games.push((a, other, b.outcome.score_a()));
+    }
+    (names, games)
+}
+
+fn intern<'a>(
+    name: &'a str,
+    index: &mut BTreeMap<&'a str, usize>,
+    names: &mut Vec<String>,
+) -> usize {
+    *index.entry(name).or_insert_with(|| {
+        names.push(name.to_owned());
+        names.len() - 1
+    })
+}
+
+/// Online Elo over `games` of `m` models; a model that plays no game keeps no rating (NaN).
+fn elo_indexed<'a>(
+    games: impl Iterator<Item = &'a (usize, usize, f64)>,
+    m: usize,
+    k: f64,
+) -> Vec<f64> {
+    let mut ratings = vec![f64::NAN; m];
+    for &(a, b, sa) in games {
+        let ra = if ratings[a].is_nan() {
+            INITIAL
+        } else {
+            ratings[a]
+        };
+        let rb = if ratings[b].is_nan() {
+            INITIAL
+        } else {
+            ratings[b]
+        };
         let ea = 1.0 / (1.0 + BASE.powf((rb - ra) / SCALE));
         let eb = 1.0 / (1.0 + BASE.powf((ra - rb) / SCALE));
-        let sa = b.outcome.score_a();
-        *ratings.get_mut(&b.a).expect("inserted") += k * (sa - ea);
-        *ratings.get_mut(&b.b).expect("inserted") += k * (1.0 - sa - eb);
+        ratings[a] = ra + k * (sa - ea);
+        ratings[b] = rb + k * (1.0 - sa - eb);
     }
     ratings
+}
+
+fn named(names: &[String], ratings: &[f64]) -> BTreeMap<String, f64> {
+    names
+        .iter()
+        .zip(ratings)
+        .filter(|(_, r)| !r.is_nan())
+        .map(|(n, r)| (n.clone(), *r))
+        .collect()
 }
 
 /// SplitMix64 (Steele, Lea and Flood, 2014): the generator of the bootstrap, spelled out.
@@ -137,13 +188,13 @@ pub fn bootstrap_rounds(
     rounds: u32,
     seed: u64,
 ) -> Vec<BTreeMap<String, f64>> {
+    let (names, games) = interned(battles);
     let mut rng = SplitMix64::new(seed);
-    let mut sample = Vec::with_capacity(battles.len());
     (0..rounds)
         .map(|_| {
-            sample.clear();
-            sample.extend((0..battles.len()).map(|_| battles[rng.below(battles.len())].clone()));
-            elo(&sample, k)
+            let n = games.len();
+            let sample = (0..n).map(|_| &games[rng.below(n)]);
+            named(&names, &elo_indexed(sample, names.len(), k))
         })
         .collect()
 }

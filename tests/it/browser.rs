@@ -96,8 +96,28 @@ async fn screenshot(c: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
+/// The page's URL once `done` holds of it: a click's navigation may end after the click
+/// returns.
+async fn url_when(c: &Client, done: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        let url = c.current_url().await.unwrap().to_string();
+        if done(&url) {
+            return url;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still at {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The text of the element `css`, waiting up to 20 s for it to appear.
 async fn text(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css))
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("{css}: {e}"))
         .text()
@@ -163,8 +183,7 @@ async fn the_dashboard_in_chromium_shows_real_runs_and_runs_no_proposal_script()
         .click()
         .await
         .unwrap();
-    let here = c.current_url().await.unwrap();
-    assert_eq!(here.path(), format!("/referenda/polkadot/{REF}"));
+    url_when(&c, |u| u.ends_with(&format!("/referenda/polkadot/{REF}"))).await;
     screenshot(&c, "referendum").await;
     // The title is text: the markup shows literally and no element came of it.
     assert_eq!(text(&c, "#title").await, HOSTILE_TITLE);
@@ -265,8 +284,7 @@ async fn the_dashboard_in_chromium_shows_real_runs_and_runs_no_proposal_script()
     assert_eq!(runs(&ledger, REF).await.len(), 1);
     c.goto(&page).await.unwrap();
     submit_with_token(&c, "#actions form", "#rerun").await;
-    let here = c.current_url().await.unwrap();
-    assert_eq!(here.query(), Some("run=2"), "{here}");
+    url_when(&c, |u| u.ends_with("?run=2")).await;
     assert_eq!(runs(&ledger, REF).await.len(), 2);
     screenshot(&c, "rerun").await;
 
