@@ -57,6 +57,8 @@ pub struct Config {
     pub runner: crate::stages::infer::runner::settings::RunnerSettings,
     /// The HTTP server of `cybergov serve`: address, limits.
     pub server: crate::web::ServerConfig,
+    /// When the arena's candidate replaces an incumbent juror (issue #16).
+    pub arena: crate::arena::decision::UpgradeRule,
 }
 
 /// Database settings.
@@ -132,6 +134,7 @@ impl Default for Config {
             pipeline: crate::pipeline::settings::PipelineConfig::default(),
             runner: crate::stages::infer::runner::settings::RunnerSettings::default(),
             server: crate::web::ServerConfig::default(),
+            arena: crate::arena::decision::UpgradeRule::default(),
         }
     }
 }
@@ -302,6 +305,12 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if self.arena.rounds == 0 {
+            return Err(ConfigError::invalid("arena.rounds", "must be at least 1"));
+        }
+        if !(self.arena.k.is_finite() && self.arena.k > 0.0) {
+            return Err(ConfigError::invalid("arena.k", "must be a number above 0"));
         }
         if self.store.backend == StoreBackend::S3 && self.store.s3.bucket.is_none() {
             return Err(ConfigError::invalid(

@@ -3,6 +3,7 @@
 //! reproducible from its seed, and the Bradley–Terry fit recovering the order and the gaps of
 //! simulated models whose win probabilities are known.
 
+use cybergov::arena::decision::{UpgradeRule, decide};
 use cybergov::arena::ratings::{
     Battle, INITIAL, Outcome, SplitMix64, bootstrap, bradley_terry, elo, impact,
 };
@@ -120,4 +121,61 @@ fn the_bootstrap_is_reproducible_from_its_seed_and_brackets_the_truth() {
     let gain = impact(&battles, "candidate", "incumbent", 4.0, 200, 42).unwrap();
     assert!(gain.low > 0.0, "{gain:?}");
     assert!(impact(&battles, "candidate", "absent", 4.0, 10, 42).is_none());
+}
+
+#[test]
+fn the_upgrade_rule_needs_enough_battles_and_an_interval_above_zero() {
+    let rule = UpgradeRule {
+        min_battles: 100,
+        rounds: 200,
+        ..UpgradeRule::default()
+    };
+    // Three times as strong, but only 50 battles: no decision yet.
+    let few = simulated(&[("candidate", 3.0), ("incumbent", 1.0)], 50, 0.1, 3);
+    let d = decide(&few, "candidate", "incumbent", &rule);
+    assert!(!d.replace && d.impact.is_none(), "{d:?}");
+    assert!(d.reason.contains("fewer than the 100"), "{}", d.reason);
+    // Three times as strong over 300 battles: replaced, on an interval above zero.
+    let many = simulated(&[("candidate", 3.0), ("incumbent", 1.0)], 300, 0.1, 3);
+    let d = decide(&many, "candidate", "incumbent", &rule);
+    assert!(d.replace, "{d:?}");
+    assert!(d.impact.as_ref().unwrap().low > 0.0);
+    assert_eq!(d.battles, 300);
+    // As strong as the incumbent: kept.
+    let even = simulated(&[("candidate", 1.0), ("incumbent", 1.0)], 300, 0.1, 3);
+    let d = decide(&even, "candidate", "incumbent", &rule);
+    assert!(!d.replace, "{d:?}");
+    assert!(d.reason.contains("keep incumbent"), "{}", d.reason);
+    // Battles with a third model do not count.
+    let mut mixed = even.clone();
+    mixed.extend(simulated(
+        &[("candidate", 9.0), ("other", 1.0)],
+        300,
+        0.0,
+        4,
+    ));
+    assert_eq!(decide(&mixed, "candidate", "incumbent", &rule), d);
+    // The record says what it was decided on.
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json["schema"], "cybergov.arena-decision/v1");
+    assert_eq!(json["rule"]["min_battles"], 100);
+}
+
+#[test]
+fn the_rule_is_configured_and_a_bad_one_is_refused_by_name() {
+    use cybergov::config::Config;
+    let load = |k: &str, v: &str| {
+        let vars = std::collections::BTreeMap::from([(k.to_owned(), v.to_owned())]);
+        Config::load_from(None, &vars)
+    };
+    let c = load("CYBERGOV_ARENA__MIN_BATTLES", "250").unwrap();
+    assert_eq!(c.arena.min_battles, 250);
+    assert_eq!(c.arena.rounds, UpgradeRule::default().rounds);
+    for (k, v, key) in [
+        ("CYBERGOV_ARENA__K", "0", "arena.k"),
+        ("CYBERGOV_ARENA__ROUNDS", "0", "arena.rounds"),
+    ] {
+        let e = load(k, v).unwrap_err().to_string();
+        assert!(e.contains(key), "{e}");
+    }
 }
