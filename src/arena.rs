@@ -7,5 +7,6 @@
 //! out here so that anyone can recompute published ratings from the battles and the seed; and
 //! the upgrade rule of the configuration with the decision it gives ([`decision`]).
 
+pub mod agreement;
 pub mod decision;
 pub mod ratings;

@@ -179,3 +179,31 @@ fn the_rule_is_configured_and_a_bad_one_is_refused_by_name() {
         assert!(e.contains(key), "{e}");
     }
 }
+
+#[test]
+fn agreement_with_real_endings_has_wilsons_interval() {
+    use cybergov::arena::agreement::{Ending, agreement, wilson};
+    use cybergov::manifest::VoteKind::{Abstain, Aye, Nay};
+    // Textbook values: 8 of 10 is [0.490, 0.943] at 95 %; 0 of 5 starts at 0.
+    let (low, high) = wilson(8, 10);
+    assert!((low - 0.490_162_471_536_641_8).abs() < 1e-12, "{low}");
+    assert!((high - 0.943_317_848_545_624_8).abs() < 1e-12, "{high}");
+    assert_eq!(wilson(0, 5).0, 0.0);
+    assert_eq!(wilson(0, 0), (0.0, 1.0));
+    let endings = [
+        "Approved", "Executed", "Rejected", "Rejected", "TimedOut", "Approved",
+    ];
+    let votes = [Aye, Aye, Nay, Aye, Nay, Abstain];
+    let decisions: Vec<_> = votes
+        .iter()
+        .zip(endings)
+        .map(|(v, e)| (*v, Ending::from_state(e)))
+        .collect();
+    let a = agreement(&decisions);
+    assert_eq!(
+        (a.compared, a.agreed, a.abstained, a.left_out),
+        (4, 3, 1, 1)
+    );
+    assert_eq!(a.rate, 0.75);
+    assert_eq!((a.low, a.high), wilson(3, 4));
+}
