@@ -170,6 +170,24 @@ pub enum Command {
         #[command(subcommand)]
         action: ModelsAction,
     },
+    /// Compare juror models in public: how their decisions agree with how referenda ended.
+    Arena {
+        /// What to do.
+        #[command(subcommand)]
+        action: ArenaAction,
+    },
+}
+
+/// `cybergov arena …`.
+#[derive(Debug, Subcommand)]
+pub enum ArenaAction {
+    /// Each juror model's agreement with how the referenda in the store ended (Subsquare's
+    /// state now), with a 95 % interval.
+    Agreement {
+        /// Only this network.
+        #[arg(long, value_parser = parse_network)]
+        network: Option<Network>,
+    },
 }
 
 /// `cybergov models …`.

@@ -1,6 +1,7 @@
 //! What each command does. Errors are reported here, at the edge, with exit codes:
 //! 0 success, 1 failure (including a failed verification), 2 usage (clap).
 
+mod arena;
 mod comment;
 mod demo;
 mod dispatch;
@@ -63,6 +64,7 @@ fn run_inner(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Infer(target) => rt.block_on(infer::run(&config, &secrets, &target)),
         Command::Models { action } => models::run(&config, action),
+        Command::Arena { action } => rt.block_on(arena::run(&config, &secrets, action)),
         Command::Vote { run, dry_run } => rt.block_on(vote::run(&config, &secrets, &run, dry_run)),
         Command::Comment(target) => rt.block_on(comment::run(&config, &secrets, &target)),
     }

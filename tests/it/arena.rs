@@ -207,3 +207,62 @@ fn agreement_with_real_endings_has_wilsons_interval() {
     assert_eq!(a.rate, 0.75);
     assert_eq!((a.low, a.high), wilson(3, 4));
 }
+
+/// `cybergov arena agreement` over a real run of the tiny jurors on the devnet, once Subsquare
+/// says the referendum was approved: each juror's vote counted against that ending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agreement_command_counts_the_jurors_against_the_ending() {
+    use crate::common::pipeline::{Backend, REF, World, toolkit_as};
+    use cybergov::records::juror::JurorRecord;
+    let w = World::new(Backend::Sqlite).await;
+    let id = REF.to_string();
+    let o = w
+        .cybergov(&["run", "--network", "polkadot", "--id", id.as_str()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut ended: serde_json::Value = serde_json::from_slice(&toolkit_as(REF)).unwrap();
+    ended["state"]["name"] = "Approved".into();
+    w.subsquare
+        .add_referendum(REF, serde_json::to_vec(&ended).unwrap());
+    // What the jurors voted, from their records.
+    let jurors = w
+        .store_path()
+        .join(format!("proposals/polkadot/{REF}/runs/1/jurors"));
+    let mut model = String::new();
+    let (mut aye, mut nay, mut abstain) = (0, 0, 0);
+    for entry in std::fs::read_dir(&jurors).unwrap() {
+        let r: JurorRecord =
+            serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
+        model = r.model.model_id.clone();
+        match r.vote {
+            cybergov::manifest::VoteKind::Aye => aye += 1,
+            cybergov::manifest::VoteKind::Nay => nay += 1,
+            cybergov::manifest::VoteKind::Abstain => abstain += 1,
+        }
+    }
+    assert_eq!(aye + nay + abstain, 3);
+    let o = w
+        .cybergov(&["arena", "agreement", "--network", "polkadot"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let row = out
+        .lines()
+        .find(|l| l.starts_with(&model))
+        .unwrap_or_else(|| panic!("no row for {model}: {out}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[1], (aye + nay).to_string(), "compared: {row}");
+    assert_eq!(cells[2], aye.to_string(), "agreed: {row}");
+    assert_eq!(
+        cells[cells.len() - 2],
+        abstain.to_string(),
+        "abstained: {row}"
+    );
+    assert_eq!(cells[cells.len() - 1], "0", "left out: {row}");
+}
