@@ -10,3 +10,29 @@
 pub mod agreement;
 pub mod decision;
 pub mod ratings;
+
+use crate::pipeline::ledger::battles::BattleRow;
+use ratings::{Battle, Outcome};
+
+/// The ratings' battles from the ledger's rows; a row whose outcome is not one of `a`, `b`,
+/// `tie`, `both_bad` is an error naming its session and round.
+pub fn battles(rows: &[BattleRow]) -> Result<Vec<Battle>, String> {
+    rows.iter()
+        .map(|r| {
+            let outcome: Outcome = serde_json::from_value(serde_json::Value::String(
+                r.outcome.clone(),
+            ))
+            .map_err(|_| {
+                format!(
+                    "battle {} round {}: outcome {:?} is not a, b, tie or both_bad",
+                    r.session, r.round, r.outcome
+                )
+            })?;
+            Ok(Battle {
+                a: r.model_a.clone(),
+                b: r.model_b.clone(),
+                outcome,
+            })
+        })
+        .collect()
+}

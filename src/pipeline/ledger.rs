@@ -19,6 +19,7 @@ pub use db::{Db, open_lock};
 use rows::run_number;
 pub use rows::{Claim, RunRow, RunState, StageKey, StageRow, StageState, now_ms};
 
+pub mod battles;
 pub mod browse;
 pub mod operator;
 #[macro_use]

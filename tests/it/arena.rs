@@ -266,3 +266,48 @@ async fn the_agreement_command_counts_the_jurors_against_the_ending() {
     );
     assert_eq!(cells[cells.len() - 1], "0", "left out: {row}");
 }
+
+async fn battles_are_kept_once_and_read_back_in_order(backend: crate::common::pipeline::Backend) {
+    use cybergov::pipeline::ledger::battles::BattleRow;
+    use cybergov::pipeline::ledger::{Db, Ledger};
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::common::pipeline::TestDb::create(backend, dir.path()).await;
+    let ledger = Ledger::open(Db::connect(&db.url).await.unwrap())
+        .await
+        .unwrap();
+    let row = |round: i64, outcome: &str| BattleRow {
+        session: "s-1".into(),
+        round,
+        reviewer: "reviewer".into(),
+        created_at: 1_000 + round,
+        network: "polkadot".into(),
+        referendum: 1801,
+        run: 1,
+        model_a: if round % 2 == 0 { "cand" } else { "inc" }.into(),
+        model_b: if round % 2 == 0 { "inc" } else { "cand" }.into(),
+        outcome: outcome.into(),
+    };
+    for (round, outcome) in [(1, "b"), (2, "a"), (3, "tie")] {
+        assert!(ledger.record_battle(&row(round, outcome)).await.unwrap());
+    }
+    // A retried write of round 2 with another outcome changes nothing.
+    assert!(!ledger.record_battle(&row(2, "b")).await.unwrap());
+    let rows = ledger.battles().await.unwrap();
+    assert_eq!(rows, vec![row(1, "b"), row(2, "a"), row(3, "tie")]);
+    let battles = cybergov::arena::battles(&rows).unwrap();
+    // The candidate won rounds 1 (shown second) and 2 (shown first), then a tie.
+    let r = elo(&battles, 4.0);
+    assert!(r["cand"] > r["inc"], "{r:?}");
+    let bad = cybergov::arena::battles(&[row(4, "draw")]).unwrap_err();
+    assert!(bad.contains("round 4") && bad.contains("\"draw\""), "{bad}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn battles_are_kept_once_on_sqlite() {
+    battles_are_kept_once_and_read_back_in_order(crate::common::pipeline::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn battles_are_kept_once_on_postgres() {
+    battles_are_kept_once_and_read_back_in_order(crate::common::pipeline::Backend::Postgres).await;
+}
