@@ -200,6 +200,22 @@ async fn metrics(State(s): State<Arc<WebState>>) -> Response {
         .into_response()
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header, if the request has one.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Whether `given` is the configured secret `want`, compared in constant time; never true when
+/// either is missing or empty.
+fn is_secret(given: &str, want: Option<&crate::secret::Secret>) -> bool {
+    use subtle::ConstantTimeEq;
+    let want = want.map_or("", |w| w.expose());
+    !given.is_empty() && !want.is_empty() && bool::from(given.as_bytes().ct_eq(want.as_bytes()))
+}
+
 /// Binds `settings.bind` (refusing a non-loopback address unless `allow_public`), returning
 /// the listener and the address it got (port 0 picks a free one).
 pub async fn bind(

@@ -13,7 +13,6 @@
 
 use super::WebState;
 use super::pages::PageError;
-use crate::network::Network;
 use crate::pipeline::engine::Engine;
 use crate::pipeline::ledger::StageKey;
 use crate::pipeline::rerun::start_rerun;
@@ -25,7 +24,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use serde::Deserialize;
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 /// What the actions need: the job graph to start work in, and the secrets holding the token.
 #[derive(Clone)]
@@ -64,10 +62,6 @@ pub fn routes() -> axum::Router<Arc<WebState>> {
         )
 }
 
-fn refused(status: StatusCode, message: impl Into<String>) -> PageError {
-    PageError::new(status, message)
-}
-
 /// Whether the request comes from a page of this server (or from no page at all, like curl).
 fn same_origin(headers: &HeaderMap) -> bool {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -93,40 +87,26 @@ fn authorize<'a>(
     form: &ActionForm,
 ) -> Result<&'a Operator, PageError> {
     let Some(op) = &s.operator else {
-        return Err(refused(
+        return Err(PageError::new(
             StatusCode::NOT_FOUND,
             "this server offers no operator actions (CYBERGOV_ADMIN_TOKEN is not set, or it is a --web-only mirror)",
         ));
     };
     if !same_origin(headers) {
-        return Err(refused(
+        return Err(PageError::new(
             StatusCode::FORBIDDEN,
             "refused: the request comes from another site",
         ));
     }
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let given = bearer.unwrap_or(&form.token).as_bytes();
-    let want = op
-        .secrets
-        .admin_token
-        .as_ref()
-        .map(|t| t.expose().as_bytes())
-        .unwrap_or_default();
-    if given.is_empty() || !bool::from(given.ct_eq(want)) {
+    let given = super::bearer(headers).unwrap_or(&form.token);
+    if !super::is_secret(given, op.secrets.admin_token.as_ref()) {
         tracing::warn!("dashboard: an operator action was refused (missing or wrong token)");
-        return Err(refused(
+        return Err(PageError::new(
             StatusCode::FORBIDDEN,
             "refused: the operator token is missing or wrong",
         ));
     }
     Ok(op)
-}
-
-fn parse_network(name: &str) -> Result<Network, PageError> {
-    Ok(super::api::network(name)?)
 }
 
 /// `POST /referenda/{network}/{id}/rerun`: run + 1 from the start, then back to its page.
@@ -137,10 +117,10 @@ async fn rerun(
     Form(form): Form<ActionForm>,
 ) -> Result<Response, PageError> {
     let op = authorize(&s, &headers, &form)?;
-    let net = parse_network(&net)?;
+    let net = super::api::network(&net)?;
     let rerun = start_rerun(&op.engine, net, id, None)
         .await
-        .map_err(|e| refused(StatusCode::CONFLICT, format!("rerun refused: {e}")))?;
+        .map_err(|e| PageError::new(StatusCode::CONFLICT, format!("rerun refused: {e}")))?;
     tracing::info!(%net, referendum = id, run = rerun.start.run, "an operator started a rerun from the dashboard");
     Ok(Redirect::to(&format!("/referenda/{net}/{id}?run={}", rerun.start.run)).into_response())
 }
@@ -154,9 +134,9 @@ async fn retry(
     Form(form): Form<ActionForm>,
 ) -> Result<Response, PageError> {
     let op = authorize(&s, &headers, &form)?;
-    let net = parse_network(&net)?;
+    let net = super::api::network(&net)?;
     if op.engine.graph.stage(&stage).is_none() {
-        return Err(refused(
+        return Err(PageError::new(
             StatusCode::NOT_FOUND,
             format!("no stage `{stage}` in the job graph"),
         ));
@@ -169,7 +149,7 @@ async fn retry(
     };
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!("dashboard: retrying {key}: {e}");
-        refused(StatusCode::INTERNAL_SERVER_ERROR, "the ledger failed")
+        PageError::new(StatusCode::INTERNAL_SERVER_ERROR, "the ledger failed")
     };
     let retried = op
         .engine
@@ -178,7 +158,7 @@ async fn retry(
         .await
         .map_err(|e| internal(&e))?;
     if !retried {
-        return Err(refused(
+        return Err(PageError::new(
             StatusCode::CONFLICT,
             format!("{key} is not a failed stage of the latest run"),
         ));

@@ -23,14 +23,13 @@ use crate::wiring::Services;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 /// Most alternatives `top_logprobs` may ask for (OpenAI's own limit).
@@ -119,24 +118,13 @@ fn authorize<'a>(s: &'a WebState, headers: &HeaderMap) -> Result<&'a OpenAiServe
         param: None,
         message: message.into(),
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            unauthorized(
-                "missing_api_key",
-                "no API key: send Authorization: Bearer KEY",
-            )
-        })?;
-    let want = server
-        .services
-        .secrets
-        .openai_server_key
-        .as_ref()
-        .map(|k| k.expose().as_bytes())
-        .unwrap_or_default();
-    if want.is_empty() || !bool::from(given.as_bytes().ct_eq(want)) {
+    let given = super::bearer(headers).ok_or_else(|| {
+        unauthorized(
+            "missing_api_key",
+            "no API key: send Authorization: Bearer KEY",
+        )
+    })?;
+    if !super::is_secret(given, server.services.secrets.openai_server_key.as_ref()) {
         return Err(unauthorized("invalid_api_key", "incorrect API key"));
     }
     Ok(server)

@@ -215,12 +215,7 @@ async fn the_agreement_command_counts_the_jurors_against_the_ending() {
     use crate::common::pipeline::{Backend, REF, World, toolkit_as};
     use cybergov::records::juror::JurorRecord;
     let w = World::new(Backend::Sqlite).await;
-    let id = REF.to_string();
-    let o = w
-        .cybergov(&["run", "--network", "polkadot", "--id", id.as_str()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    w.run_ok(REF);
     let mut ended: serde_json::Value = serde_json::from_slice(&toolkit_as(REF)).unwrap();
     ended["state"]["name"] = "Approved".into();
     w.subsquare

@@ -267,12 +267,7 @@ async fn the_api_pages_filters_and_refuses_bad_input_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_web_only_serves_a_real_run_whose_artefacts_hash_as_listed() {
     let w = World::new(Backend::Sqlite).await;
-    let id = REF.to_string();
-    let o = w
-        .cybergov(&["run", "--network", "polkadot", "--id", id.as_str()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    w.run_ok(REF);
     wait_for_run(
         &w.ledger().await,
         Network::Polkadot,

@@ -280,6 +280,16 @@ impl World {
             .count()
     }
 
+    /// `cybergov run` of polkadot #`id`, which must succeed.
+    pub fn run_ok(&self, id: u32) {
+        let id = id.to_string();
+        let o = self
+            .cybergov(&["run", "--network", "polkadot", "--id", id.as_str()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
     /// A `cybergov` command in the world's folder with its configuration.
     pub fn cybergov(&self, args: &[&str]) -> std::process::Command {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cybergov"));
