@@ -154,6 +154,7 @@ async fn measure(url: &str, args: &Args) -> Result<Vec<(String, f64, f64)>> {
         dispatch: None,
         operator: None,
         openai: None,
+        arena: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

@@ -179,6 +179,7 @@ async fn ours(model: &std::path::Path, threads: u32, dir: &std::path::Path) -> R
         dispatch: None,
         operator: None,
         openai: Some(OpenAiServer::new(services, 4)),
+        arena: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

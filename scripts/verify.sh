@@ -4,6 +4,7 @@
 #   scripts/verify.sh --network N --id ID --real 0xPUBKEY [--run R] [--base-url URL]
 #                     [--rpc-url URL] [--from-block N] [--to-block N] [--max-blocks N]
 #                     [--allow-unvoted]
+#   scripts/verify.sh --arena N|latest [--base-url URL]
 #
 # Fetches latest.json and the run's manifest from the public base URL, checks the manifest's
 # bytes hash to the recorded hash, re-hashes every artefact it lists, checks that the run agrees
@@ -19,6 +20,9 @@
 # check (the same check names as `cybergov verify`), then the verdict: PASS, NOT VOTED (the run
 # agrees with itself but is not on chain) or FAIL. Exits 0 on PASS, 1 on FAIL, 2 on bad usage,
 # 3 on NOT VOTED (0 with --allow-unvoted, for dry runs).
+#
+# With --arena: an arena publication (arena/N/) instead — manifest, hashes, and each model's
+# online Elo and each upgrade decision recomputed from battles.json.
 
 set -u
 
@@ -35,6 +39,8 @@ usage: verify.sh --network polkadot|kusama|paseo --id REFERENDUM --real 0xPUBLIC
   --to-block       last block searched (default: the best block)
   --max-blocks     how many blocks to search without --from-block (default: 50000)
   --allow-unvoted  exit 0 on NOT VOTED: a dry run's artefacts, with no vote on chain
+       verify.sh --arena N|latest [--base-url URL]
+  --arena          an arena publication's number (or latest) instead of a vote
 USAGE
     exit "$1"
 }
@@ -54,9 +60,10 @@ FROM_BLOCK=
 TO_BLOCK=
 MAX_BLOCKS=50000
 ALLOW_UNVOTED=
+ARENA=
 while [ $# -gt 0 ]; do
     case $1 in
-        --network | --id | --run | --base-url | --rpc-url | --real | --from-block | --to-block | --max-blocks)
+        --network | --id | --run | --base-url | --rpc-url | --real | --from-block | --to-block | --max-blocks | --arena)
             [ $# -ge 2 ] || die "$1 needs a value"
             case $1 in
                 --network) NETWORK=$2 ;;
@@ -68,6 +75,7 @@ while [ $# -gt 0 ]; do
                 --from-block) FROM_BLOCK=$2 ;;
                 --to-block) TO_BLOCK=$2 ;;
                 --max-blocks) MAX_BLOCKS=$2 ;;
+                --arena) ARENA=$2 ;;
             esac
             shift 2
             ;;
@@ -80,34 +88,40 @@ while [ $# -gt 0 ]; do
         --from-block=*) FROM_BLOCK=${1#*=}; shift ;;
         --to-block=*) TO_BLOCK=${1#*=}; shift ;;
         --max-blocks=*) MAX_BLOCKS=${1#*=}; shift ;;
+        --arena=*) ARENA=${1#*=}; shift ;;
         --allow-unvoted) ALLOW_UNVOTED=1; shift ;;
         -h | --help) usage 0 ;;
         *) printf 'verify.sh: unknown argument %s\n' "$1" >&2; usage 2 ;;
     esac
 done
 
-case $NETWORK in
-    polkadot) DEFAULT_RPC=https://polkadot-asset-hub-rpc.polkadot.io ;;
-    kusama) DEFAULT_RPC=https://kusama-asset-hub-rpc.polkadot.io ;;
-    paseo) DEFAULT_RPC= ;;
-    '') die "--network is required" ;;
-    *) die "unknown network $NETWORK: expected polkadot, kusama or paseo" ;;
-esac
-case $ID in '' | *[!0-9]*) die "--id must be a referendum index (digits)" ;; esac
-case $RUN in *[!0-9]* | 0) die "--run must be a run number (1 or more)" ;; esac
-for n in "$FROM_BLOCK" "$TO_BLOCK" "$MAX_BLOCKS"; do
-    case $n in *[!0-9]*) die "block numbers and --max-blocks are digits" ;; esac
-done
+case $ARENA in latest | '') ;; *[!0-9]* | 0) die "--arena must be a publication number (1 or more) or latest" ;; esac
+if [ -z "$ARENA" ]; then
+    case $NETWORK in
+        polkadot) DEFAULT_RPC=https://polkadot-asset-hub-rpc.polkadot.io ;;
+        kusama) DEFAULT_RPC=https://kusama-asset-hub-rpc.polkadot.io ;;
+        paseo) DEFAULT_RPC= ;;
+        '') die "--network is required" ;;
+        *) die "unknown network $NETWORK: expected polkadot, kusama or paseo" ;;
+    esac
+    case $ID in '' | *[!0-9]*) die "--id must be a referendum index (digits)" ;; esac
+    case $RUN in *[!0-9]* | 0) die "--run must be a run number (1 or more)" ;; esac
+    for n in "$FROM_BLOCK" "$TO_BLOCK" "$MAX_BLOCKS"; do
+        case $n in *[!0-9]*) die "block numbers and --max-blocks are digits" ;; esac
+    done
+fi
 [ -n "$BASE_URL" ] || die "--base-url is required (or set CYBERGOV_PUBLIC_BASE_URL)"
 case $BASE_URL in http://* | https://*) ;; *) die "--base-url must be an http(s) URL" ;; esac
 BASE_URL=${BASE_URL%/}
-[ -n "$REAL" ] || die "--real is required: whose vote is it? (the account's public key in hex)"
-REAL=$(printf '%s' "${REAL#0x}" | tr '[:upper:]' '[:lower:]')
-case $REAL in *[!0-9a-f]*) die "--real must be a 32-byte public key in hex (0x + 64 digits)" ;; esac
-[ ${#REAL} -eq 64 ] || die "--real must be a 32-byte public key in hex (0x + 64 digits)"
-[ -n "$RPC_URL" ] || RPC_URL=$DEFAULT_RPC
-[ -n "$RPC_URL" ] || die "--rpc-url is required for $NETWORK"
-case $RPC_URL in http://* | https://*) ;; *) die "--rpc-url must be an http(s) JSON-RPC URL" ;; esac
+if [ -z "$ARENA" ]; then
+    [ -n "$REAL" ] || die "--real is required: whose vote is it? (the account's public key in hex)"
+    REAL=$(printf '%s' "${REAL#0x}" | tr '[:upper:]' '[:lower:]')
+    case $REAL in *[!0-9a-f]*) die "--real must be a 32-byte public key in hex (0x + 64 digits)" ;; esac
+    [ ${#REAL} -eq 64 ] || die "--real must be a 32-byte public key in hex (0x + 64 digits)"
+    [ -n "$RPC_URL" ] || RPC_URL=$DEFAULT_RPC
+    [ -n "$RPC_URL" ] || die "--rpc-url is required for $NETWORK"
+    case $RPC_URL in http://* | https://*) ;; *) die "--rpc-url must be an http(s) JSON-RPC URL" ;; esac
+fi
 
 for tool in curl jq sha256sum b2sum od; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
@@ -157,6 +171,102 @@ get() {
 }
 sha() { sha256sum "$1" | cut -d ' ' -f 1; }
 size() { wc -c <"$1" | tr -d ' '; }
+# verdict_line CHECK "PASS detail" | "FAIL why" | anything else (a tool's error).
+verdict_line() {
+    case $2 in
+        "PASS "*) pass "$1" "${2#PASS }" ;;
+        "FAIL "*) fail "$1" "${2#FAIL }" ;;
+        *) fail "$1" "cannot be checked: $2" ;;
+    esac
+}
+
+# An arena publication: arena/latest.json → manifest → artefacts → what jq can recompute.
+if [ -n "$ARENA" ]; then
+    LPUB= LHASH=
+    if get "$BASE_URL/arena/latest.json" "$TMP/latest.json"; then
+        LPUB=$(jq -er '.publication | tostring' "$TMP/latest.json" 2>/dev/null)
+        LHASH=$(jq -er '.manifest_sha256' "$TMP/latest.json" 2>/dev/null)
+        [ -n "$LPUB" ] && [ -n "$LHASH" ] || fail latest.json "arena/latest.json is not valid"
+    elif [ "$GOT" != missing ]; then
+        fail latest.json "$BASE_URL/arena/latest.json: $GOT"
+    fi
+    [ "$ARENA" = latest ] && ARENA=$LPUB
+    [ -n "$ARENA" ] || { fail latest.json "arena/latest.json is missing: no publication to verify" && finish; }
+    AP=arena/$ARENA
+    if ! get "$BASE_URL/$AP/manifest.json" "$TMP/manifest.json"; then
+        fail manifest.json "$AP/manifest.json: $GOT"
+        finish
+    fi
+    H=$(sha "$TMP/manifest.json")
+    if [ "$ARENA" != "$LPUB" ]; then
+        pass "manifest hash" "$H (publication $ARENA is not the latest)"
+    elif [ "$H" = "$LHASH" ]; then
+        pass "manifest hash" "$H matches arena/latest.json"
+    else
+        fail "manifest hash" "manifest.json hashes to $H, arena/latest.json records $LHASH"
+    fi
+    if jq -cjS . "$TMP/manifest.json" >"$TMP/canonical.json" 2>/dev/null &&
+        [ "$(sha "$TMP/canonical.json")" = "$H" ] &&
+        jq -e --arg n "$ARENA" '.schema == "cybergov.arena-manifest/v1" and (.publication | tostring) == $n' \
+            "$TMP/manifest.json" >/dev/null 2>&1; then
+        pass "manifest format" "valid, canonical, publication $ARENA"
+    else
+        fail "manifest format" "not the canonical cybergov.arena-manifest/v1 of publication $ARENA"
+    fi
+    for name in battles.json ratings.json decisions.json; do
+        line=$(jq -r --arg n "$name" '[.artefacts[]? | select(.name == $n)] | if length == 1 then .[0] | "\(.path) \(.sha256) \(.bytes)" else "" end' "$TMP/manifest.json" 2>/dev/null)
+        read -r path want bytes <<EOF
+$line
+EOF
+        if [ -z "$line" ]; then
+            fail "artefact $name" "the manifest lists it not exactly once"
+        elif [ "$path" != "$AP/$name" ]; then
+            fail "artefact $name" "listed at $path, not $AP/$name"
+        elif get "$BASE_URL/$path" "$TMP/$name"; then
+            got=$(sha "$TMP/$name")
+            n=$(size "$TMP/$name")
+            if [ "$got" = "$want" ] && [ "$n" = "$bytes" ]; then
+                pass "artefact $name" "$n bytes, sha256 $got"
+            else
+                fail "artefact $name" "$path has $n bytes with sha256 $got; the manifest lists $bytes bytes with sha256 $want"
+            fi
+        else
+            fail "artefact $name" "$path: $GOT"
+        fi
+    done
+    [ "$FAILS" -eq 0 ] || finish
+    # Online Elo, step by step as arena/ratings.rs computes it.
+    verdict_elo=$(jq -rn --slurpfile b "$TMP/battles.json" --slurpfile r "$TMP/ratings.json" '
+        $r[0] as $r | $b[0].battles as $bs
+        | (reduce $bs[] as $x ({};
+            (.[$x.model_a] // 1000) as $ra | (.[$x.model_b] // 1000) as $rb
+            | (if $x.outcome == "a" then 1 elif $x.outcome == "b" then 0 else 0.5 end) as $sa
+            | .[$x.model_a] = $ra + $r.k * ($sa - 1 / (1 + pow(10; ($rb - $ra) / 400)))
+            | .[$x.model_b] = $rb + $r.k * (1 - $sa - 1 / (1 + pow(10; ($ra - $rb) / 400))))) as $elo
+        | if $r.battles != ($bs | length) then "FAIL ratings.json rates \($r.battles) battles, battles.json holds \($bs | length)"
+          elif ([$r.models[].model] | sort) != ($elo | keys) then "FAIL ratings.json rates other models than the battles have"
+          else [$r.models[] | select(((.elo - $elo[.model]) | fabs) > 1e-6) | .model] as $off
+            | if ($off | length) == 0 then "PASS \($elo | length) models, recomputed from \($bs | length) battles"
+              else "FAIL the online Elo of \($off | join(", ")) is not what the battles give" end end' 2>&1)
+    verdict_line "online Elo" "$verdict_elo"
+    # Each decision: its battles counted, and the rule applied to its interval.
+    verdict_rule=$(jq -rn --slurpfile b "$TMP/battles.json" --slurpfile d "$TMP/decisions.json" '
+        $b[0].battles as $bs
+        | ([$bs[] | select(.candidate != null) | [.candidate, .incumbent]] | unique) as $pairs
+        | if ([$d[0].decisions[] | [.candidate, .incumbent]] | sort) != $pairs then
+            "FAIL the decisions are not one per prepared pair of the battles"
+          else [$d[0].decisions[] | . as $x
+            | ([$bs[] | select([.model_a, .model_b] | sort == ([$x.candidate, $x.incumbent] | sort))] | length) as $n
+            | (($n >= $x.rule.min_battles) and $x.impact != null and $x.impact.low > 0) as $replace
+            | if $n != $x.battles then "\($x.candidate): counts \($x.battles) battles, battles.json holds \($n)"
+              elif $replace != $x.replace then "\($x.candidate): the rule gives replace \($replace), the decision says \($x.replace)"
+              else empty end] as $bad
+            | if ($bad | length) == 0 then "PASS \($d[0].decisions | length) decisions follow the rule from their battles"
+              else "FAIL \($bad | join("; "))" end end' 2>&1)
+    verdict_line "decisions" "$verdict_rule"
+    echo "NOTE the bootstrap intervals and the Bradley-Terry fit are recomputed by cybergov arena verify"
+    finish
+fi
 
 PREFIX=proposals/$NETWORK/$ID
 
@@ -266,18 +376,10 @@ case $FOUND in
     *) fail "previous manifest" "the nearest earlier manifest is run ${FOUND% *} with sha256 ${FOUND#* }, this manifest records ${PREV:-none}" ;;
 esac
 
-
 # Does the run agree with itself? Each juror's vote must follow from its own scores, vote.json
 # must be the tally of those votes under its rule, and the manifest must record that decision:
 # a run rewritten with every hash fixed still fails here unless its reasoning holds.
 upper() { printf '%s' "$1" | tr '[:lower:]' '[:upper:]'; }
-verdict_line() {
-    case $2 in
-        "PASS "*) pass "$1" "${2#PASS }" ;;
-        "FAIL "*) fail "$1" "${2#FAIL }" ;;
-        *) fail "$1" "cannot be checked: $2" ;;
-    esac
-}
 verdict_line jury "$(jq -r '
     ([.models[].juror | "jurors/\(.).json"] | sort) as $m
     | ([.outputs[].name | select(startswith("jurors/"))] | sort) as $f

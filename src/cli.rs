@@ -181,6 +181,41 @@ pub enum Command {
 /// `cybergov arena …`.
 #[derive(Debug, Subcommand)]
 pub enum ArenaAction {
+    /// Prepare a review session: the candidate and the juror's model each write a rationale,
+    /// as that juror, on the newest stored proposals (one round each). Prints the session.
+    Prepare {
+        /// The candidate: a named model (`cybergov models list`), a Hub file pinned by its
+        /// hash (`hf:OWNER/REPO@REVISION/FILE#sha256=HEX`) or a path to a `.gguf`.
+        #[arg(long)]
+        candidate: String,
+        /// The juror whose model is the incumbent and whose persona both models take.
+        #[arg(long, default_value = "balthazar")]
+        juror: String,
+        /// Who will judge (recorded with each battle and published with it).
+        #[arg(long)]
+        reviewer: String,
+        /// Rounds, one stored proposal each.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100))]
+        rounds: u16,
+    },
+    /// Judge a prepared session here: per round, the proposal and two anonymous rationales;
+    /// answer a, b, t (tie) or x (both bad). Stop at any time and resume later.
+    Review {
+        /// The session `arena prepare` printed.
+        session: String,
+    },
+    /// Every model's ratings from the battles (online Elo, bootstrap median and 95 % interval,
+    /// Bradley–Terry) and the upgrade rule's decision for each prepared pair.
+    Leaderboard,
+    /// Publish the battles, ratings and decisions as artefacts with a manifest (`arena/{n}/`).
+    Publish,
+    /// Recheck a publication in the store: its manifest and hashes, and its ratings and
+    /// decisions recomputed from its battles.
+    Verify {
+        /// The publication (default: the latest).
+        #[arg(long)]
+        publication: Option<u32>,
+    },
     /// Each juror model's agreement with how the referenda in the store ended (Subsquare's
     /// state now), with a 95 % interval.
     Agreement {

@@ -14,6 +14,7 @@
 
 pub mod actions;
 pub mod api;
+pub mod arena;
 pub mod openai;
 pub mod pages;
 pub mod settings;
@@ -72,6 +73,8 @@ pub struct WebState {
     pub operator: Option<actions::Operator>,
     /// The OpenAI-compatible endpoint, when `server.openai.enabled`.
     pub openai: Option<openai::OpenAiServer>,
+    /// The arena's leaderboard and review sessions.
+    pub arena: arena::ArenaPages,
 }
 
 /// What `/readyz` expects of this process's dispatch: each network dispatched within two of
@@ -124,6 +127,7 @@ pub fn router(state: WebState) -> Router {
         .merge(api::routes())
         .merge(pages::routes())
         .merge(actions::routes())
+        .merge(arena::routes())
         .merge(openai::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(move |req: Request, next: Next| {

@@ -1,6 +1,10 @@
-//! `cybergov arena agreement [--network N]`: for every juror model in the store's published
-//! runs, how often its juror's vote agreed with how the referendum ended (Subsquare's state
-//! now), with Wilson's 95 % interval (`arena::agreement`).
+//! `cybergov arena …`: review sessions (`arena/session.rs`), the leaderboard, publishing and
+//! rechecking the results (`arena/results.rs`), and here `arena agreement [--network N]`: for
+//! every juror model in the store's published runs, how often its juror's vote agreed with how
+//! the referendum ended (Subsquare's state now), with Wilson's 95 % interval.
+
+mod results;
+mod session;
 
 use crate::arena::agreement::{Ending, agreement};
 use crate::cli::ArenaAction;
@@ -26,6 +30,26 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     match action {
         ArenaAction::Agreement { network } => agreement_table(config, secrets, network).await,
+        ArenaAction::Prepare {
+            candidate,
+            juror,
+            reviewer,
+            rounds,
+        } => {
+            session::prepare_session(
+                config,
+                secrets,
+                &candidate,
+                &juror,
+                &reviewer,
+                usize::from(rounds),
+            )
+            .await
+        }
+        ArenaAction::Review { session } => session::review(config, secrets, &session).await,
+        ArenaAction::Leaderboard => results::leaderboard(config, secrets).await,
+        ArenaAction::Publish => results::publish_results(config, secrets).await,
+        ArenaAction::Verify { publication } => results::verify(config, secrets, publication).await,
     }
 }
 

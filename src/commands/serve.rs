@@ -86,6 +86,10 @@ pub async fn run(
                 .clone()
                 .and_then(|e| crate::web::actions::Operator::new(e, secrets.clone())),
             openai,
+            arena: crate::web::arena::ArenaPages {
+                rule: config.arena.clone(),
+                review: !web_only,
+            },
         };
         let (listener, addr) = bind(&config.server).await?;
         eprintln!(

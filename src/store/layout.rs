@@ -7,6 +7,9 @@
 //!   runs/{run}/receipt.json         runs/{run}/comment.json runs/{run}/inference.log
 //!   runs/{run}/submission-{n}.json vote.dry-run.json     comment.preview.md
 //!   latest.json
+//!
+//! arena/{publication}/battles.json  ratings.json  decisions.json  manifest.json
+//! arena/latest.json
 //! ```
 //!
 //! Runs are append-only: a rerun is `run + 1`, never a rewrite, so every link ever published
@@ -167,6 +170,66 @@ pub struct Latest {
     /// The current run.
     pub run: u32,
     /// SHA-256 of that run's manifest.json.
+    pub manifest_sha256: crate::hash::Sha256Hash,
+}
+
+/// One publication of the arena's results (issue #16): the battles, the ratings and the upgrade
+/// decisions, with a manifest over them. Publications are numbered from 1 and never rewritten.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ArenaLayout {
+    /// The publication's number.
+    pub publication: u32,
+}
+
+/// The arena's files.
+pub const ARENA_FILES: [&str; 3] = ["battles.json", "ratings.json", "decisions.json"];
+
+impl ArenaLayout {
+    /// `arena/`: every publication's folder is under it.
+    pub const PREFIX: &'static str = "arena/";
+
+    /// `arena/latest.json`: which publication is current.
+    pub fn latest() -> ObjectKey {
+        key(format!("{}latest.json", Self::PREFIX))
+    }
+
+    /// `arena/{publication}/`.
+    pub fn prefix(&self) -> String {
+        format!("{}{}/", Self::PREFIX, self.publication)
+    }
+
+    /// `arena/{publication}/{file}`, `file` one of [`ARENA_FILES`] or `manifest.json`.
+    pub fn key(&self, file: &str) -> ObjectKey {
+        key(format!("{}{file}", self.prefix()))
+    }
+
+    /// The publications in `store` (those with at least one object), ascending.
+    pub async fn publications(store: &dyn ObjectStore) -> Result<Vec<u32>, StoreError> {
+        let mut found: Vec<u32> = store
+            .list(Self::PREFIX)
+            .await?
+            .iter()
+            .filter_map(|k| {
+                k.as_str()
+                    .strip_prefix(Self::PREFIX)?
+                    .split_once('/')?
+                    .0
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        Ok(found)
+    }
+}
+
+/// Contents of `arena/latest.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArenaLatest {
+    /// The current publication.
+    pub publication: u32,
+    /// SHA-256 of its manifest.json.
     pub manifest_sha256: crate::hash::Sha256Hash,
 }
 

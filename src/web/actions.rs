@@ -63,7 +63,7 @@ pub fn routes() -> axum::Router<Arc<WebState>> {
 }
 
 /// Whether the request comes from a page of this server (or from no page at all, like curl).
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(super) fn same_origin(headers: &HeaderMap) -> bool {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if get("sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none") {
         return false;

@@ -45,6 +45,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("runs.html", include_str!("templates/runs.html")),
         ("referendum.html", include_str!("templates/referendum.html")),
         ("error.html", include_str!("templates/error.html")),
+        ("arena.html", include_str!("templates/arena.html")),
+        ("review.html", include_str!("templates/review.html")),
     ] {
         // The templates are part of the binary: one that does not parse is a build defect,
         // caught by every test that renders a page.

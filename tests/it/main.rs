@@ -5,6 +5,7 @@ mod common;
 
 mod architectures;
 mod arena;
+mod arena_session;
 mod augment;
 mod batching;
 mod browser;

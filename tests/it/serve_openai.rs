@@ -64,6 +64,7 @@ async fn endpoint(max_queue: usize) -> Endpoint {
         dispatch: None,
         operator: None,
         openai: Some(server.clone()),
+        arena: Default::default(),
     };
     Endpoint {
         base: serve_on_loopback(router(state)).await,

@@ -85,6 +85,7 @@ async fn api_on(backend: Backend) -> (String, tempfile::TempDir, TestDb) {
         dispatch: None,
         operator: None,
         openai: None,
+        arena: Default::default(),
     };
     (serve_on_loopback(router(state)).await, dir, db)
 }
