@@ -20,9 +20,6 @@
 # check (the same check names as `cybergov verify`), then the verdict: PASS, NOT VOTED (the run
 # agrees with itself but is not on chain) or FAIL. Exits 0 on PASS, 1 on FAIL, 2 on bad usage,
 # 3 on NOT VOTED (0 with --allow-unvoted, for dry runs).
-#
-# With --arena: an arena publication (arena/N/) instead — manifest, hashes, and each model's
-# online Elo and each upgrade decision recomputed from battles.json.
 
 set -u
 
@@ -40,7 +37,8 @@ usage: verify.sh --network polkadot|kusama|paseo --id REFERENDUM --real 0xPUBLIC
   --max-blocks     how many blocks to search without --from-block (default: 50000)
   --allow-unvoted  exit 0 on NOT VOTED: a dry run's artefacts, with no vote on chain
        verify.sh --arena N|latest [--base-url URL]
-  --arena          an arena publication's number (or latest) instead of a vote
+  --arena          an arena publication (arena/N/, or latest) instead of a vote: manifest,
+                   hashes, each model's online Elo and each decision recomputed from the battles
 USAGE
     exit "$1"
 }
@@ -60,7 +58,7 @@ FROM_BLOCK=
 TO_BLOCK=
 MAX_BLOCKS=50000
 ALLOW_UNVOTED=
-ARENA=
+ARENA= LPUB= LHASH=
 while [ $# -gt 0 ]; do
     case $1 in
         --network | --id | --run | --base-url | --rpc-url | --real | --from-block | --to-block | --max-blocks | --arena)
@@ -171,7 +169,6 @@ get() {
 }
 sha() { sha256sum "$1" | cut -d ' ' -f 1; }
 size() { wc -c <"$1" | tr -d ' '; }
-# verdict_line CHECK "PASS detail" | "FAIL why" | anything else (a tool's error).
 verdict_line() {
     case $2 in
         "PASS "*) pass "$1" "${2#PASS }" ;;
@@ -180,9 +177,7 @@ verdict_line() {
     esac
 }
 
-# An arena publication: arena/latest.json → manifest → artefacts → what jq can recompute.
-if [ -n "$ARENA" ]; then
-    LPUB= LHASH=
+if [ -n "$ARENA" ]; then # an arena publication: latest.json → manifest → artefacts → recomputed
     if get "$BASE_URL/arena/latest.json" "$TMP/latest.json"; then
         LPUB=$(jq -er '.publication | tostring' "$TMP/latest.json" 2>/dev/null)
         LHASH=$(jq -er '.manifest_sha256' "$TMP/latest.json" 2>/dev/null)
@@ -330,11 +325,11 @@ jq -r '.provenance as $p
 
 # Every listed artefact: fetch, re-hash, compare length and hash.
 TAB=$(printf '\t')
-jq -r '(.inputs + .outputs)[] | "\(.name)\t\(.path)\t\(.sha256)\t\(.bytes)"' \
+jq -r '(.inputs + .outputs + [.models[].arena_decision | values])[] | "\(.name)\t\(.path)\t\(.sha256)\t\(.bytes)"' \
     "$TMP/manifest.json" >"$TMP/artefacts.tsv"
 while IFS=$TAB read -r name path want bytes; do
     case $path in
-        "$RUN_PREFIX"/*) ;;
+        "$RUN_PREFIX"/* | arena/[0-9]*/decisions.json) ;;
         *) fail "artefact $name" "$path lies outside this run's folder $RUN_PREFIX/"; continue ;;
     esac
     case $path in
@@ -354,6 +349,12 @@ while IFS=$TAB read -r name path want bytes; do
         fail "artefact $name" "$BASE_URL/$path: $GOT"
     fi
 done <"$TMP/artefacts.tsv"
+# A model seated by the arena: its decisions must replace a juror's model with this one.
+jq -r '.models[] | select(.arena_decision) | "\(.juror)\t\(.model_id)\t\(.arena_decision.path)"' "$TMP/manifest.json" >"$TMP/seated.tsv"
+while IFS=$TAB read -r juror model path; do
+    if get "$BASE_URL/$path" "$TMP/decisions.json" && jq -e --arg m "$model" '.decisions | any(.replace and .candidate == $m)' "$TMP/decisions.json" >/dev/null 2>&1; then pass "arena decision $juror" "$path seats $model"
+    else fail "arena decision $juror" "$path holds no decision replacing a juror's model with $model"; fi
+done <"$TMP/seated.tsv"
 
 # The hash chain over re-votes: `previous` is the nearest earlier run's manifest hash.
 PREV=$(jq -r '.previous // ""' "$TMP/manifest.json")

@@ -436,6 +436,12 @@ impl Config {
         crate::stages::infer::InferSettings {
             tally: self.magi.tally.clone(),
             provenance: self.provenance.clone(),
+            arena_decisions: self
+                .magi
+                .jurors
+                .iter()
+                .filter_map(|(j, c)| Some((j.clone(), c.arena_decision.clone()?)))
+                .collect(),
         }
     }
 

@@ -85,6 +85,10 @@ pub struct ModelRecord {
     pub decoding: Decoding,
     /// Whether re-running reproduces the output byte for byte.
     pub deterministic: bool,
+    /// The arena's published decisions (`arena/{n}/decisions.json`) by which this model took
+    /// the juror's seat, when it did (absent otherwise, so older manifests keep their bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arena_decision: Option<ArtefactRef>,
 }
 
 /// Decoding parameters. Only greedy decoding is re-executable.
@@ -264,6 +268,20 @@ impl Manifest {
                 ));
             }
         }
+        for m in &self.models {
+            let Some(a) = &m.arena_decision else { continue };
+            let is_decisions = a
+                .path
+                .strip_prefix(crate::store::layout::ArenaLayout::PREFIX)
+                .and_then(|rest| rest.strip_suffix("/decisions.json"))
+                .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n > 0));
+            if !is_decisions {
+                return invalid(format!(
+                    "juror {}'s arena_decision {} is not an arena publication's decisions.json",
+                    m.juror, a.path
+                ));
+            }
+        }
         if self.decision.conviction > 6 {
             return invalid(format!(
                 "conviction {} is above 6",
@@ -285,8 +303,11 @@ impl Manifest {
         Ok(())
     }
 
-    /// All listed artefacts, inputs first.
+    /// All listed artefacts, inputs first, then the arena decisions the jurors' models rest on.
     pub fn artefacts(&self) -> impl Iterator<Item = &ArtefactRef> {
-        self.inputs.iter().chain(&self.outputs)
+        self.inputs
+            .iter()
+            .chain(&self.outputs)
+            .chain(self.models.iter().filter_map(|m| m.arena_decision.as_ref()))
     }
 }

@@ -1,6 +1,7 @@
 //! One typed record per artefact that more than one part of cybergov reads: the writer and
 //! every reader share the type, so they cannot disagree on a field's name or shape.
 
+pub mod arena;
 pub mod augment;
 pub mod comment;
 pub mod dispatch;

@@ -7,56 +7,7 @@
 //! ([`super::ratings`] is reproducible from the battles and the seed).
 
 use super::ratings::{Battle, Interval, impact};
-use serde::{Deserialize, Serialize};
-
-/// The `schema` of decision records.
-pub const DECISION_SCHEMA: &str = "cybergov.arena-decision/v1";
-
-/// When a candidate replaces the incumbent (`arena.*`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpgradeRule {
-    /// Battles between the two needed before any decision.
-    pub min_battles: usize,
-    /// Bootstrap rounds of the impact's interval.
-    pub rounds: u32,
-    /// The bootstrap's seed (recorded: the interval is recomputed from it).
-    pub seed: u64,
-    /// Elo's step.
-    pub k: f64,
-}
-
-impl Default for UpgradeRule {
-    fn default() -> Self {
-        Self {
-            min_battles: 100,
-            rounds: 1000,
-            seed: 42,
-            k: 4.0,
-        }
-    }
-}
-
-/// What the rule decided, and on what.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Decision {
-    /// [`DECISION_SCHEMA`].
-    pub schema: &'static str,
-    /// The candidate model.
-    pub candidate: String,
-    /// The juror's model it would replace.
-    pub incumbent: String,
-    /// Battles between the two.
-    pub battles: usize,
-    /// The candidate's rating minus the incumbent's, bootstrapped; absent below the minimum.
-    pub impact: Option<Interval>,
-    /// Whether the candidate replaces the incumbent.
-    pub replace: bool,
-    /// Why, in one sentence.
-    pub reason: String,
-    /// The rule applied.
-    pub rule: UpgradeRule,
-}
+pub use crate::records::arena::{DECISION_SCHEMA, Decision, UpgradeRule};
 
 /// Applies `rule` to the battles between `candidate` and `incumbent` among `battles`.
 pub fn decide(
@@ -73,7 +24,7 @@ pub fn decide(
         .cloned()
         .collect();
     let decision = |impact: Option<Interval>, replace: bool, reason: String| Decision {
-        schema: DECISION_SCHEMA,
+        schema: DECISION_SCHEMA.into(),
         candidate: candidate.to_owned(),
         incumbent: incumbent.to_owned(),
         battles: between.len(),

@@ -13,7 +13,7 @@
 //! - **Canonical manifest, integers only**, like the runs' (`manifest::canonical`); the
 //!   ratings' floats live in `ratings.json`, whose bytes are what is hashed.
 
-use super::decision::{Decision, UpgradeRule, decide};
+use super::decision::{UpgradeRule, decide};
 use super::ratings::{Battle, Interval, Outcome, bootstrap, bradley_terry, elo};
 use crate::hash::Sha256Hash;
 use crate::manifest::ArtefactRef;
@@ -27,8 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const BATTLES_SCHEMA: &str = "cybergov.arena-battles/v1";
 /// `schema` of `ratings.json`.
 pub const RATINGS_SCHEMA: &str = "cybergov.arena-ratings/v1";
-/// `schema` of `decisions.json`.
-pub const DECISIONS_SCHEMA: &str = "cybergov.arena-decisions/v1";
+pub use crate::records::arena::{DECISIONS_SCHEMA, DecisionsRecord};
 /// `schema` of an arena publication's `manifest.json`.
 pub const MANIFEST_SCHEMA: &str = "cybergov.arena-manifest/v1";
 
@@ -236,20 +235,11 @@ pub fn ratings(battles: &[Battle], rule: &UpgradeRule) -> RatingsRecord {
     }
 }
 
-/// `decisions.json`: the rule applied to every prepared (candidate, incumbent) pair.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct DecisionsRecord {
-    /// [`DECISIONS_SCHEMA`].
-    pub schema: &'static str,
-    /// One per pair.
-    pub decisions: Vec<Decision>,
-}
-
 /// The decisions on `record`'s pairs under `rule`.
 pub fn decisions(record: &BattlesRecord, rule: &UpgradeRule) -> DecisionsRecord {
     let battles = record.battles();
     DecisionsRecord {
-        schema: DECISIONS_SCHEMA,
+        schema: DECISIONS_SCHEMA.into(),
         decisions: record
             .pairs()
             .iter()
@@ -287,12 +277,6 @@ pub struct Published {
     pub manifest: ArenaManifest,
 }
 
-fn json(value: &impl Serialize) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec_pretty(value).expect("records serialize");
-    bytes.push(b'\n');
-    bytes
-}
-
 /// Reads `arena/latest.json`, if there is one.
 pub async fn latest(store: &dyn ObjectStore) -> Result<Option<ArenaLatest>, PublishError> {
     let Some(bytes) = store.get_optional(&ArenaLayout::latest()).await? else {
@@ -315,7 +299,7 @@ pub async fn publish(
     rule: &UpgradeRule,
     published_at: &str,
 ) -> Result<Published, PublishError> {
-    let battles_bytes = json(record);
+    let battles_bytes = crate::records::pretty_json(record);
     let previous = latest(store).await?;
     if let Some(p) = &previous {
         let key = ArenaLayout {
@@ -334,8 +318,8 @@ pub async fn publish(
     let layout = ArenaLayout { publication };
     let files = [
         battles_bytes,
-        json(&ratings(&record.battles(), rule)),
-        json(&decisions(record, rule)),
+        crate::records::pretty_json(&ratings(&record.battles(), rule)),
+        crate::records::pretty_json(&decisions(record, rule)),
     ];
     let mut artefacts = Vec::new();
     for (name, bytes) in ARENA_FILES.iter().zip(&files) {
@@ -368,7 +352,10 @@ pub async fn publish(
         manifest_sha256,
     };
     store
-        .put_pointer(&ArenaLayout::latest(), &json(&pointer))
+        .put_pointer(
+            &ArenaLayout::latest(),
+            &crate::records::pretty_json(&pointer),
+        )
         .await?;
     Ok(Published {
         publication,
@@ -418,7 +405,7 @@ pub fn check(
                 seed: s.seed,
                 ..UpgradeRule::default()
             };
-            let again = json(&ratings(&record.battles(), &rule));
+            let again = crate::records::pretty_json(&ratings(&record.battles(), &rule));
             out.push((
                 "ratings".into(),
                 if again == ratings_bytes {
@@ -433,15 +420,7 @@ pub fn check(
         }
         Err(e) => out.push(("ratings".into(), Err(format!("ratings.json: {e}")))),
     }
-    #[derive(Deserialize)]
-    struct StatedDecision {
-        rule: UpgradeRule,
-    }
-    #[derive(Deserialize)]
-    struct StatedDecisions {
-        decisions: Vec<StatedDecision>,
-    }
-    match serde_json::from_slice::<StatedDecisions>(decisions_bytes) {
+    match serde_json::from_slice::<DecisionsRecord>(decisions_bytes) {
         Ok(stated) => {
             // Every decision states its rule; one publication applies one rule to every pair.
             let rule = stated
@@ -449,7 +428,7 @@ pub fn check(
                 .first()
                 .map(|d| d.rule.clone())
                 .unwrap_or_default();
-            let again = json(&decisions(&record, &rule));
+            let again = crate::records::pretty_json(&decisions(&record, &rule));
             out.push((
                 "decisions".into(),
                 if again == decisions_bytes {

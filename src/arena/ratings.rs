@@ -150,16 +150,8 @@ impl SplitMix64 {
     }
 }
 
-/// A model's bootstrapped rating.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Interval {
-    /// The median over the rounds.
-    pub median: f64,
-    /// The 2.5 % quantile.
-    pub low: f64,
-    /// The 97.5 % quantile.
-    pub high: f64,
-}
+/// A model's bootstrapped rating (the record's type: impacts are published in decisions).
+pub use crate::records::arena::Interval;
 
 /// The `q` quantile of `sorted`, linearly interpolated (numpy's default).
 fn quantile(sorted: &[f64], q: f64) -> f64 {

@@ -85,6 +85,10 @@ pub struct JurorConfig {
     pub timeout_secs: u64,
     /// openai: context window to assume, in tokens.
     pub context_length: u32,
+    /// The arena's published decision that put this model in the seat (`arena/{n}/decisions.json`,
+    /// a store key): checked before the juror deliberates, and referenced by every manifest.
+    #[serde(default)]
+    pub arena_decision: Option<String>,
 }
 
 /// A juror backend.
@@ -106,6 +110,7 @@ impl Default for MagiConfig {
             base_url: None,
             timeout_secs: 120,
             context_length: 8192,
+            arena_decision: None,
         };
         Self {
             device: DeviceChoice::Cpu,

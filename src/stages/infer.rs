@@ -72,6 +72,47 @@ pub enum InferError {
     /// The manifest could not be published.
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// A juror's model is not the one its arena decision seated.
+    #[error("magi.jurors.{juror}.arena_decision {key}: {problem}")]
+    ArenaDecision {
+        /// The juror.
+        juror: String,
+        /// The decisions' store key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// The arena decisions that seated `model_id` as `juror`, read from `key` and described for
+/// the manifest; refused unless the record holds a decision replacing the incumbent with it.
+async fn arena_decision(
+    store: &dyn ObjectStore,
+    juror: &str,
+    key: &str,
+    model_id: &str,
+) -> Result<ArtefactRef, InferError> {
+    let refuse = |problem: String| InferError::ArenaDecision {
+        juror: juror.to_owned(),
+        key: key.to_owned(),
+        problem,
+    };
+    let object = crate::store::ObjectKey::new(key).map_err(|e| refuse(e.to_string()))?;
+    let Some(bytes) = store.get_optional(&object).await? else {
+        return Err(refuse("not in the store".into()));
+    };
+    let record: crate::records::arena::DecisionsRecord =
+        serde_json::from_slice(&bytes).map_err(|e| refuse(format!("not a decisions.json: {e}")))?;
+    if record.replacing(model_id).is_none() {
+        return Err(refuse(format!(
+            "no decision in it replaces a juror's model with {model_id}"
+        )));
+    }
+    Ok(ArtefactRef::describe(
+        format!("arena decision of {juror}"),
+        key,
+        &bytes,
+    ))
 }
 
 async fn get_optional(
@@ -111,6 +152,9 @@ pub struct InferSettings {
     pub tally: TallyConfig,
     /// `[provenance]`.
     pub provenance: ProvenanceConfig,
+    /// Juror → the store key of the arena decisions that seated its model
+    /// (`magi.jurors.<name>.arena_decision`).
+    pub arena_decisions: std::collections::BTreeMap<String, String>,
 }
 
 /// Runs the stage for `network` #`referendum`, run `run` (default: the newest).
@@ -169,6 +213,15 @@ pub async fn infer(
             run_layout.key(&a).as_str(),
             &bytes,
         ));
+    }
+
+    // A model seated by the arena is checked against its decision before anyone deliberates.
+    let mut seated = std::collections::HashMap::new();
+    for (name, model) in &jury.members {
+        if let Some(key) = settings.arena_decisions.get(name) {
+            let decision = arena_decision(store, name, key, &model.info().model_id).await?;
+            seated.insert(name.clone(), decision);
+        }
     }
 
     // Jurors whose record is stored keep it (a retry after a crash); the others deliberate,
@@ -265,6 +318,7 @@ pub async fn infer(
             prompt_sha256: record.prompt_sha256,
             decoding: record.decoding.clone(),
             deterministic: record.model.deterministic,
+            arena_decision: seated.remove(name),
         });
         votes.push(JurorVote {
             juror: name.clone(),

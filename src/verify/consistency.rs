@@ -9,6 +9,8 @@
 //!   recorded rule, or ABSTAIN when the augmentation policy forced it;
 //! - `forced abstain`: `vote.json` forces ABSTAIN exactly when the hashed `augment.json` says
 //!   so, for the reason it gives (no augment.json listed: nothing may be forced);
+//! - `arena decision <name>`: a juror's model seated by the arena is the candidate that a
+//!   decision in the referenced `decisions.json` replaces a model with;
 //! - `decision`: the manifest's decision is `vote.json`'s;
 //! - `comment`: a recorded comment carries this manifest's hash and states this decision in
 //!   its headline (every comment names all three words in its tally line).
@@ -18,6 +20,7 @@ use crate::hash::Sha256Hash;
 use crate::magi::tally::{TallyRule, decide};
 use crate::manifest::verify::Check;
 use crate::manifest::{Manifest, VoteKind};
+use crate::records::arena::DecisionsRecord;
 use crate::records::augment::AugmentRecord;
 use crate::records::comment::{CommentRecord, headline};
 use crate::records::juror::{JurorRecord, choose};
@@ -66,6 +69,29 @@ pub async fn check_consistency(
         votes.push(JurorVote {
             juror: record.juror,
             vote: record.vote,
+        });
+    }
+    // A model the arena seated: the decisions it names must replace a juror's model with it.
+    for m in &manifest.models {
+        let Some(a) = &m.arena_decision else { continue };
+        let name = format!("arena decision {}", m.juror);
+        let record = match ObjectKey::new(a.path.as_str()) {
+            Ok(key) => read::<DecisionsRecord>(store, &key).await,
+            Err(e) => Err(e.to_string()),
+        };
+        checks.push(match record {
+            Ok(r) if r.replacing(&m.model_id).is_some() => {
+                check(true, name, format!("{} seats {}", a.path, m.model_id))
+            }
+            Ok(_) => check(
+                false,
+                name,
+                format!(
+                    "{} holds no decision replacing a juror's model with {}",
+                    a.path, m.model_id
+                ),
+            ),
+            Err(e) => check(false, name, e),
         });
     }
     let vote = match read::<VoteRecord>(store, &run.key(&Artefact::Vote)).await {

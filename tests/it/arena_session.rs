@@ -460,3 +460,242 @@ async fn sessions_read_the_newest_stored_proposals() {
     assert_eq!(got, [(9, 1, "nine"), (5, 2, "five, second")]);
     assert_eq!(stored_proposals(&store, 1).await.unwrap().len(), 1);
 }
+
+/// A juror whose model the arena seated: the infer stage checks the published decision before
+/// anyone deliberates, the manifest references it, both verifiers hash it and check that it
+/// seats that model, and a rewritten decision fails them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_seated_by_the_arena_names_its_decision_in_the_manifest() {
+    use cybergov::arena::decision::UpgradeRule;
+    use cybergov::arena::publish::{BattlesRecord, publish};
+    use cybergov::network::Network;
+    use cybergov::pipeline::ledger::battles::{ArenaRoundRow, BattleRow};
+    use cybergov::store::ObjectStore;
+    use cybergov::store::layout::{Artefact, ReferendumLayout};
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::create(Backend::Sqlite, dir.path()).await;
+    let ledger = Ledger::open(Db::connect(&db.url).await.unwrap())
+        .await
+        .unwrap();
+    let store = FsStore::new(dir.path().join("store")).unwrap();
+    let incumbent = dir.path().join("incumbent.gguf");
+    let candidate = dir.path().join("candidate.gguf");
+    crate::common::tiny_gguf::write_tiny_llama(&incumbent, 7);
+    crate::common::tiny_gguf::write_tiny_llama(&candidate, 8);
+
+    // Six battles, the candidate's rationale preferred each time, published.
+    let mut rounds = Vec::new();
+    for round in 1..=6 {
+        let first = round % 2 == 0;
+        let (a, b) = if first {
+            ("candidate", "incumbent")
+        } else {
+            ("incumbent", "candidate")
+        };
+        rounds.push(ArenaRoundRow {
+            session: "s".into(),
+            round,
+            reviewer: "ada".into(),
+            created_at: round,
+            network: "polkadot".into(),
+            referendum: 1,
+            run: 1,
+            juror: "balthazar".into(),
+            candidate: "candidate".into(),
+            incumbent: "incumbent".into(),
+            model_a: a.into(),
+            model_b: b.into(),
+            content_sha256: "00".repeat(32),
+            text_a: "one".into(),
+            text_b: "two".into(),
+        });
+    }
+    ledger.prepare_arena_rounds(&rounds).await.unwrap();
+    for r in &rounds {
+        let won = if r.model_a == "candidate" { "a" } else { "b" };
+        let battle = BattleRow {
+            session: r.session.clone(),
+            round: r.round,
+            reviewer: r.reviewer.clone(),
+            created_at: r.round,
+            network: r.network.clone(),
+            referendum: r.referendum,
+            run: r.run,
+            model_a: r.model_a.clone(),
+            model_b: r.model_b.clone(),
+            outcome: won.into(),
+        };
+        assert!(ledger.record_battle(&battle).await.unwrap());
+    }
+    let record = BattlesRecord::from_ledger(
+        &ledger.battles().await.unwrap(),
+        &ledger.all_arena_rounds().await.unwrap(),
+    )
+    .unwrap();
+    let rule = UpgradeRule {
+        min_battles: 5,
+        rounds: 200,
+        ..UpgradeRule::default()
+    };
+    let published = publish(&store, &record, &rule, "2026-12-06T12:00:00Z")
+        .await
+        .unwrap();
+    assert_eq!(published.publication, 1);
+    let decisions_key = "arena/1/decisions.json";
+    let decisions = std::fs::read(dir.path().join("store").join(decisions_key)).unwrap();
+    let parsed: cybergov::records::arena::DecisionsRecord =
+        serde_json::from_slice(&decisions).unwrap();
+    assert!(parsed.replacing("candidate").is_some(), "{parsed:?}");
+
+    // balthazar now runs the candidate, on the strength of that decision.
+    let mut config = cybergov::config::Config::default();
+    config.magi.max_new_tokens = 4;
+    for (name, j) in config.magi.jurors.iter_mut() {
+        j.model = incumbent.display().to_string();
+        if name == "balthazar" {
+            j.model = candidate.display().to_string();
+            j.arena_decision = Some(decisions_key.into());
+        }
+    }
+    let jury = cybergov::magi::jury::Jury::from_config(
+        &config.magi,
+        &cybergov::secret::Secrets::default(),
+        &cybergov::progress::quiet(),
+    )
+    .unwrap();
+    let content = |id: u32| {
+        ReferendumLayout::new(Network::Polkadot, id)
+            .run(1)
+            .key(&Artefact::Content)
+    };
+    store
+        .put(&content(77), b"# A proposal\n\nFund the indexer.\n")
+        .await
+        .unwrap();
+    let outcome = cybergov::stages::infer::infer(
+        &store,
+        &config.infer_settings(),
+        &jury,
+        Network::Polkadot,
+        77,
+        None,
+    )
+    .await
+    .unwrap();
+    let seated: Vec<_> = outcome
+        .manifest
+        .models
+        .iter()
+        .filter_map(|m| Some((m.juror.as_str(), m.arena_decision.as_ref()?)))
+        .collect();
+    assert_eq!(seated.len(), 1, "{:?}", outcome.manifest.models);
+    assert_eq!(seated[0].0, "balthazar");
+    assert_eq!(seated[0].1.path, decisions_key);
+    assert_eq!(seated[0].1.sha256, Sha256Hash::of(&decisions));
+
+    let verify = || async {
+        cybergov::verify::verify(
+            &store,
+            Network::Polkadot,
+            77,
+            None,
+            cybergov::verify::VerifyOptions {
+                chain: None,
+                chain_unavailable: Some("not in this test".into()),
+                reexecute: None,
+            },
+        )
+        .await
+        .report
+    };
+    let report = verify().await;
+    let passed = |name: &str| {
+        report
+            .checks
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no check {name}: {report}"))
+            .passed
+    };
+    assert!(passed("artefact arena decision of balthazar"), "{report}");
+    assert!(passed("arena decision balthazar"), "{report}");
+
+    // scripts/verify.sh hashes and checks it the same way (the chain is not reached here).
+    let http = spawn_http_store(dir.path().join("store")).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/verify.sh");
+    let sh = |base: String| {
+        Command::new("dash")
+            .arg(&script)
+            .args(["--network", "polkadot", "--id", "77", "--base-url", &base])
+            .args([
+                "--rpc-url",
+                "http://127.0.0.1:9",
+                "--real",
+                &format!("0x{}", "11".repeat(32)),
+            ])
+            .output()
+            .unwrap()
+    };
+    let o = sh(http.clone());
+    for line in [
+        "PASS artefact arena decision of balthazar",
+        "PASS arena decision balthazar",
+    ] {
+        assert!(text(&o).contains(line), "{line}: {}", text(&o));
+    }
+
+    // Another juror claiming the decision for a model it did not seat is refused by name.
+    let mut wrong = config.clone();
+    wrong
+        .magi
+        .jurors
+        .get_mut("melchior")
+        .unwrap()
+        .arena_decision = Some(decisions_key.into());
+    store.put(&content(78), b"# Another\n").await.unwrap();
+    let e = cybergov::stages::infer::infer(
+        &store,
+        &wrong.infer_settings(),
+        &jury,
+        Network::Polkadot,
+        78,
+        None,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("magi.jurors.melchior.arena_decision arena/1/decisions.json")
+            && e.contains("incumbent"),
+        "{e}"
+    );
+    assert!(
+        !dir.path()
+            .join("store/proposals/polkadot/78/runs/1/jurors")
+            .exists(),
+        "refused before any juror deliberated"
+    );
+
+    // The decision rewritten to keep the incumbent: both verifiers fail the run.
+    let mut kept = parsed.clone();
+    kept.decisions[0].replace = false;
+    rewrite(
+        &dir.path().join("store").join(decisions_key),
+        &cybergov::records::pretty_json(&kept),
+    );
+    let report = verify().await;
+    for name in [
+        "artefact arena decision of balthazar",
+        "arena decision balthazar",
+    ] {
+        let c = report.checks.iter().find(|c| c.name == name).unwrap();
+        assert!(!c.passed, "{name}: {report}");
+    }
+    let o = sh(http);
+    for line in [
+        "FAIL artefact arena decision of balthazar",
+        "FAIL arena decision balthazar",
+    ] {
+        assert!(text(&o).contains(line), "{line}: {}", text(&o));
+    }
+}

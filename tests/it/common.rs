@@ -298,6 +298,7 @@ pub async fn write_sample_run_with_raw(
             prompt_sha256: Sha256Hash::of(name.as_bytes()),
             decoding: decoding.clone(),
             deterministic: true,
+            arena_decision: None,
         });
         votes.push(cybergov::magi::tally::JurorVote {
             juror: (*name).to_owned(),
