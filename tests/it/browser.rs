@@ -321,3 +321,126 @@ async fn the_dashboard_in_chromium_shows_real_runs_and_runs_no_proposal_script()
     c.close().await.unwrap();
     terminate(&mut served.child);
 }
+
+/// An arena review session judged in Chromium with the forms alone (the pages carry no script):
+/// each round shows the two texts as text, a click records the battle and brings the next
+/// round, the last one ends the session, and the page's source never names a model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_arena_review_in_chromium_judges_rounds_without_naming_the_models() {
+    use cybergov::pipeline::ledger::battles::ArenaRoundRow;
+    use cybergov::pipeline::ledger::{Db, Ledger};
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::common::pipeline::TestDb::create(Backend::Sqlite, dir.path()).await;
+    let ledger = Ledger::open(Db::connect(&db.url).await.unwrap())
+        .await
+        .unwrap();
+    let store = dir.path().join("store");
+    let run = store.join("proposals/polkadot/55/runs/1");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("content.md"), "# Fund the indexer\n\n1000 DOT.\n").unwrap();
+    let round = |n: i64, text_a: &str, text_b: &str| ArenaRoundRow {
+        session: "0123456789abcdef0123456789abcdef".into(),
+        round: n,
+        reviewer: "ada".into(),
+        created_at: n,
+        network: "polkadot".into(),
+        referendum: 55,
+        run: 1,
+        juror: "balthazar".into(),
+        candidate: "secret-candidate-7b".into(),
+        incumbent: "secret-incumbent-135m".into(),
+        model_a: if n == 1 {
+            "secret-candidate-7b"
+        } else {
+            "secret-incumbent-135m"
+        }
+        .into(),
+        model_b: if n == 1 {
+            "secret-incumbent-135m"
+        } else {
+            "secret-candidate-7b"
+        }
+        .into(),
+        content_sha256: "00".repeat(32),
+        text_a: text_a.into(),
+        text_b: text_b.into(),
+    };
+    ledger
+        .prepare_arena_rounds(&[
+            round(1, HOSTILE_TITLE, "A careful budget with milestones."),
+            round(2, "Too vague to fund.", "Fund it: the indexer is used."),
+        ])
+        .await
+        .unwrap();
+    let state = cybergov::web::WebState {
+        ledger: ledger.clone(),
+        store: std::sync::Arc::new(cybergov::store::FsStore::new(&store).unwrap()),
+        public_base_url: None,
+        settings: cybergov::web::ServerConfig::default(),
+        networks: cybergov::config::Config::default().networks,
+        dispatch: None,
+        operator: None,
+        openai: None,
+        arena: cybergov::web::arena::ArenaPages {
+            rule: Default::default(),
+            review: true,
+        },
+    };
+    let base = crate::common::serve_on_loopback(cybergov::web::router(state)).await;
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+    let review = format!("{base}/arena/review/0123456789abcdef0123456789abcdef");
+    c.goto(&review).await.unwrap();
+    assert!(text(&c, "h1").await.starts_with("Round 1 of 2"));
+    assert_eq!(
+        text(&c, "#a .rationale").await,
+        HOSTILE_TITLE,
+        "shown as text"
+    );
+    assert!(text(&c, "#proposal").await.contains("Fund the indexer"));
+    let scripts = c.find_all(Locator::Css("script")).await.unwrap();
+    assert!(scripts.is_empty(), "the review page runs no script");
+    let mut sources = c.source().await.unwrap();
+    screenshot(&c, "arena-review").await;
+    c.find(Locator::Css("#choose-b"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while !text(&c, "h1").await.starts_with("Round 2 of 2") {
+        assert!(started.elapsed() < Duration::from_secs(20), "no round 2");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sources.push_str(&c.source().await.unwrap());
+    c.find(Locator::Css("#choose-tie"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(text(&c, "#done").await.contains("All 2 rounds are judged"));
+    sources.push_str(&c.source().await.unwrap());
+    for secret in ["secret-candidate-7b", "secret-incumbent-135m", "secret"] {
+        assert!(!sources.contains(secret), "a review page names {secret}");
+    }
+    let battles = ledger.battles().await.unwrap();
+    let outcomes: Vec<(&str, &str)> = battles
+        .iter()
+        .map(|b| (b.model_a.as_str(), b.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("secret-candidate-7b", "b"),
+            ("secret-incumbent-135m", "tie")
+        ]
+    );
+    // The leaderboard, a page for everyone, names them.
+    c.goto(&format!("{base}/arena")).await.unwrap();
+    let board = text(&c, "#leaderboard").await;
+    assert!(board.contains("secret-candidate-7b") && board.contains("secret-incumbent-135m"));
+    screenshot(&c, "arena-leaderboard").await;
+    c.close().await.unwrap();
+}
