@@ -295,6 +295,38 @@ async fn battles_are_kept_once_and_read_back_in_order(backend: crate::common::pi
     assert!(r["cand"] > r["inc"], "{r:?}");
     let bad = cybergov::arena::battles(&[row(4, "draw")]).unwrap_err();
     assert!(bad.contains("round 4") && bad.contains("\"draw\""), "{bad}");
+
+    // A session's prepared rounds: written all or none, read back in order by session.
+    use cybergov::pipeline::ledger::battles::ArenaRoundRow;
+    let prepared = |session: &str, round: i64| ArenaRoundRow {
+        session: session.into(),
+        round,
+        reviewer: "reviewer".into(),
+        created_at: 5_000,
+        network: "kusama".into(),
+        referendum: 9,
+        run: 2,
+        juror: "caspar".into(),
+        candidate: "cand".into(),
+        incumbent: "inc".into(),
+        model_a: "inc".into(),
+        model_b: "cand".into(),
+        content_sha256: "ab".repeat(32),
+        text_a: format!("first text of round {round} — ünïcode"),
+        text_b: "second".into(),
+    };
+    let rounds = [prepared("s-2", 2), prepared("s-2", 1)];
+    ledger.prepare_arena_rounds(&rounds).await.unwrap();
+    assert_eq!(
+        ledger.arena_rounds("s-2").await.unwrap(),
+        [prepared("s-2", 1), prepared("s-2", 2)]
+    );
+    // A second preparation that repeats a round is refused whole: nothing of it is kept.
+    let clash = [prepared("s-3", 1), prepared("s-2", 1)];
+    assert!(ledger.prepare_arena_rounds(&clash).await.is_err());
+    assert!(ledger.arena_rounds("s-3").await.unwrap().is_empty());
+    assert_eq!(ledger.all_arena_rounds().await.unwrap().len(), 2);
+    assert_eq!(ledger.session_battles("s-1").await.unwrap().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
