@@ -169,6 +169,17 @@ get() {
 }
 sha() { sha256sum "$1" | cut -d ' ' -f 1; }
 size() { wc -c <"$1" | tr -d ' '; }
+# check_artefact NAME PATH SHA256 BYTES: fetches PATH into $TMP/artefact and compares; 0 if fetched.
+check_artefact() {
+    get "$BASE_URL/$2" "$TMP/artefact" || {
+        if [ "$GOT" = missing ]; then fail "artefact $1" "$2 is missing"; else fail "artefact $1" "$BASE_URL/$2: $GOT"; fi
+        return 1
+    }
+    got=$(sha "$TMP/artefact")
+    n=$(size "$TMP/artefact")
+    if [ "$got" = "$3" ] && [ "$n" = "$4" ]; then pass "artefact $1" "$n bytes, sha256 $got"
+    else fail "artefact $1" "$2 has $n bytes with sha256 $got; the manifest lists $4 bytes with sha256 $3"; fi
+}
 verdict_line() {
     case $2 in
         "PASS "*) pass "$1" "${2#PASS }" ;;
@@ -217,16 +228,8 @@ EOF
             fail "artefact $name" "the manifest lists it not exactly once"
         elif [ "$path" != "$AP/$name" ]; then
             fail "artefact $name" "listed at $path, not $AP/$name"
-        elif get "$BASE_URL/$path" "$TMP/$name"; then
-            got=$(sha "$TMP/$name")
-            n=$(size "$TMP/$name")
-            if [ "$got" = "$want" ] && [ "$n" = "$bytes" ]; then
-                pass "artefact $name" "$n bytes, sha256 $got"
-            else
-                fail "artefact $name" "$path has $n bytes with sha256 $got; the manifest lists $bytes bytes with sha256 $want"
-            fi
-        else
-            fail "artefact $name" "$path: $GOT"
+        elif check_artefact "$name" "$path" "$want" "$bytes"; then
+            cp "$TMP/artefact" "$TMP/$name"
         fi
     done
     [ "$FAILS" -eq 0 ] || finish
@@ -335,19 +338,7 @@ while IFS=$TAB read -r name path want bytes; do
     case $path in
         *..* | *//* | *' '*) fail "artefact $name" "invalid path $path"; continue ;;
     esac
-    if get "$BASE_URL/$path" "$TMP/artefact"; then
-        got=$(sha "$TMP/artefact")
-        n=$(size "$TMP/artefact")
-        if [ "$got" = "$want" ] && [ "$n" = "$bytes" ]; then
-            pass "artefact $name" "$n bytes, sha256 $got"
-        else
-            fail "artefact $name" "$path has $n bytes with sha256 $got; the manifest lists $bytes bytes with sha256 $want"
-        fi
-    elif [ "$GOT" = missing ]; then
-        fail "artefact $name" "$path is missing"
-    else
-        fail "artefact $name" "$BASE_URL/$path: $GOT"
-    fi
+    check_artefact "$name" "$path" "$want" "$bytes"
 done <"$TMP/artefacts.tsv"
 # A model seated by the arena: its decisions must replace a juror's model with this one.
 jq -r '.models[] | select(.arena_decision) | "\(.juror)\t\(.model_id)\t\(.arena_decision.path)"' "$TMP/manifest.json" >"$TMP/seated.tsv"

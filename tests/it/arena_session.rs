@@ -163,6 +163,13 @@ async fn dashboard(a: &Arena, review: bool) -> String {
     serve_on_loopback(router(state)).await
 }
 
+/// The body of a GET that must answer 200.
+async fn page(client: &reqwest::Client, url: String) -> String {
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{url}");
+    r.text().await.unwrap()
+}
+
 fn verify_sh(base: &str) -> Output {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/verify.sh");
     Command::new("dash")
@@ -240,13 +247,7 @@ async fn an_arena_session_with_the_tiny_model_and_smollm2_end_to_end() {
     let client = cybergov::http::client_builder().build().unwrap();
     let mut pages = String::new();
     for (i, choice) in ["a", "b", "tie", "both_bad", "a"].iter().enumerate() {
-        let page = client
-            .get(format!("{base}/arena/review/{session}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(page.status(), 200);
-        let html = page.text().await.unwrap();
+        let html = page(&client, format!("{base}/arena/review/{session}")).await;
         let round = &rows[5 + i];
         assert!(
             html.contains(&format!("Round {} of 10", round.round)),
@@ -269,14 +270,7 @@ async fn an_arena_session_with_the_tiny_model_and_smollm2_end_to_end() {
             .unwrap();
         assert_eq!(answered.status(), 200, "redirected to the next round");
     }
-    let done = client
-        .get(format!("{base}/arena/review/{session}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let done = page(&client, format!("{base}/arena/review/{session}")).await;
     assert!(done.contains("All 10 rounds are judged"), "{done}");
     pages.push_str(&done);
     assert_anonymous(&pages, &names, "the review pages");
@@ -328,17 +322,10 @@ async fn an_arena_session_with_the_tiny_model_and_smollm2_end_to_end() {
 
     // The leaderboard, in the terminal and on the page, names both models.
     let board = a.ok(&["arena", "leaderboard"]);
-    let page = client
-        .get(format!("{base}/arena"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let board_html = page(&client, format!("{base}/arena")).await;
     for model in [&rows[0].candidate, &rows[0].incumbent] {
         assert!(board.contains(model.as_str()), "{board}");
-        assert!(page.contains(model.as_str()), "{page}");
+        assert!(board_html.contains(model.as_str()), "{board_html}");
     }
     assert!(board.contains("10 battles"), "{board}");
 
@@ -364,14 +351,7 @@ async fn an_arena_session_with_the_tiny_model_and_smollm2_end_to_end() {
     ] {
         assert!(text(&o).contains(check), "{check}: {}", text(&o));
     }
-    let board_page = client
-        .get(format!("{base}/arena"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let board_page = page(&client, format!("{base}/arena")).await;
     assert!(board_page.contains("arena publication 1"), "{board_page}");
 
     // A forger raises the candidate's Elo and fixes every hash: both verifiers fail it.
