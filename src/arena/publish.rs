@@ -37,6 +37,9 @@ pub enum PublishError {
     /// The store failed.
     #[error("the store: {0}")]
     Store(#[from] StoreError),
+    /// The ledger failed.
+    #[error("the ledger: {0}")]
+    Ledger(#[from] crate::pipeline::ledger::LedgerError),
     /// A file is not what its schema says.
     #[error("{file}: {problem}")]
     Invalid {
@@ -142,6 +145,14 @@ impl BattlesRecord {
             schema: BATTLES_SCHEMA.into(),
             battles,
         })
+    }
+
+    /// Every battle in the ledger, with its prepared round (what the leaderboard, `arena
+    /// publish` and the dashboard rate).
+    pub async fn load(ledger: &crate::pipeline::ledger::Ledger) -> Result<Self, PublishError> {
+        let battles = ledger.battles().await?;
+        let rounds = ledger.all_arena_rounds().await?;
+        Self::from_ledger(&battles, &rounds)
     }
 
     /// The battles as the ratings take them.

@@ -49,9 +49,7 @@ fn failed(e: impl std::fmt::Display) -> PageError {
 
 /// `GET /arena`: the ratings from every battle, the decisions, the latest publication.
 async fn leaderboard(State(s): State<Arc<WebState>>) -> Result<Response, PageError> {
-    let battles = s.ledger.battles().await.map_err(failed)?;
-    let rounds = s.ledger.all_arena_rounds().await.map_err(failed)?;
-    let record = BattlesRecord::from_ledger(&battles, &rounds).map_err(failed)?;
+    let record = BattlesRecord::load(&s.ledger).await.map_err(failed)?;
     let rule = &s.arena.rule;
     let publication = latest(s.store.as_ref())
         .await

@@ -507,11 +507,7 @@ async fn a_model_seated_by_the_arena_names_its_decision_in_the_manifest() {
         };
         assert!(ledger.record_battle(&battle).await.unwrap());
     }
-    let record = BattlesRecord::from_ledger(
-        &ledger.battles().await.unwrap(),
-        &ledger.all_arena_rounds().await.unwrap(),
-    )
-    .unwrap();
+    let record = BattlesRecord::load(&ledger).await.unwrap();
     let rule = UpgradeRule {
         min_battles: 5,
         rounds: 200,

@@ -15,9 +15,7 @@ use std::process::ExitCode;
 
 async fn battles_record(config: &Config, secrets: &Secrets) -> anyhow::Result<BattlesRecord> {
     let ledger = crate::wiring::open_ledger(config, secrets).await?;
-    let battles = ledger.battles().await?;
-    let rounds = ledger.all_arena_rounds().await?;
-    Ok(BattlesRecord::from_ledger(&battles, &rounds)?)
+    Ok(BattlesRecord::load(&ledger).await?)
 }
 
 /// `arena leaderboard`.
