@@ -1,8 +1,9 @@
 //! Times a prefill and then decode steps of the engine alone, for profilers (`perf record`):
 //! `cargo run --release -p cybergov-engine --example decode -- MODEL.gguf CONTEXT STEPS [THREADS]
-//! [ROUNDS]`. The context is token ids cycled to length; the steps are greedy; each round
-//! rewinds to the context and decodes again, and the best and the median round are printed
-//! (on a shared machine the best round is the one least disturbed by other tenants).
+//! [ROUNDS] [PREFILL_ROUNDS]`. The context is token ids cycled to length; the steps are greedy;
+//! each round rewinds to the context and decodes again, and the best and the median round are
+//! printed (on a shared machine the best round is the one least disturbed by other tenants), with
+//! a hash of the logits' bits after the context (two builds with the same arithmetic agree).
 
 use candle_core::quantized::gguf_file;
 use cybergov_engine::transformer::{Config, Transformer, Weights};
@@ -18,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     );
     let threads = args.get(4).map_or(Ok(2), |t| t.parse::<usize>())?;
     let rounds = args.get(5).map_or(Ok(5), |t| t.parse::<usize>())?;
+    let prefill_rounds = args.get(6).map_or(Ok(1), |t| t.parse::<usize>())?.max(1);
     let mut f = std::fs::File::open(path)?;
     let ct = gguf_file::Content::read(&mut f)?;
     let cfg = Config::from_gguf(&ct, context + steps + 8)?;
@@ -29,12 +31,25 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let mut m = Transformer::new(w);
         let context_ids: Vec<u32> = (0..context as u32).map(|i| 100 + i % 5000).collect();
         // The prefill of the context, timed too: it is the whole of a juror's prompt work.
-        let t = Instant::now();
-        let first = m.logits(&context_ids, 1)?.pop().ok_or("no logits")?;
-        let prefill = t.elapsed().as_secs_f64();
+        // PREFILL_ROUNDS > 1 repeats it from an empty cache (best and median printed).
+        let mut first = Vec::new();
+        let mut prefills = Vec::new();
+        for _ in 0..prefill_rounds {
+            m.rewind(0);
+            let t = Instant::now();
+            first = m.logits(&context_ids, 1)?.pop().ok_or("no logits")?;
+            prefills.push(context as f64 / t.elapsed().as_secs_f64());
+        }
+        prefills.sort_by(f64::total_cmp);
+        // The bits of the last position's logits, to compare two builds' arithmetic.
+        let bits = first.iter().fold(0u64, |h, v| {
+            (h ^ u64::from(v.to_bits())).wrapping_mul(0x100_0000_01b3)
+        });
+        println!("logits after the context: {bits:016x}");
         println!(
-            "prefill of {context} tokens: {prefill:.2} s, {:.1} tok/s",
-            context as f64 / prefill
+            "prefill of {context} tokens, {prefill_rounds} rounds: best {:.1} tok/s, median {:.1}",
+            prefills[prefills.len() - 1],
+            prefills[prefills.len() / 2]
         );
         let mut rates = Vec::new();
         for _ in 0..rounds {

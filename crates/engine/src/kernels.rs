@@ -1,6 +1,7 @@
 //! The engine's compute kernels: deterministic by construction (see each module), on the
 //! current rayon pool.
 
+pub mod acts;
 pub mod attention;
 pub mod half;
 pub mod kquant;

@@ -10,9 +10,9 @@
 //! same order), so a result depends neither on the CPU, nor on the thread that computed it,
 //! nor on how many tokens were multiplied together.
 
+pub use super::acts::{Q8Acts, quantize_row};
 use super::half::f16_to_f32;
-use super::tiles::{Group, Placement, TILE, TOKENS, drive};
-use rayon::prelude::*;
+use super::tiles::{Group, Placement, TILE, drive, spans};
 
 /// Elements per block.
 pub const QK: usize = 32;
@@ -32,27 +32,6 @@ pub struct Q8Matrix {
     pub qs: Vec<i8>,
     /// One scale per block, row-major.
     pub d: Vec<f32>,
-}
-
-/// Quantizes `x` (a multiple of [`QK`] long) into `qs` and `d`, by the engine's own rule:
-/// scale `max|x| / 127`, values `x / scale` rounded half to even.
-pub fn quantize_row(x: &[f32], qs: &mut [i8], d: &mut [f32]) {
-    for ((xb, qb), db) in x
-        .chunks_exact(QK)
-        .zip(qs.chunks_exact_mut(QK))
-        .zip(d.iter_mut())
-    {
-        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let scale = amax / 127.0;
-        let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
-        for (q, v) in qb.iter_mut().zip(xb) {
-            // Round half to even by the 1.5·2²³ trick (two additions, no library call).
-            const MAGIC: f32 = 12_582_912.0;
-            let r = ((v * inv).clamp(-127.0, 127.0) + MAGIC) - MAGIC;
-            *q = r as i8;
-        }
-        *db = scale;
-    }
 }
 
 impl Q8Matrix {
@@ -170,46 +149,6 @@ impl Q8Matrix {
     }
 }
 
-/// Activations of `n` tokens quantized for [`matmul`].
-#[derive(Clone, Debug, Default)]
-pub struct Q8Acts {
-    /// Tokens.
-    pub n: usize,
-    /// Elements per token.
-    pub cols: usize,
-    /// Values, token-major.
-    pub qs: Vec<i8>,
-    /// Scales, token-major.
-    pub d: Vec<f32>,
-    /// The sum of each block's values, token-major (the K-quants' minimum term needs it).
-    pub sums: Vec<i32>,
-}
-
-impl Q8Acts {
-    /// Quantizes `x` (`n` × `cols`), reusing this buffer; tokens in parallel (each token is
-    /// quantized on its own, so the result does not depend on the split).
-    pub fn quantize(&mut self, x: &[f32], cols: usize) {
-        let n = x.len() / cols;
-        self.n = n;
-        self.cols = cols;
-        self.qs.resize(n * cols, 0);
-        self.d.resize(n * cols / QK, 0.0);
-        self.sums.resize(n * cols / QK, 0);
-        let nb = cols / QK;
-        self.qs
-            .par_chunks_mut(cols)
-            .zip(self.d.par_chunks_mut(nb))
-            .zip(self.sums.par_chunks_mut(nb))
-            .zip(x.par_chunks(cols))
-            .for_each(|(((q, d), sums), x)| {
-                quantize_row(x, q, d);
-                for (s, qb) in sums.iter_mut().zip(q.chunks_exact(QK)) {
-                    *s = qb.iter().map(|&v| i32::from(v)).sum();
-                }
-            });
-    }
-}
-
 /// The fixed reduction of the sixteen accumulators.
 #[inline(always)]
 pub fn reduce16(a: &[f32; 16]) -> f32 {
@@ -242,264 +181,10 @@ pub fn dot_portable(w: &[i8], dw: &[f32], x: &[i8], dx: &[f32]) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::{PREFETCH_ROWS, QK};
-    use std::arch::x86_64::*;
-
-    /// Lane sums of one block: lane `k` = Σ of products `4k..4k+4` (exact).
-    ///
-    /// # Safety
-    /// AVX2 is available; `w` and `x` each point at 32 readable bytes.
-    #[inline(always)]
-    unsafe fn lanes(w: *const i8, x: *const i8) -> __m256 {
-        unsafe {
-            let wv = _mm256_loadu_si256(w as *const __m256i);
-            let xv = _mm256_loadu_si256(x as *const __m256i);
-            // |w| · (x with w's sign) = w · x; |w| ≤ 128 and |x| ≤ 127 keep pairs in i16.
-            let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
-            _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)))
-        }
-    }
-
-    /// # Safety
-    /// AVX2 is available.
-    #[inline(always)]
-    unsafe fn finish(a0: __m256, a1: __m256) -> f32 {
-        unsafe {
-            let mut a = [0f32; 16];
-            _mm256_storeu_ps(a.as_mut_ptr(), a0);
-            _mm256_storeu_ps(a.as_mut_ptr().add(8), a1);
-            super::reduce16(&a)
-        }
-    }
-
-    /// [`super::dot_portable`] for `R` weight rows against one token, sharing its loads.
-    ///
-    /// # Safety
-    /// The CPU has AVX2 and FMA, and every `w[r]` and `x` hold `dx.len()` whole blocks
-    /// (`dx.len() · QK` values) and every `dw[r]` holds `dx.len()` scales.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_rows<const R: usize>(
-        w: [&[i8]; R],
-        dw: [&[f32]; R],
-        x: &[i8],
-        dx: &[f32],
-    ) -> [f32; R] {
-        let nb = dx.len();
-        debug_assert!(x.len() >= nb * QK);
-        debug_assert!((0..R).all(|r| w[r].len() >= nb * QK && dw[r].len() >= nb));
-        unsafe {
-            // Accumulators named by a constant index stay in registers (`b % 2` as an index
-            // put them on the stack, one store and reload per block): blocks go in pairs.
-            let mut acc = [[_mm256_setzero_ps(); 2]; R];
-            let block = |acc: &mut [[__m256; 2]; R], b: usize, half: usize| {
-                let xp = x.as_ptr().add(b * QK);
-                for (r, a) in acc.iter_mut().enumerate() {
-                    let s = _mm256_set1_ps(*dw[r].get_unchecked(b) * *dx.get_unchecked(b));
-                    let l = lanes(w[r].as_ptr().add(b * QK), xp);
-                    a[half] = _mm256_fmadd_ps(l, s, a[half]);
-                }
-            };
-            let mut b = 0;
-            while b + 2 <= nb {
-                block(&mut acc, b, 0);
-                block(&mut acc, b + 1, 1);
-                b += 2;
-            }
-            if b < nb {
-                block(&mut acc, b, 0);
-            }
-            let mut out = [0f32; R];
-            for r in 0..R {
-                out[r] = finish(acc[r][0], acc[r][1]);
-            }
-            out
-        }
-    }
-
-    /// [`dot_rows`] for `T` tokens at once: each weight block is loaded and its magnitude taken
-    /// once for all `T` tokens. Sixteen 256-bit registers cannot hold `2 · R · T`
-    /// accumulators, so the even blocks are summed in one pass and the odd ones in a second:
-    /// accumulators `0..8` only ever take even blocks and `8..16` odd ones, each in increasing
-    /// order, so every output has the definition's operations in its order.
-    ///
-    /// # Safety
-    /// As [`dot_rows`], for every token's `x` and `dx` (the same number of blocks each).
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_tokens<const R: usize, const T: usize>(
-        w: [&[i8]; R],
-        dw: [&[f32]; R],
-        x: [&[i8]; T],
-        dx: [&[f32]; T],
-    ) -> [[f32; R]; T] {
-        let nb = dx[0].len();
-        debug_assert!((0..T).all(|j| x[j].len() >= nb * QK && dx[j].len() == nb));
-        debug_assert!((0..R).all(|r| w[r].len() >= nb * QK && dw[r].len() >= nb));
-        let mut lanes16 = [[[0f32; 16]; R]; T];
-        unsafe {
-            let ones = _mm256_set1_epi16(1);
-            for half in 0..2 {
-                let mut acc = [[_mm256_setzero_ps(); R]; T];
-                let mut b = half;
-                while b < nb {
-                    let mut xv = [_mm256_setzero_si256(); T];
-                    for j in 0..T {
-                        xv[j] = _mm256_loadu_si256(x[j].as_ptr().add(b * QK) as *const __m256i);
-                    }
-                    for r in 0..R {
-                        if half == 0 {
-                            let ahead =
-                                w[r].as_ptr().wrapping_add(PREFETCH_ROWS * nb * QK + b * QK);
-                            crate::kernels::ops::prefetch(ahead);
-                        }
-                        let wv = _mm256_loadu_si256(w[r].as_ptr().add(b * QK) as *const __m256i);
-                        let aw = _mm256_abs_epi8(wv);
-                        let sw = *dw[r].get_unchecked(b);
-                        for j in 0..T {
-                            // As `lanes`: |w| · (x with w's sign), exact in i16 pairs.
-                            let p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv[j], wv));
-                            let l = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-                            let s = _mm256_set1_ps(sw * *dx[j].get_unchecked(b));
-                            acc[j][r] = _mm256_fmadd_ps(l, s, acc[j][r]);
-                        }
-                    }
-                    b += 2;
-                }
-                for j in 0..T {
-                    for r in 0..R {
-                        _mm256_storeu_ps(lanes16[j][r].as_mut_ptr().add(half * 8), acc[j][r]);
-                    }
-                }
-            }
-        }
-        let mut out = [[0f32; R]; T];
-        for j in 0..T {
-            for r in 0..R {
-                out[j][r] = super::reduce16(&lanes16[j][r]);
-            }
-        }
-        out
-    }
-}
+mod avx2;
 
 #[cfg(target_arch = "x86_64")]
-pub(super) mod avx512 {
-    use super::{PREFETCH_ROWS, QK};
-    use std::arch::x86_64::*;
-
-    /// [`super::dot_portable`] for `R` rows with AVX-512 VNNI: one 512-bit step covers two
-    /// blocks, whose lanes are exactly accumulators `0..8` (the even block) and `8..16` (the
-    /// odd one) of the definition; an odd last block goes to lanes `0..8` alone.
-    ///
-    /// # Safety
-    /// The CPU has AVX-512 F, BW, DQ and VNNI, AVX2 and FMA ([`super::detected`] checks each
-    /// one: `_mm512_insertf32x8` is DQ), and the slices hold whole blocks as for
-    /// [`super::avx2::dot_rows`].
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
-    pub unsafe fn dot_rows<const R: usize>(
-        w: [&[i8]; R],
-        dw: [&[f32]; R],
-        x: &[i8],
-        dx: &[f32],
-    ) -> [f32; R] {
-        // SAFETY: the caller's contract, for one token.
-        unsafe { dot_tokens::<R, 1>(w, dw, [x], [dx])[0] }
-    }
-
-    /// Two consecutive block scales at `s`, each spread over its eight lanes (lanes 0..8 the
-    /// first, 8..16 the second): with another such pair, one vector product gives every lane
-    /// its `d_w[b] · d_x[b]`, the same IEEE product as the definition's scalar one.
-    ///
-    /// # Safety
-    /// The CPU has AVX-512 F; `s` points at two readable `f32`s.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn scale_pair(s: *const f32) -> __m512 {
-        let pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-        // SAFETY: the caller's contract.
-        let two = unsafe { _mm_castsi128_ps(_mm_loadl_epi64(s as *const __m128i)) };
-        _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(two))
-    }
-
-    /// [`dot_rows`] for `T` tokens at once: each weight block is loaded, its sign and
-    /// magnitude split (`|w|` as u8 times x with w's sign: exact i32 lanes of four products)
-    /// and its scales spread once for all `T` tokens. Every output has the definition's
-    /// operations in its order, so the same bits whatever `T`.
-    ///
-    /// # Safety
-    /// As [`dot_rows`], for every token's `x` and `dx` (the same number of blocks each).
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
-    pub unsafe fn dot_tokens<const R: usize, const T: usize>(
-        w: [&[i8]; R],
-        dw: [&[f32]; R],
-        x: [&[i8]; T],
-        dx: [&[f32]; T],
-    ) -> [[f32; R]; T] {
-        let nb = dx[0].len();
-        debug_assert!((0..T).all(|j| x[j].len() >= nb * QK && dx[j].len() == nb));
-        debug_assert!((0..R).all(|r| w[r].len() >= nb * QK && dw[r].len() >= nb));
-        unsafe {
-            let mut acc = [[_mm512_setzero_ps(); R]; T];
-            let zero = _mm512_setzero_si512();
-            let mut b = 0;
-            while b + 2 <= nb {
-                let mut xv = [zero; T];
-                let mut sx = [_mm512_setzero_ps(); T];
-                for j in 0..T {
-                    xv[j] = _mm512_loadu_si512(x[j].as_ptr().add(b * QK) as *const _);
-                    sx[j] = scale_pair(dx[j].as_ptr().add(b));
-                }
-                for r in 0..R {
-                    // A decode step streams every weight once, in rows too short for the
-                    // hardware prefetcher to follow: ask for the same place PREFETCH_ROWS rows
-                    // on (rows are contiguous; a prefetch past the end reads nothing).
-                    let ahead = w[r].as_ptr().wrapping_add(PREFETCH_ROWS * nb * QK + b * QK);
-                    crate::kernels::ops::prefetch(ahead);
-                    let wv = _mm512_loadu_si512(w[r].as_ptr().add(b * QK) as *const _);
-                    let neg = _mm512_movepi8_mask(wv);
-                    let aw = _mm512_abs_epi8(wv);
-                    let sw = scale_pair(dw[r].as_ptr().add(b));
-                    for j in 0..T {
-                        let xs = _mm512_mask_sub_epi8(xv[j], neg, zero, xv[j]);
-                        let l = _mm512_dpbusd_epi32(zero, aw, xs);
-                        let s = _mm512_mul_ps(sw, sx[j]);
-                        acc[j][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(l), s, acc[j][r]);
-                    }
-                }
-                b += 2;
-            }
-            let mut out = [[0f32; R]; T];
-            for j in 0..T {
-                for r in 0..R {
-                    out[j][r] = finish(acc[j][r], b, w[r], dw[r], x[j], dx[j]);
-                }
-            }
-            out
-        }
-    }
-
-    /// One output from its sixteen accumulators after the block pairs: the odd last block
-    /// `b` (if `b < nb`) into lanes 0..8, as in the definition, then the fixed reduction.
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
-    unsafe fn finish(acc: __m512, b: usize, w: &[i8], dw: &[f32], x: &[i8], dx: &[f32]) -> f32 {
-        let mut a = [0f32; 16];
-        // SAFETY: `a` holds sixteen values.
-        unsafe { _mm512_storeu_ps(a.as_mut_ptr(), acc) };
-        if b < dx.len() {
-            let wb = &w[b * QK..(b + 1) * QK];
-            let xb = &x[b * QK..(b + 1) * QK];
-            let s = dw[b] * dx[b];
-            for (k, ak) in a.iter_mut().take(8).enumerate() {
-                let mut l = 0i32;
-                for i in 4 * k..4 * k + 4 {
-                    l += i32::from(wb[i]) * i32::from(xb[i]);
-                }
-                *ak = (l as f32).mul_add(s, *ak);
-            }
-        }
-        super::reduce16(&a)
-    }
-}
+pub(super) mod avx512;
 
 /// Which kernel runs here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -572,32 +257,6 @@ fn dot_group<'a>(
         }
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx512Vnni && k > 1 {
-        let nb = x(0).1.len();
-        for j in 0..k {
-            let (xs, xd) = x(j);
-            assert!(xs.len() >= nb * QK && xd.len() == nb);
-        }
-        assert!((0..TILE).all(|r| w[r].len() >= nb * QK && dw[r].len() >= nb));
-        macro_rules! tokens {
-            ($t:literal) => {{
-                let xs: [&[i8]; $t] = std::array::from_fn(|j| x(j).0);
-                let xd: [&[f32]; $t] = std::array::from_fn(|j| x(j).1);
-                // SAFETY: chosen only when the CPU has AVX-512 F/BW/DQ/VNNI, AVX2 and FMA
-                // (`matmul_at` checked the kernel); every slice holds whole blocks (above).
-                let out = unsafe { avx512::dot_tokens::<TILE, $t>(w, dw, xs, xd) };
-                group[..$t].copy_from_slice(&out);
-            }};
-        }
-        match k {
-            2 => tokens!(2),
-            3 => tokens!(3),
-            4 => tokens!(4),
-            _ => unreachable!("a group holds at most {TOKENS} tokens"),
-        }
-        return;
-    }
     for (j, o) in group.iter_mut().take(k).enumerate() {
         let (xs, xd) = x(j);
         *o = dot_rows(kernel, w, dw, xs, xd);
@@ -661,6 +320,15 @@ pub fn check_kernel(kernel: Kernel) {
 pub fn matmul_at(kernel: Kernel, w: &Q8Matrix, x: &Q8Acts, out: &mut [f32], at: Placement) {
     check_kernel(kernel);
     assert_eq!(w.cols, x.cols);
+    #[cfg(target_arch = "x86_64")]
+    if kernel == Kernel::Avx512Vnni {
+        // SAFETY: `check_kernel` passed, so the CPU has what the kernel needs; the columns
+        // agree (above).
+        spans(w.rows, x.n, at, out, |rows| unsafe {
+            avx512::span(w, x, rows)
+        });
+        return;
+    }
     let (cols, nb) = (w.cols, w.cols / QK);
     let wrow = |i: usize| &w.qs[i * cols..(i + 1) * cols];
     let drow = |i: usize| &w.d[i * nb..(i + 1) * nb];

@@ -71,6 +71,52 @@ where
     }
 }
 
+/// One chunk of a product's output: rows `start..end` of each of `n` tokens, written by the one
+/// task that owns those rows.
+pub struct Rows {
+    dst: Out,
+    at: Placement,
+    n: usize,
+    /// The chunk's first row.
+    pub start: usize,
+    /// One past its last row.
+    pub end: usize,
+}
+
+impl Rows {
+    /// Writes row `r` of token `t`.
+    #[inline(always)]
+    pub fn set(&self, t: usize, r: usize, v: f32) {
+        assert!(t < self.n && r >= self.start && r < self.end);
+        // SAFETY: row r belongs to this chunk alone and t < n, so the index is inside `out`
+        // (n · stride long, checked by `spans`) and written by this task only; `out` stays
+        // borrowed until every task has finished.
+        unsafe { self.dst.write(t * self.at.stride + self.at.offset + r, v) };
+    }
+}
+
+/// Splits `rows` weight rows into chunks of whole tiles, enough to balance the current pool,
+/// and runs `chunk` on each in parallel with its part of `out` (`n` tokens placed `at`).
+pub fn spans<F>(rows: usize, n: usize, at: Placement, out: &mut [f32], chunk: F)
+where
+    F: Fn(&Rows) + Sync,
+{
+    assert!(at.offset + rows <= at.stride && out.len() == n * at.stride);
+    let threads = rayon::current_num_threads().max(1);
+    // Enough chunks to balance, each a whole number of tiles.
+    let per = rows.div_ceil(threads * 8).div_ceil(TILE).max(1) * TILE;
+    let dst = Out::new(out);
+    (0..rows.div_ceil(per)).into_par_iter().for_each(|c| {
+        chunk(&Rows {
+            dst,
+            at,
+            n,
+            start: c * per,
+            end: ((c + 1) * per).min(rows),
+        })
+    });
+}
+
 /// Fills `out` for `rows` weight rows and `n` tokens: `tile(r, t, k, group)` fills
 /// `group[..k]` with rows `r..r + TILE` of tokens `t..t + k` (`k ≤ TOKENS`), `one(r, t)` gives
 /// row `r` of token `t` alone (the remainder of a chunk). Both must compute each element with
@@ -80,17 +126,10 @@ where
     F: Fn(usize, usize, usize, &mut Group) + Sync,
     G: Fn(usize, usize) -> f32 + Sync,
 {
-    assert!(at.offset + rows <= at.stride && out.len() == n * at.stride);
-    let threads = rayon::current_num_threads().max(1);
-    // Enough chunks to balance, each a whole number of tiles.
-    let per = rows.div_ceil(threads * 8).div_ceil(TILE).max(1) * TILE;
-    let dst = Out::new(out);
-    let index = |t: usize, r: usize| t * at.stride + at.offset + r;
-    (0..rows.div_ceil(per)).into_par_iter().for_each(|c| {
-        let (r0, r1) = (c * per, ((c + 1) * per).min(rows));
-        let mut r = r0;
-        while r < r1 {
-            if r + TILE <= r1 {
+    spans(rows, n, at, out, |span| {
+        let mut r = span.start;
+        while r < span.end {
+            if r + TILE <= span.end {
                 let mut group = [[0f32; TILE]; TOKENS];
                 let mut t = 0;
                 while t < n {
@@ -98,11 +137,7 @@ where
                     tile(r, t, k, &mut group);
                     for (j, values) in group.iter().take(k).enumerate() {
                         for (i, &v) in values.iter().enumerate() {
-                            // SAFETY: row r + i < rows belongs to this chunk alone and
-                            // t + j < n, so the index is inside `out` (n · stride long,
-                            // checked above) and written by this task only; `out` stays
-                            // borrowed until every task has finished.
-                            unsafe { dst.write(index(t + j, r + i), v) };
+                            span.set(t + j, r + i, v);
                         }
                     }
                     t += k;
@@ -110,8 +145,7 @@ where
                 r += TILE;
             } else {
                 for t in 0..n {
-                    // SAFETY: as above, for row r.
-                    unsafe { dst.write(index(t, r), one(r, t)) };
+                    span.set(t, r, one(r, t));
                 }
                 r += 1;
             }

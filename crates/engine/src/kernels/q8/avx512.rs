@@ -1,0 +1,204 @@
+//! The Q8_0 product with AVX-512 VNNI.
+
+use super::super::tiles::{Rows, TILE, TOKENS};
+use super::{PREFETCH_ROWS, Q8Acts, Q8Matrix, QK};
+use std::arch::x86_64::*;
+
+/// [`super::dot_portable`] for `R` rows with AVX-512 VNNI: one 512-bit step covers two
+/// blocks, whose lanes are exactly accumulators `0..8` (the even block) and `8..16` (the
+/// odd one) of the definition; an odd last block goes to lanes `0..8` alone.
+///
+/// # Safety
+/// The CPU has AVX-512 F, BW, DQ and VNNI, AVX2 and FMA ([`super::detected`] checks each
+/// one: `_mm512_insertf32x8` is DQ), and the slices hold whole blocks as for
+/// [`super::avx2::dot_rows`].
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
+pub unsafe fn dot_rows<const R: usize>(
+    w: [&[i8]; R],
+    dw: [&[f32]; R],
+    x: &[i8],
+    dx: &[f32],
+) -> [f32; R] {
+    // SAFETY: the caller's contract, for one token.
+    unsafe { dot_tokens::<R, 1>(w, dw, [x], [dx])[0] }
+}
+
+/// Two consecutive block scales at `s`, each spread over its eight lanes (lanes 0..8 the
+/// first, 8..16 the second): with another such pair, one vector product gives every lane
+/// its `d_w[b] · d_x[b]`, the same IEEE product as the definition's scalar one.
+///
+/// # Safety
+/// The CPU has AVX-512 F; `s` points at two readable `f32`s.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn scale_pair(s: *const f32) -> __m512 {
+    let pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    // SAFETY: the caller's contract.
+    let two = unsafe { _mm_castsi128_ps(_mm_loadl_epi64(s as *const __m128i)) };
+    _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(two))
+}
+
+/// [`dot_rows`] for `T` tokens at once: each weight block is loaded, offset and its scales
+/// spread once for all `T` tokens. VNNI multiplies unsigned bytes by signed ones, so the
+/// weights go in as `w + 128` (one XOR) and each lane starts from `−128 · Σx` of its four
+/// activations, computed once per token: `Σ (w + 128)·x − 128·Σx = Σ w·x`, exact in i32,
+/// in one instruction per token and row. Every output has the definition's operations in
+/// its order, so the same bits whatever `T`.
+///
+/// # Safety
+/// As [`dot_rows`], for every token's `x` and `dx` (the same number of blocks each).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
+pub unsafe fn dot_tokens<const R: usize, const T: usize>(
+    w: [&[i8]; R],
+    dw: [&[f32]; R],
+    x: [&[i8]; T],
+    dx: [&[f32]; T],
+) -> [[f32; R]; T] {
+    let nb = dx[0].len();
+    debug_assert!((0..T).all(|j| x[j].len() >= nb * QK && dx[j].len() == nb));
+    debug_assert!((0..R).all(|r| w[r].len() >= nb * QK && dw[r].len() >= nb));
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); R]; T];
+        let zero = _mm512_setzero_si512();
+        // As unsigned bytes 128; as a XOR mask, `w ↦ w + 128`.
+        let bias = _mm512_set1_epi8(i8::MIN);
+        let mut b = 0;
+        while b + 2 <= nb {
+            let mut xv = [zero; T];
+            let mut sx = [_mm512_setzero_ps(); T];
+            let mut start = [zero; T];
+            for j in 0..T {
+                xv[j] = _mm512_loadu_si512(x[j].as_ptr().add(b * QK) as *const _);
+                sx[j] = scale_pair(dx[j].as_ptr().add(b));
+                start[j] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, xv[j]));
+            }
+            for r in 0..R {
+                // A decode step streams every weight once, in rows too short for the
+                // hardware prefetcher to follow: ask for the same place PREFETCH_ROWS rows
+                // on (rows are contiguous; a prefetch past the end reads nothing).
+                let ahead = w[r].as_ptr().wrapping_add(PREFETCH_ROWS * nb * QK + b * QK);
+                crate::kernels::ops::prefetch(ahead);
+                let wv = _mm512_loadu_si512(w[r].as_ptr().add(b * QK) as *const _);
+                let wu = _mm512_xor_si512(wv, bias);
+                let sw = scale_pair(dw[r].as_ptr().add(b));
+                for j in 0..T {
+                    let l = _mm512_dpbusd_epi32(start[j], wu, xv[j]);
+                    let s = _mm512_mul_ps(sw, sx[j]);
+                    acc[j][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(l), s, acc[j][r]);
+                }
+            }
+            b += 2;
+        }
+        let mut out = [[0f32; R]; T];
+        for j in 0..T {
+            for r in 0..R {
+                out[j][r] = finish(acc[j][r], b, w[r], dw[r], x[j], dx[j]);
+            }
+        }
+        out
+    }
+}
+
+/// One output from its sixteen accumulators after the block pairs: the odd last block
+/// `b` (if `b < nb`) into lanes 0..8, as in the definition, then the fixed reduction.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
+unsafe fn finish(acc: __m512, b: usize, w: &[i8], dw: &[f32], x: &[i8], dx: &[f32]) -> f32 {
+    if b == dx.len() {
+        return reduce(acc);
+    }
+    let mut a = [0f32; 16];
+    // SAFETY: `a` holds sixteen values.
+    unsafe { _mm512_storeu_ps(a.as_mut_ptr(), acc) };
+    if b < dx.len() {
+        let wb = &w[b * QK..(b + 1) * QK];
+        let xb = &x[b * QK..(b + 1) * QK];
+        let s = dw[b] * dx[b];
+        for (k, ak) in a.iter_mut().take(8).enumerate() {
+            let mut l = 0i32;
+            for i in 4 * k..4 * k + 4 {
+                l += i32::from(wb[i]) * i32::from(xb[i]);
+            }
+            *ak = (l as f32).mul_add(s, *ak);
+        }
+    }
+    super::reduce16(&a)
+}
+
+/// [`super::reduce16`] in registers: each step adds the same pairs of lanes (the upper
+/// half onto the lower), so the same bits without the round trip through memory.
+#[inline]
+#[target_feature(enable = "avx512f,avx512dq,avx2")]
+fn reduce(a: __m512) -> f32 {
+    let t = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps::<1>(a));
+    let u = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t));
+    let v = _mm_add_ps(u, _mm_movehl_ps(u, u));
+    _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps::<1>(v, v)))
+}
+
+/// One chunk of the product: every row of `rows` for every token of `x`, in tiles of [`TILE`]
+/// rows by groups of up to [`TOKENS`] tokens, written straight into the output. One call per
+/// chunk rather than per tile keeps the slicing and the copies of a generic tile loop out of
+/// the inner loop (a decode step spent 8 % of its time there); the kernel calls are the same.
+///
+/// # Safety
+/// The CPU has AVX-512 F, BW, DQ and VNNI, AVX2 and FMA; `w.cols == x.cols`.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
+pub unsafe fn span(w: &Q8Matrix, x: &Q8Acts, rows: &Rows) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let mut r = rows.start;
+        if x.n == 1 {
+            // One token: twice the rows per tile put more weight loads in flight at once.
+            r = tiles::<{ 2 * TILE }>(w, x, rows, r);
+        }
+        r = tiles::<TILE>(w, x, rows, r);
+        tiles::<1>(w, x, rows, r);
+    }
+}
+
+/// [`span`] from row `r` on, in tiles of `R` rows while whole tiles remain; returns the first
+/// row not done.
+///
+/// # Safety
+/// As [`span`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
+unsafe fn tiles<const R: usize>(w: &Q8Matrix, x: &Q8Acts, rows: &Rows, mut r: usize) -> usize {
+    let (cols, nb) = (w.cols, w.cols / QK);
+    // Whole rows of whole blocks (`cols` is a multiple of QK for every Q8Matrix and Q8Acts):
+    // what `dot_tokens` reads.
+    let wrow = |i: usize| (&w.qs[i * cols..(i + 1) * cols], &w.d[i * nb..(i + 1) * nb]);
+    let xrow = |t: usize| (&x.qs[t * cols..(t + 1) * cols], &x.d[t * nb..(t + 1) * nb]);
+    while r + R <= rows.end {
+        let ws: [&[i8]; R] = std::array::from_fn(|i| wrow(r + i).0);
+        let ds: [&[f32]; R] = std::array::from_fn(|i| wrow(r + i).1);
+        let mut t = 0;
+        while t < x.n {
+            let k = (x.n - t).min(TOKENS);
+            macro_rules! tokens {
+                ($k:literal) => {{
+                    let xs: [&[i8]; $k] = std::array::from_fn(|j| xrow(t + j).0);
+                    let xd: [&[f32]; $k] = std::array::from_fn(|j| xrow(t + j).1);
+                    // SAFETY: the caller's CPU; every slice is whole blocks (above).
+                    let out = unsafe { dot_tokens::<R, $k>(ws, ds, xs, xd) };
+                    for (j, values) in out.iter().enumerate() {
+                        for (i, &v) in values.iter().enumerate() {
+                            rows.set(t + j, r + i, v);
+                        }
+                    }
+                }};
+            }
+            match k {
+                1 => tokens!(1),
+                2 => tokens!(2),
+                3 => tokens!(3),
+                _ => tokens!(4),
+            }
+            t += k;
+        }
+        r += R;
+    }
+    r
+}
