@@ -3,13 +3,15 @@
 //! same bits.
 
 /// Asks the cache hierarchy for the line at `p` (a hint: an address past the end is harmless,
-/// nothing is read or faulted).
+/// nothing is read or faulted), into the second-level cache: the first level has too few fill
+/// buffers for the streams a decode step reads (into L2, decode at 4000 tokens went from 69-71
+/// to 75-77 tok/s on a 2-core AMD EPYC).
 #[inline(always)]
 pub fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch reads nothing architecturally and never faults, whatever the address.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p as *const i8)
     };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
