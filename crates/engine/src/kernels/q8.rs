@@ -193,7 +193,7 @@ pub enum Kernel {
     Portable,
     /// AVX2 and FMA (x86_64).
     Avx2,
-    /// AVX-512 F/BW/DQ with VNNI (x86_64); attention uses the AVX2 code.
+    /// AVX-512 F/BW/DQ/VL with VNNI (x86_64); attention uses the AVX2 code.
     Avx512Vnni,
 }
 
@@ -210,6 +210,7 @@ pub fn detected() -> Kernel {
             let vnni = std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
                 && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512vl")
                 && std::arch::is_x86_feature_detected!("avx512vnni");
             if std::env::var_os("CYBERGOV_ENGINE_NO_AVX512").is_none() && avx2 && vnni {
                 Kernel::Avx512Vnni

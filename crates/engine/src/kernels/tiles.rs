@@ -84,6 +84,19 @@ pub struct Rows {
 }
 
 impl Rows {
+    /// Writes rows `r..r + R` of token `t` (one bounds check for the tile, one copy: a token's
+    /// rows are contiguous in the output).
+    #[inline(always)]
+    pub fn set_tile<const R: usize>(&self, t: usize, r: usize, values: &[f32; R]) {
+        assert!(t < self.n && r >= self.start && r + R <= self.end);
+        let i = t * self.at.stride + self.at.offset + r;
+        assert!(i + R <= self.dst.len);
+        // SAFETY: rows r..r + R belong to this chunk alone and t < n, so the R elements from
+        // i are inside `out` (checked) and written by this task only; `out` stays borrowed
+        // until every task has finished.
+        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), self.dst.ptr.add(i), R) };
+    }
+
     /// Writes row `r` of token `t`.
     #[inline(always)]
     pub fn set(&self, t: usize, r: usize, v: f32) {

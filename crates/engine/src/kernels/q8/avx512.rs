@@ -107,13 +107,108 @@ pub unsafe fn dot_tokens<const R: usize, const T: usize>(
     }
 }
 
+/// [`dot_tokens`] for two or more tokens, a block per 256-bit step: accumulators `0..8` take
+/// the even blocks in one pass and `8..16` the odd ones in a second, as in the AVX2 kernel, so
+/// each block's scale product is one value, multiplied once into `prod` (sixteen blocks per
+/// vector product) and broadcast from memory by the fused multiply-add itself. Per block, row
+/// and token that is the integer dot product, its conversion and one fused multiply-add,
+/// where the 512-bit form also spends a vector product on two blocks' scales: the multiply
+/// units are what a prefill waits on.
+///
+/// # Safety
+/// As [`dot_tokens`], and the CPU has AVX-512 VL; `prod` holds `R · T · nb` values.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
+pub unsafe fn dot_halves<const R: usize, const T: usize>(
+    w: [&[i8]; R],
+    dw: [&[f32]; R],
+    x: [&[i8]; T],
+    dx: [&[f32]; T],
+    prod: &mut [f32],
+) -> [[f32; R]; T] {
+    let nb = dx[0].len();
+    debug_assert!((0..T).all(|j| x[j].len() >= nb * QK && dx[j].len() == nb));
+    debug_assert!((0..R).all(|r| w[r].len() >= nb * QK && dw[r].len() >= nb));
+    debug_assert!(prod.len() >= R * T * nb);
+    unsafe {
+        // prod[(j · R + r) · nb + b] = dw[r][b] · dx[j][b], the definition's IEEE product.
+        for (j, dxj) in dx.iter().enumerate() {
+            for (r, dwr) in dw.iter().enumerate() {
+                let p = prod.as_mut_ptr().add((j * R + r) * nb);
+                let mut b = 0;
+                while b < nb {
+                    // The last sixteen may be fewer: masked loads and stores touch only the
+                    // blocks there are.
+                    let m: __mmask16 = if nb - b >= 16 {
+                        !0
+                    } else {
+                        (1 << (nb - b)) - 1
+                    };
+                    let v = _mm512_mul_ps(
+                        _mm512_maskz_loadu_ps(m, dwr.as_ptr().add(b)),
+                        _mm512_maskz_loadu_ps(m, dxj.as_ptr().add(b)),
+                    );
+                    _mm512_mask_storeu_ps(p.add(b), m, v);
+                    b += 16;
+                }
+            }
+        }
+        let zero = _mm256_setzero_si256();
+        let bias = _mm256_set1_epi8(i8::MIN);
+        let mut passes = [[[_mm256_setzero_ps(); R]; T]; 2];
+        for (half, pass) in passes.iter_mut().enumerate() {
+            let mut acc = [[_mm256_setzero_ps(); R]; T];
+            let mut b = half;
+            while b < nb {
+                let mut xv = [zero; T];
+                let mut start = [zero; T];
+                for j in 0..T {
+                    xv[j] = _mm256_loadu_si256(x[j].as_ptr().add(b * QK) as *const _);
+                    start[j] = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, bias, xv[j]));
+                }
+                for r in 0..R {
+                    if half == 0 {
+                        let ahead = w[r].as_ptr().wrapping_add(AHEAD * nb * QK + b * QK);
+                        _mm_prefetch::<{ _MM_HINT_T1 }>(ahead);
+                    }
+                    let wv = _mm256_loadu_si256(w[r].as_ptr().add(b * QK) as *const _);
+                    let wu = _mm256_xor_si256(wv, bias);
+                    for j in 0..T {
+                        let l = _mm256_dpbusd_epi32(start[j], wu, xv[j]);
+                        let s = _mm256_broadcast_ss(&*prod.as_ptr().add((j * R + r) * nb + b));
+                        acc[j][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(l), s, acc[j][r]);
+                    }
+                }
+                b += 2;
+            }
+            *pass = acc;
+        }
+        let mut out = [[0f32; R]; T];
+        for j in 0..T {
+            for r in 0..R {
+                // reduce16's tree: lane k of the even blocks plus lane k of the odd ones, then
+                // the upper half onto the lower twice, then the last pair.
+                let t = _mm256_add_ps(passes[0][j][r], passes[1][j][r]);
+                let u = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t));
+                let v = _mm_add_ps(u, _mm_movehl_ps(u, u));
+                out[j][r] = _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps::<1>(v, v)));
+            }
+        }
+        out
+    }
+}
+
 /// One output from its sixteen accumulators after the block pairs: the odd last block
 /// `b` (if `b < nb`) into lanes 0..8, as in the definition, then the fixed reduction.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
+///
+/// # Safety
+/// The CPU has AVX-512 F and DQ (an `inline(always)` helper of the kernels above, compiled
+/// with their features: a `target_feature` function would not be inlined into them).
+#[inline(always)]
 unsafe fn finish(acc: __m512, b: usize, w: &[i8], dw: &[f32], x: &[i8], dx: &[f32]) -> f32 {
     if b == dx.len() {
-        return reduce(acc);
+        // SAFETY: the caller's contract.
+        return unsafe { reduce(acc) };
     }
     let mut a = [0f32; 16];
     // SAFETY: `a` holds sixteen values.
@@ -135,13 +230,18 @@ unsafe fn finish(acc: __m512, b: usize, w: &[i8], dw: &[f32], x: &[i8], dx: &[f3
 
 /// [`super::reduce16`] in registers: each step adds the same pairs of lanes (the upper
 /// half onto the lower), so the same bits without the round trip through memory.
-#[inline]
-#[target_feature(enable = "avx512f,avx512dq,avx2")]
-fn reduce(a: __m512) -> f32 {
-    let t = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps::<1>(a));
-    let u = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t));
-    let v = _mm_add_ps(u, _mm_movehl_ps(u, u));
-    _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps::<1>(v, v)))
+///
+/// # Safety
+/// As [`finish`].
+#[inline(always)]
+unsafe fn reduce(a: __m512) -> f32 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let t = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps::<1>(a));
+        let u = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t));
+        let v = _mm_add_ps(u, _mm_movehl_ps(u, u));
+        _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps::<1>(v, v)))
+    }
 }
 
 /// One chunk of the product: every row of `rows` for every token of `x`, in tiles of [`TILE`]
@@ -150,8 +250,8 @@ fn reduce(a: __m512) -> f32 {
 /// the inner loop (a decode step spent 8 % of its time there); the kernel calls are the same.
 ///
 /// # Safety
-/// The CPU has AVX-512 F, BW, DQ and VNNI, AVX2 and FMA; `w.cols == x.cols`.
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
+/// The CPU has AVX-512 F, BW, DQ, VL and VNNI, AVX2 and FMA; `w.cols == x.cols`.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
 pub unsafe fn span(w: &Q8Matrix, x: &Q8Acts, rows: &Rows) {
     // SAFETY: the caller's contract.
     unsafe {
@@ -171,13 +271,14 @@ pub unsafe fn span(w: &Q8Matrix, x: &Q8Acts, rows: &Rows) {
 /// # Safety
 /// As [`span`].
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni,avx2,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
 unsafe fn tiles<const R: usize>(w: &Q8Matrix, x: &Q8Acts, rows: &Rows, mut r: usize) -> usize {
     let (cols, nb) = (w.cols, w.cols / QK);
     // Whole rows of whole blocks (`cols` is a multiple of QK for every Q8Matrix and Q8Acts):
     // what `dot_tokens` reads.
     let wrow = |i: usize| (&w.qs[i * cols..(i + 1) * cols], &w.d[i * nb..(i + 1) * nb]);
     let xrow = |t: usize| (&x.qs[t * cols..(t + 1) * cols], &x.d[t * nb..(t + 1) * nb]);
+    let mut prod = vec![0f32; if x.n > 1 { R * TOKENS * nb } else { 0 }];
     while r + R <= rows.end {
         let ws: [&[i8]; R] = std::array::from_fn(|i| wrow(r + i).0);
         let ds: [&[f32]; R] = std::array::from_fn(|i| wrow(r + i).1);
@@ -188,12 +289,17 @@ unsafe fn tiles<const R: usize>(w: &Q8Matrix, x: &Q8Acts, rows: &Rows, mut r: us
                 ($k:literal) => {{
                     let xs: [&[i8]; $k] = std::array::from_fn(|j| xrow(t + j).0);
                     let xd: [&[f32]; $k] = std::array::from_fn(|j| xrow(t + j).1);
-                    // SAFETY: the caller's CPU; every slice is whole blocks (above).
-                    let out = unsafe { dot_tokens::<R, $k>(ws, ds, xs, xd) };
-                    for (j, values) in out.iter().enumerate() {
-                        for (i, &v) in values.iter().enumerate() {
-                            rows.set(t + j, r + i, v);
+                    // SAFETY: the caller's CPU; every slice is whole blocks (above), and
+                    // `prod` holds R · TOKENS · nb values where there are several tokens.
+                    let out = unsafe {
+                        if $k > 1 {
+                            dot_halves::<R, $k>(ws, ds, xs, xd, &mut prod)
+                        } else {
+                            dot_tokens::<R, $k>(ws, ds, xs, xd)
                         }
+                    };
+                    for (j, values) in out.iter().enumerate() {
+                        rows.set_tile(t + j, r, values);
                     }
                 }};
             }
