@@ -353,6 +353,16 @@ fn a_rewound_cache_equals_a_fresh_prefill() {
     assert_eq!(reused, fresh);
 }
 
+/// Not a check: writes the random-weight model of Qwen2.5-0.5B's shape, all 24 layers
+/// (≈ 380 MB), that docs/BENCHMARKS.md measures against llama.cpp, to the file named by
+/// `CYBERGOV_QWEN_SHAPED` (`cargo test --test it -- --ignored engine::write_qwen`).
+#[test]
+#[ignore = "writes a 380 MB file for the jurors benchmark"]
+fn write_qwen25_05b_shaped_model() {
+    let path = std::env::var_os("CYBERGOV_QWEN_SHAPED").expect("CYBERGOV_QWEN_SHAPED names a file");
+    write_random(std::path::Path::new(&path), 7, &ModelShape::qwen25_05b(24));
+}
+
 #[test]
 fn a_qwen2_shaped_model_runs_through_configuration_alone() {
     let dir = tempfile::tempdir().unwrap();

@@ -29,7 +29,11 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .build()?;
     pool.install(|| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let mut m = Transformer::new(w);
-        let context_ids: Vec<u32> = (0..context as u32).map(|i| 100 + i % 5000).collect();
+        // Within the vocabulary of any model (a random-weight model may have a small one).
+        let vocab = m.config().vocab as u32;
+        let context_ids: Vec<u32> = (0..context as u32)
+            .map(|i| (100 + i % 5000) % vocab)
+            .collect();
         // The prefill of the context, timed too: it is the whole of a juror's prompt work.
         // PREFILL_ROUNDS > 1 repeats it from an empty cache (best and median printed).
         let mut first = Vec::new();

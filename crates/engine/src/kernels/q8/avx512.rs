@@ -278,7 +278,9 @@ unsafe fn tiles<const R: usize>(w: &Q8Matrix, x: &Q8Acts, rows: &Rows, mut r: us
     // what `dot_tokens` reads.
     let wrow = |i: usize| (&w.qs[i * cols..(i + 1) * cols], &w.d[i * nb..(i + 1) * nb]);
     let xrow = |t: usize| (&x.qs[t * cols..(t + 1) * cols], &x.d[t * nb..(t + 1) * nb]);
-    let mut prod = vec![0f32; if x.n > 1 { R * TOKENS * nb } else { 0 }];
+    // A prefill takes the 256-bit form (the multiply units bind it); a few sequences' decode
+    // steps together (memory binds them) the 512-bit one, which reads each weight once.
+    let mut prod = vec![0f32; if x.n > TOKENS { R * TOKENS * nb } else { 0 }];
     while r + R <= rows.end {
         let ws: [&[i8]; R] = std::array::from_fn(|i| wrow(r + i).0);
         let ds: [&[f32]; R] = std::array::from_fn(|i| wrow(r + i).1);
@@ -292,7 +294,7 @@ unsafe fn tiles<const R: usize>(w: &Q8Matrix, x: &Q8Acts, rows: &Rows, mut r: us
                     // SAFETY: the caller's CPU; every slice is whole blocks (above), and
                     // `prod` holds R · TOKENS · nb values where there are several tokens.
                     let out = unsafe {
-                        if $k > 1 {
+                        if $k > 1 && x.n > TOKENS {
                             dot_halves::<R, $k>(ws, ds, xs, xd, &mut prod)
                         } else {
                             dot_tokens::<R, $k>(ws, ds, xs, xd)
