@@ -12,6 +12,8 @@ import resource
 import sys
 import time
 
+import llama_cpp
+import numpy as np
 from llama_cpp import Llama
 
 
@@ -40,7 +42,9 @@ def main():
         llm.n_tokens = context  # rewind to the context, as the example does
         t = time.perf_counter()
         for _ in range(steps):
-            logits = llm.scores[llm.n_tokens - 1]
+            # Without logits_all no scores are kept: the last evaluation's logits (after a
+            # rewind, those of the previous round's last step: the work is the same).
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm.ctx), shape=(vocab,))
             llm.eval([int(logits.argmax())])
         rates.append(steps / (time.perf_counter() - t))
     rates.sort()
