@@ -2,9 +2,10 @@
 
 use super::super::tiles::{Rows, TILE, TOKENS};
 use super::{Q8Acts, Q8Matrix, QK};
+use crate::kernels::ops::prefetch;
 
-/// How far ahead, in rows, the kernel prefetches the weights, and into the second-level cache
-/// rather than the first: more lines can be in flight to L2 than L1 has fill buffers. Measured
+/// How far ahead, in rows, the kernel prefetches the weights ([`prefetch`] asks for the second-
+/// level cache: more lines can be in flight to L2 than L1 has fill buffers). Measured
 /// on a 2-core AMD EPYC (the `decode` example at 1000 tokens, best of 5): 8 rows into L1 gave
 /// 85-91 tok/s, 16 rows into L1 82-85, 8 into L2 109-111, 16 into L2 112-128, 24 or 32 into
 /// L2 106-111, 16 into L3 110-113.
@@ -85,7 +86,7 @@ pub unsafe fn dot_tokens<const R: usize, const T: usize>(
                 // hardware prefetcher to follow: ask for the same place AHEAD rows on (rows
                 // are contiguous; a prefetch past the end reads nothing).
                 let ahead = w[r].as_ptr().wrapping_add(AHEAD * nb * QK + b * QK);
-                _mm_prefetch::<{ _MM_HINT_T1 }>(ahead);
+                prefetch(ahead);
                 let wv = _mm512_loadu_si512(w[r].as_ptr().add(b * QK) as *const _);
                 let wu = _mm512_xor_si512(wv, bias);
                 let sw = scale_pair(dw[r].as_ptr().add(b));
@@ -169,7 +170,7 @@ pub unsafe fn dot_halves<const R: usize, const T: usize>(
                 for r in 0..R {
                     if half == 0 {
                         let ahead = w[r].as_ptr().wrapping_add(AHEAD * nb * QK + b * QK);
-                        _mm_prefetch::<{ _MM_HINT_T1 }>(ahead);
+                        prefetch(ahead);
                     }
                     let wv = _mm256_loadu_si256(w[r].as_ptr().add(b * QK) as *const _);
                     let wu = _mm256_xor_si256(wv, bias);
@@ -186,12 +187,7 @@ pub unsafe fn dot_halves<const R: usize, const T: usize>(
         let mut out = [[0f32; R]; T];
         for j in 0..T {
             for r in 0..R {
-                // reduce16's tree: lane k of the even blocks plus lane k of the odd ones, then
-                // the upper half onto the lower twice, then the last pair.
-                let t = _mm256_add_ps(passes[0][j][r], passes[1][j][r]);
-                let u = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t));
-                let v = _mm_add_ps(u, _mm_movehl_ps(u, u));
-                out[j][r] = _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps::<1>(v, v)));
+                out[j][r] = reduce_halves(passes[0][j][r], passes[1][j][r]);
             }
         }
         out
@@ -236,8 +232,18 @@ unsafe fn finish(acc: __m512, b: usize, w: &[i8], dw: &[f32], x: &[i8], dx: &[f3
 #[inline(always)]
 unsafe fn reduce(a: __m512) -> f32 {
     // SAFETY: the caller's contract.
+    unsafe { reduce_halves(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps::<1>(a)) }
+}
+
+/// [`super::reduce16`] of accumulators `0..8` in `a` and `8..16` in `b`.
+///
+/// # Safety
+/// The CPU has AVX2 (an `inline(always)` helper, as [`finish`]).
+#[inline(always)]
+unsafe fn reduce_halves(a: __m256, b: __m256) -> f32 {
+    // SAFETY: the caller's contract.
     unsafe {
-        let t = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps::<1>(a));
+        let t = _mm256_add_ps(a, b);
         let u = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t));
         let v = _mm_add_ps(u, _mm_movehl_ps(u, u));
         _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps::<1>(v, v)))
