@@ -115,14 +115,25 @@ async fn url_when(c: &Client, done: impl Fn(&str) -> bool) -> String {
 
 /// The text of the element `css`, waiting up to 20 s for it to appear.
 async fn text(c: &Client, css: &str) -> String {
-    c.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+    let started = Instant::now();
+    loop {
+        let found = c
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        match found.text().await {
+            Ok(text) => return text,
+            // A form's submission can replace the page between finding the element and reading
+            // it (the element is then stale): find it again on the page that replaced it.
+            Err(e) if started.elapsed() < Duration::from_secs(20) => {
+                eprintln!("{css}: {e}; looking again");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
 }
 
 /// Types the operators' token into the form `form` and presses its `button`.
