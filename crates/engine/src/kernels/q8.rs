@@ -193,7 +193,8 @@ pub enum Kernel {
     Portable,
     /// AVX2 and FMA (x86_64).
     Avx2,
-    /// AVX-512 F/BW/DQ/VL with VNNI (x86_64); attention uses the AVX2 code.
+    /// AVX-512 F/BW/DQ/VL with VNNI (x86_64); attention uses the AVX2 code, but for the
+    /// values a KV group's heads mix together in a decode step (AVX-512 F).
     Avx512Vnni,
 }
 
