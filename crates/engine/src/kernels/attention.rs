@@ -25,6 +25,11 @@ use super::q8::Kernel;
 use rayon::prelude::*;
 use std::array::from_fn;
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "x86_64")]
+use avx512::{accumulate_avx512, accumulate_queries_avx512};
+
 /// Shapes of one attention call.
 #[derive(Clone, Copy, Debug)]
 pub struct Shape {
@@ -216,6 +221,85 @@ fn weights<const Q: usize>(scores: &mut [&mut [f32]; Q]) -> [f32; Q] {
     total
 }
 
+/// [`weights`] with AVX2, the same bits: the maximum taken lane by lane (a maximum does not
+/// depend on the order; NaN scores are passed over, as by `f32::max`), [`exp`]'s operations
+/// eight at a time in its order and unfused, and the sums in [`sum8`]'s lanes. Scalar, as
+/// before, the softmax took most of a prefill's attention time.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn weights_avx2<const Q: usize>(scores: &mut [&mut [f32]; Q]) -> [f32; Q] {
+    use std::arch::x86_64::*;
+    let mut total = [0f32; Q];
+    for (t, x) in total.iter_mut().zip(scores.iter_mut()) {
+        let whole = x.len() / 8 * 8;
+        let (body, tail) = x.split_at_mut(whole);
+        let mut lanes = [0f32; 8];
+        // SAFETY (the loads and stores): each chunk is eight values of `body`.
+        unsafe {
+            let mut m = _mm256_set1_ps(f32::NEG_INFINITY);
+            for c in body.chunks_exact(8) {
+                // `max_ps` returns its second operand where either is NaN.
+                m = _mm256_max_ps(_mm256_loadu_ps(c.as_ptr()), m);
+            }
+            _mm256_storeu_ps(lanes.as_mut_ptr(), m);
+        }
+        let max = lanes
+            .iter()
+            .chain(tail.iter())
+            .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        // SAFETY: as above.
+        unsafe {
+            let (mv, mut acc) = (_mm256_set1_ps(max), _mm256_setzero_ps());
+            for c in body.chunks_exact_mut(8) {
+                let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(c.as_ptr()), mv));
+                _mm256_storeu_ps(c.as_mut_ptr(), e);
+                acc = _mm256_add_ps(acc, e);
+            }
+            _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
+        }
+        for (l, x) in lanes.iter_mut().zip(tail.iter_mut()) {
+            *x = exp(*x - max);
+            *l += *x;
+        }
+        *t = super::ops::reduce8(&lanes);
+    }
+    total
+}
+
+/// [`exp`] of eight values: its operations, in its order, unfused.
+///
+/// # Safety
+/// The CPU has AVX2 (an `inline(always)` helper of [`weights_avx2`]).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn exp8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+    use super::ops::exp_constants::*;
+    use std::arch::x86_64::*;
+    // SAFETY: the caller's contract.
+    unsafe {
+        let c = |v: f32| _mm256_set1_ps(v);
+        let (mul, add, sub) = (_mm256_mul_ps, _mm256_add_ps, _mm256_sub_ps);
+        // `f32::clamp`: `min_ps` and `max_ps` return their second operand, x, where it is NaN.
+        let x = _mm256_max_ps(c(LOW), _mm256_min_ps(c(HIGH), x));
+        let n = sub(add(mul(x, c(LOG2E)), c(MAGIC)), c(MAGIC));
+        let r = sub(sub(x, mul(n, c(LN2_HI))), mul(n, c(LN2_LO)));
+        let mut p = c(POLY[0]);
+        for &k in &POLY[1..] {
+            p = add(mul(p, r), c(k));
+        }
+        let y = add(add(mul(mul(p, r), r), r), c(1.0));
+        let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+            _mm256_cvttps_epi32(n),
+            _mm256_set1_epi32(127),
+        ));
+        mul(_mm256_castsi256_ps(bits), y)
+    }
+}
+
 /// Divides each query's output by its softmax denominator (as `· (1 / total)`).
 #[inline(always)]
 fn normalise(out: &mut [f32], total: &[f32]) {
@@ -268,7 +352,8 @@ unsafe fn mix_avx2<const Q: usize>(
     off: usize,
     out: &mut [f32],
 ) {
-    let total = weights(&mut scores);
+    // SAFETY: the caller's CPU.
+    let total = unsafe { weights_avx2(&mut scores) };
     let hd = out.len() / Q;
     let e: [&[f32]; Q] = scores.map(|x| &*x);
     debug_assert!(e.iter().all(|x| x.len() == e[0].len()) && hd.is_multiple_of(16));
@@ -328,59 +413,6 @@ unsafe fn accumulate_avx2<const Q: usize, const C: usize>(
                 let at = i * hd + 8 * C * c + 8 * k;
                 // SAFETY: at + 8 ≤ (i + 1) · hd ≤ out.len().
                 unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(at), a) };
-            }
-        }
-    }
-}
-
-/// [`accumulate_avx2`] with AVX-512: sixteen dimensions a register and twice the registers,
-/// so the two to four heads of a KV group hold 64 dimensions each (`16·C`) over all keys —
-/// one pass over the values where AVX2 makes four (a decode step at 1000 tokens of context
-/// spent an eighth of its time mixing values). Each lane does the same fused multiply-adds in
-/// key order, so the same bits.
-///
-/// # Safety
-/// As [`mix_avx2`], and the CPU has AVX-512 F; `hd` is a multiple of `16·C`.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx512f,avx2,fma,f16c")]
-unsafe fn accumulate_avx512<const Q: usize, const C: usize>(
-    e: [&[f32]; Q],
-    v: &[u16],
-    off: usize,
-    out: &mut [f32],
-) {
-    use std::arch::x86_64::*;
-    let hd = out.len() / Q;
-    let len = e[0].len();
-    for c in 0..hd / (16 * C) {
-        let mut acc = [[_mm512_setzero_ps(); C]; Q];
-        for p in 0..len {
-            let start = off + p * hd + 16 * C * c;
-            // A cache line holds 32 values: ask for each line of this pass's values AHEAD
-            // keys on.
-            for line in 0..C.div_ceil(2) {
-                prefetch(v.as_ptr().wrapping_add(start + AHEAD * hd + 32 * line));
-            }
-            // SAFETY: key p < len, dimensions below hd: inside `v` by the caller's contract.
-            let vp: [__m512; C] = from_fn(|k| unsafe {
-                _mm512_cvtph_ps(_mm256_loadu_si256(
-                    v.as_ptr().add(start + 16 * k) as *const __m256i
-                ))
-            });
-            for i in 0..Q {
-                // SAFETY: p < len, the length of every row of `e`.
-                let w = _mm512_set1_ps(unsafe { *e[i].get_unchecked(p) });
-                for k in 0..C {
-                    acc[i][k] = _mm512_fmadd_ps(w, vp[k], acc[i][k]);
-                }
-            }
-        }
-        for (i, acc) in acc.iter().enumerate() {
-            for (k, &a) in acc.iter().enumerate() {
-                let at = i * hd + 16 * C * c + 16 * k;
-                // SAFETY: at + 16 ≤ (i + 1) · hd ≤ out.len().
-                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(at), a) };
             }
         }
     }
@@ -449,6 +481,28 @@ fn block<const Q: usize>(
             out,
         );
     } else {
+        #[cfg(target_arch = "x86_64")]
+        if kernel == Kernel::Avx512Vnni && Q.is_multiple_of(4) && hd.is_multiple_of(64) {
+            // A prefill block of one head: four queries at a time share each value load.
+            let ranges: [(usize, usize); Q] = from_fn(range);
+            let base = value_index(g, 0, 0, hd, kv.cap);
+            let groups = sc.chunks_exact_mut(4).zip(ranges.chunks_exact(4));
+            for ((sc, ranges), out) in groups.zip(out.chunks_exact_mut(4 * hd)) {
+                let ranges: [(usize, usize); 4] = from_fn(|i| ranges[i]);
+                let mut total = [0f32; 4];
+                for ((t, e), &(first, len)) in total.iter_mut().zip(sc.iter_mut()).zip(&ranges) {
+                    // SAFETY: the kernel's CPU has AVX2.
+                    *t = unsafe { weights_avx2(&mut [&mut e[first..len]]) }[0];
+                }
+                let e: [&[f32]; 4] = from_fn(|i| &sc[i][..]);
+                // SAFETY: the kernel's CPU has AVX-512 F, AVX2, FMA and F16C; `causal` checked
+                // that `v` holds every KV head's `cap ≥ len` positions; each score row holds
+                // its query's keys; hd is a multiple of 64.
+                unsafe { accumulate_queries_avx512(e, ranges, kv.v, base, out) };
+                normalise(out, &total);
+            }
+            return;
+        }
         for (i, (scores, o)) in sc.iter_mut().zip(out.chunks_exact_mut(hd)).enumerate() {
             let (first, len) = range(i);
             let off = value_index(g, 0, first, hd, kv.cap);

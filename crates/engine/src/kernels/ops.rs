@@ -58,20 +58,39 @@ pub fn reduce8(a: &[f32; 8]) -> f32 {
 /// same everywhere and vectorises; `x` is clamped to [-87, 88].
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = x.clamp(-87.0, 88.0);
-    // Round to nearest by the 1.5·2²³ trick: two additions, no library call, vectorises.
-    const MAGIC: f32 = 12_582_912.0;
+    use exp_constants::*;
+    let x = x.clamp(LOW, HIGH);
     let n = (x * LOG2E + MAGIC) - MAGIC;
     let r = x - n * LN2_HI - n * LN2_LO;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 5.000_000_1e-1;
+    let p = ((((POLY[0] * r + POLY[1]) * r + POLY[2]) * r + POLY[3]) * r + POLY[4]) * r + POLY[5];
     let y = p * r * r + r + 1.0;
     f32::from_bits(((n as i32 + 127) as u32) << 23) * y
+}
+
+/// [`exp`]'s constants, shared with the attention's vector form of it.
+#[allow(clippy::excessive_precision)] // Cephes' coefficients, as published
+pub mod exp_constants {
+    /// The clamp.
+    pub const LOW: f32 = -87.0;
+    /// The clamp.
+    pub const HIGH: f32 = 88.0;
+    /// log₂ e.
+    pub const LOG2E: f32 = std::f32::consts::LOG2_E;
+    /// ln 2 in two parts, for an exact `x − n·ln 2`.
+    pub const LN2_HI: f32 = 0.693_359_4;
+    /// The rest of ln 2.
+    pub const LN2_LO: f32 = -2.121_944_4e-4;
+    /// Round to nearest by the 1.5·2²³ trick: two additions, no library call, vectorises.
+    pub const MAGIC: f32 = 12_582_912.0;
+    /// The polynomial's coefficients, highest degree first.
+    pub const POLY: [f32; 6] = [
+        1.987_569_1e-4,
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        5.000_000_1e-1,
+    ];
 }
 
 /// RMS normalisation of one row: `x · w / sqrt(mean(x²) + eps)`.
