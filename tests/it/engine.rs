@@ -135,16 +135,21 @@ fn random_cache(s: Shape, len: usize, seed: u64) -> (Vec<u16>, Vec<u16>, usize) 
     (k_t, v_h, cap)
 }
 
+/// Every vector kernel this CPU can run (AVX-512 implies AVX2 here).
+fn kernels_here() -> &'static [Kernel] {
+    match q8::detected() {
+        Kernel::Portable => &[],
+        Kernel::Avx2 => &[Kernel::Avx2],
+        Kernel::Avx512Vnni => &[Kernel::Avx2, Kernel::Avx512Vnni],
+    }
+}
+
 #[test]
 fn attention_kernels_agree_to_the_bit() {
     // Decode steps (one query; KV groups of 3 and 4 read together: with AVX-512 in one pass
     // of 64 dimensions, in four, or 16 at a time), prefills of a few and of more than a block
     // of queries, with and without a window and soft-capping; every kernel this CPU runs.
-    let available: &[Kernel] = match q8::detected() {
-        Kernel::Portable => &[],
-        Kernel::Avx2 => &[Kernel::Avx2],
-        Kernel::Avx512Vnni => &[Kernel::Avx2, Kernel::Avx512Vnni],
-    };
+    let available = kernels_here();
     for (heads, kv_heads, hd) in [(9, 3, 64), (8, 2, 16), (4, 4, 32), (4, 1, 256)] {
         for (p0, n) in [(0, 1), (37, 1), (200, 1), (5, 3), (13, 19)] {
             // A window of 5 leaves the eight queries of a prefill block no key in common.
@@ -256,11 +261,7 @@ fn q8_kernels_agree(rows: usize, cols: usize, n: usize) {
         q8::detected()
     );
     // Every kernel this CPU can run (AVX-512 implies AVX2 here) gives the definition's bits.
-    let available: &[Kernel] = match q8::detected() {
-        Kernel::Portable => &[],
-        Kernel::Avx2 => &[Kernel::Avx2],
-        Kernel::Avx512Vnni => &[Kernel::Avx2, Kernel::Avx512Vnni],
-    };
+    let available = kernels_here();
     for &k in available {
         let mut out = vec![0f32; n * rows];
         q8::matmul_with(k, &w, &acts, &mut out);

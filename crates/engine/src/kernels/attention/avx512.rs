@@ -35,17 +35,12 @@ pub(super) unsafe fn accumulate_avx512<const Q: usize, const C: usize>(
             for line in 0..C.div_ceil(2) {
                 prefetch(v.as_ptr().wrapping_add(start + AHEAD * hd + 32 * line));
             }
-            // SAFETY: key p < len, dimensions below hd: inside `v` by the caller's contract.
-            let vp: [__m512; C] = from_fn(|k| unsafe {
-                _mm512_cvtph_ps(_mm256_loadu_si256(
-                    v.as_ptr().add(start + 16 * k) as *const __m256i
-                ))
-            });
-            for i in 0..Q {
-                // SAFETY: p < len, the length of every row of `e`.
-                let w = _mm512_set1_ps(unsafe { *e[i].get_unchecked(p) });
-                for k in 0..C {
-                    acc[i][k] = _mm512_fmadd_ps(w, vp[k], acc[i][k]);
+            // SAFETY: key p < len, dimensions below hd: inside `v` and every row of `e` by the
+            // caller's contract.
+            unsafe {
+                let vp = values::<C>(v, start);
+                for (acc, e) in acc.iter_mut().zip(&e) {
+                    add(acc, *e.get_unchecked(p), vp);
                 }
             }
         }
@@ -95,13 +90,13 @@ pub(super) unsafe fn accumulate_queries_avx512(
         for (i, &(first, len)) in ranges.iter().enumerate() {
             let head = first..from.min(len);
             for (p, &w) in head.clone().zip(&e[i][head]) {
-                unsafe { add(&mut acc[i], w, values(v, at(p))) };
+                unsafe { add(&mut acc[i], w, values::<4>(v, at(p))) };
             }
         }
         for p in from..to {
             prefetch(v.as_ptr().wrapping_add(at(p + AHEAD)));
             prefetch(v.as_ptr().wrapping_add(at(p + AHEAD) + 32));
-            let vp = unsafe { values(v, at(p)) };
+            let vp = unsafe { values::<4>(v, at(p)) };
             for (acc, e) in acc.iter_mut().zip(&e) {
                 unsafe { add(acc, *e.get_unchecked(p), vp) };
             }
@@ -109,7 +104,7 @@ pub(super) unsafe fn accumulate_queries_avx512(
         for (i, &(_, len)) in ranges.iter().enumerate() {
             let tail = to.min(len)..len;
             for (p, &w) in tail.clone().zip(&e[i][tail]) {
-                unsafe { add(&mut acc[i], w, values(v, at(p))) };
+                unsafe { add(&mut acc[i], w, values::<4>(v, at(p))) };
             }
         }
         for (i, acc) in acc.iter().enumerate() {
@@ -121,13 +116,13 @@ pub(super) unsafe fn accumulate_queries_avx512(
     }
 }
 
-/// Sixty-four values from `v[at..]`, widened.
+/// `16·C` values from `v[at..]`, widened.
 ///
 /// # Safety
-/// The CPU has AVX-512 F (an `inline(always)` helper of the kernel above); 64 values from
+/// The CPU has AVX-512 F (an `inline(always)` helper of the kernels above); `16·C` values from
 /// `at` are inside `v`.
 #[inline(always)]
-unsafe fn values(v: &[u16], at: usize) -> [__m512; 4] {
+unsafe fn values<const C: usize>(v: &[u16], at: usize) -> [__m512; C] {
     // SAFETY: the caller's contract.
     from_fn(|k| unsafe {
         _mm512_cvtph_ps(_mm256_loadu_si256(
@@ -141,7 +136,7 @@ unsafe fn values(v: &[u16], at: usize) -> [__m512; 4] {
 /// # Safety
 /// As [`values`].
 #[inline(always)]
-unsafe fn add(acc: &mut [__m512; 4], w: f32, vp: [__m512; 4]) {
+unsafe fn add<const C: usize>(acc: &mut [__m512; C], w: f32, vp: [__m512; C]) {
     // SAFETY: the caller's contract.
     unsafe {
         let w = _mm512_set1_ps(w);
