@@ -12,14 +12,10 @@
 
 pub use super::acts::{Q8Acts, quantize_row};
 use super::half::f16_to_f32;
-use super::tiles::{Group, Placement, TILE, drive, spans};
+use super::tiles::{Placement, TILE, drive, per_token, spans};
 
 /// Elements per block.
 pub const QK: usize = 32;
-
-/// How far ahead, in rows, the multi-token kernels prefetch the weights: a decode step streams
-/// every weight once, in rows too short for the hardware prefetcher to follow.
-const PREFETCH_ROWS: usize = 8;
 
 /// A row-major Q8_0 matrix: `rows` × `cols`, `cols` a multiple of [`QK`].
 #[derive(Clone, Debug, Default)]
@@ -226,45 +222,6 @@ pub fn detected() -> Kernel {
     Kernel::Portable
 }
 
-/// `group[..k]`: the rows `w` of tokens `x(0)..x(k)`, several tokens per kernel call where
-/// the kernel has such a form.
-#[inline(always)]
-fn dot_group<'a>(
-    kernel: Kernel,
-    w: [&[i8]; TILE],
-    dw: [&[f32]; TILE],
-    x: impl Fn(usize) -> (&'a [i8], &'a [f32]),
-    k: usize,
-    group: &mut Group,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx2 && k > 1 {
-        // Sixteen 256-bit registers hold the accumulators of two tokens of a tile, not more.
-        let mut j = 0;
-        while j + 2 <= k {
-            let (x0, d0) = x(j);
-            let (x1, d1) = x(j + 1);
-            let nb = d0.len();
-            assert!(x0.len() >= nb * QK && x1.len() >= nb * QK && d1.len() == nb);
-            assert!((0..TILE).all(|r| w[r].len() >= nb * QK && dw[r].len() >= nb));
-            // SAFETY: `Avx2` is chosen only when the CPU has AVX2 and FMA (`matmul_at`
-            // checked the kernel); every slice holds whole blocks (above).
-            let out = unsafe { avx2::dot_tokens::<TILE, 2>(w, dw, [x0, x1], [d0, d1]) };
-            group[j..j + 2].copy_from_slice(&out);
-            j += 2;
-        }
-        if j < k {
-            let (xs, xd) = x(j);
-            group[j] = dot_rows(kernel, w, dw, xs, xd);
-        }
-        return;
-    }
-    for (j, o) in group.iter_mut().take(k).enumerate() {
-        let (xs, xd) = x(j);
-        *o = dot_rows(kernel, w, dw, xs, xd);
-    }
-}
-
 #[inline(always)]
 fn dot_rows<const R: usize>(
     kernel: Kernel,
@@ -279,10 +236,6 @@ fn dot_rows<const R: usize>(
     let nb = dx.len();
     assert!(x.len() >= nb * QK && (0..R).all(|r| w[r].len() >= nb * QK && dw[r].len() >= nb));
     match kernel {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Avx2` is only chosen when the CPU has AVX2 and FMA; slices are whole blocks
-        // (checked above).
-        Kernel::Avx2 => unsafe { avx2::dot_rows(w, dw, x, dx) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: chosen only when the CPU has AVX-512 F/BW/DQ/VNNI, AVX2 and FMA; slices are
         // whole blocks (checked above).
@@ -323,13 +276,22 @@ pub fn matmul_at(kernel: Kernel, w: &Q8Matrix, x: &Q8Acts, out: &mut [f32], at: 
     check_kernel(kernel);
     assert_eq!(w.cols, x.cols);
     #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx512Vnni {
-        // SAFETY: `check_kernel` passed, so the CPU has what the kernel needs; the columns
-        // agree (above).
-        spans(w.rows, x.n, at, out, |rows| unsafe {
-            avx512::span(w, x, rows)
-        });
-        return;
+    match kernel {
+        // SAFETY (both): `check_kernel` passed, so the CPU has what the kernel needs; the
+        // columns agree (above).
+        Kernel::Avx512Vnni => {
+            spans(w.rows, x.n, at, out, |rows| unsafe {
+                avx512::span(w, x, rows)
+            });
+            return;
+        }
+        Kernel::Avx2 => {
+            spans(w.rows, x.n, at, out, |rows| unsafe {
+                avx2::span(w, x, rows)
+            });
+            return;
+        }
+        Kernel::Portable => {}
     }
     let (cols, nb) = (w.cols, w.cols / QK);
     let wrow = |i: usize| &w.qs[i * cols..(i + 1) * cols];
@@ -340,11 +302,12 @@ pub fn matmul_at(kernel: Kernel, w: &Q8Matrix, x: &Q8Acts, out: &mut [f32], at: 
         x.n,
         at,
         out,
-        |r, t, k, group| {
+        per_token(|r, t| {
+            let (xs, xd) = xrow(t);
             let ws: [&[i8]; TILE] = std::array::from_fn(|i| wrow(r + i));
             let ds: [&[f32]; TILE] = std::array::from_fn(|i| drow(r + i));
-            dot_group(kernel, ws, ds, |j| xrow(t + j), k, group);
-        },
+            dot_rows(kernel, ws, ds, xs, xd)
+        }),
         |r, t| {
             let (xs, xd) = xrow(t);
             dot_rows(kernel, [wrow(r)], [drow(r)], xs, xd)[0]

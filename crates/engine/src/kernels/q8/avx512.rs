@@ -1,6 +1,7 @@
 //! The Q8_0 product with AVX-512 VNNI.
 
-use super::super::tiles::{Rows, TILE, TOKENS};
+use super::super::tiles::{Rows, TILE, TOKENS, rows_of};
+use super::avx2::reduce_halves;
 use super::{Q8Acts, Q8Matrix, QK};
 use crate::kernels::ops::prefetch;
 
@@ -235,21 +236,6 @@ unsafe fn reduce(a: __m512) -> f32 {
     unsafe { reduce_halves(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps::<1>(a)) }
 }
 
-/// [`super::reduce16`] of accumulators `0..8` in `a` and `8..16` in `b`.
-///
-/// # Safety
-/// The CPU has AVX2 (an `inline(always)` helper, as [`finish`]).
-#[inline(always)]
-unsafe fn reduce_halves(a: __m256, b: __m256) -> f32 {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let t = _mm256_add_ps(a, b);
-        let u = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t));
-        let v = _mm_add_ps(u, _mm_movehl_ps(u, u));
-        _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps::<1>(v, v)))
-    }
-}
-
 /// One chunk of the product: every row of `rows` for every token of `x`, in tiles of [`TILE`]
 /// rows by groups of up to [`TOKENS`] tokens, written straight into the output. One call per
 /// chunk rather than per tile keeps the slicing and the copies of a generic tile loop out of
@@ -320,17 +306,4 @@ unsafe fn tiles<const R: usize>(w: &Q8Matrix, x: &Q8Acts, rows: &Rows, mut r: us
         r += R;
     }
     r
-}
-
-/// Rows `first..first + N` of `len` values each of the row-major `v`, sliced in a loop that
-/// inlines into the kernel: per-row closures through `array::from_fn` were left as calls and
-/// took 8 % of a decode step.
-#[inline(always)]
-fn rows_of<T, const N: usize>(v: &[T], first: usize, len: usize) -> [&[T]; N] {
-    let all = &v[first * len..(first + N) * len];
-    let mut out = [&all[..0]; N];
-    for (i, row) in out.iter_mut().enumerate() {
-        *row = &all[i * len..(i + 1) * len];
-    }
-    out
 }
