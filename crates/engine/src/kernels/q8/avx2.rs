@@ -145,55 +145,77 @@ pub(super) unsafe fn reduce_halves(a: __m256, b: __m256) -> f32 {
 pub unsafe fn span(w: &Q8Matrix, x: &Q8Acts, rows: &Rows) {
     // SAFETY: the caller's contract.
     unsafe {
-        let mut r = rows.start;
-        if x.n == 1 {
-            // One token: tiles of two rows. Measured against four and eight (the `decode`
-            // example at 1000 tokens on a 2-core AMD EPYC without AVX-512, medians of 7
-            // rounds, alternating): 8 rows 62-64 tok/s, 4 rows 75-81, 2 rows 82-90. Fewer
-            // rows are fewer streams in flight at once for the prefetchers to follow.
-            r = tiles::<2>(w, x, rows, r);
-        }
-        r = tiles::<TILE>(w, x, rows, r);
-        tiles::<1>(w, x, rows, r);
+        // A decode step (one token, or a few sequences' tokens batched together) reads every
+        // weight once for all its tokens: tiles of two rows. Measured against four and eight
+        // (the `decode` example at 1000 tokens on a 2-core AMD EPYC without AVX-512, medians
+        // of 7 rounds, alternating): 8 rows 62-64 tok/s, 4 rows 75-81, 2 rows 82-90. Fewer
+        // rows are fewer streams in flight at once for the prefetchers to follow.
+        let r = match x.n {
+            1 => tiles::<2, 1>(w, x, rows, rows.start),
+            2 => tiles::<2, 2>(w, x, rows, rows.start),
+            3 => tiles::<2, 3>(w, x, rows, rows.start),
+            // A prefill: four rows by two tokens, each weight block reused for both (the
+            // multiply units bind it; other shapes measured the same).
+            _ => tiles::<TILE, PAIR>(w, x, rows, rows.start),
+        };
+        match x.n {
+            1 => tiles::<1, 1>(w, x, rows, r),
+            2 => tiles::<1, 2>(w, x, rows, r),
+            3 => tiles::<1, 3>(w, x, rows, r),
+            _ => tiles::<1, PAIR>(w, x, rows, r),
+        };
     }
 }
 
-/// [`span`] from row `r` on, in tiles of `R` rows while whole tiles remain; returns the first
-/// row not done.
+/// [`span`] from row `r` on, in tiles of `R` rows while whole tiles remain, `T` tokens at a
+/// time (the last few one by one); returns the first row not done.
 ///
 /// # Safety
 /// As [`span`].
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tiles<const R: usize>(w: &Q8Matrix, x: &Q8Acts, rows: &Rows, mut r: usize) -> usize {
+unsafe fn tiles<const R: usize, const T: usize>(
+    w: &Q8Matrix,
+    x: &Q8Acts,
+    rows: &Rows,
+    mut r: usize,
+) -> usize {
     // Whole rows of whole blocks (`cols` is a multiple of QK for every Q8Matrix and Q8Acts):
     // what `dot_tokens` reads.
     let (cols, nb) = (w.cols, w.cols / QK);
-    let mut prod = vec![0f32; R * PAIR * nb];
-    while r + R <= rows.end {
-        let ws = rows_of::<_, R>(&w.qs, r, cols);
-        let ds = rows_of::<_, R>(&w.d, r, nb);
-        let mut t = 0;
-        while t < x.n {
-            // SAFETY (both calls): the caller's CPU; every slice is whole blocks (above), and
-            // `prod` holds R · PAIR · nb values.
-            if t + PAIR <= x.n {
-                let xs = rows_of::<_, PAIR>(&x.qs, t, cols);
-                let xd = rows_of::<_, PAIR>(&x.d, t, nb);
-                let out = unsafe { dot_tokens::<R, PAIR>(ws, ds, xs, xd, &mut prod) };
-                for (j, values) in out.iter().enumerate() {
-                    rows.set_tile(t + j, r, values);
+    PRODUCTS.with_borrow_mut(|prod| {
+        // A buffer per thread, not per call: a decode step makes thousands of these calls.
+        prod.resize(prod.len().max(R * T * nb), 0.0);
+        while r + R <= rows.end {
+            let ws = rows_of::<_, R>(&w.qs, r, cols);
+            let ds = rows_of::<_, R>(&w.d, r, nb);
+            let mut t = 0;
+            while t < x.n {
+                // SAFETY (both calls): the caller's CPU; every slice is whole blocks (above),
+                // and `prod` holds at least R · T · nb values.
+                if t + T <= x.n {
+                    let xs = rows_of::<_, T>(&x.qs, t, cols);
+                    let xd = rows_of::<_, T>(&x.d, t, nb);
+                    let out = unsafe { dot_tokens::<R, T>(ws, ds, xs, xd, prod) };
+                    for (j, values) in out.iter().enumerate() {
+                        rows.set_tile(t + j, r, values);
+                    }
+                    t += T;
+                } else {
+                    let xs = rows_of::<_, 1>(&x.qs, t, cols);
+                    let xd = rows_of::<_, 1>(&x.d, t, nb);
+                    let out = unsafe { dot_tokens::<R, 1>(ws, ds, xs, xd, prod) };
+                    rows.set_tile(t, r, &out[0]);
+                    t += 1;
                 }
-                t += PAIR;
-            } else {
-                let xs = rows_of::<_, 1>(&x.qs, t, cols);
-                let xd = rows_of::<_, 1>(&x.d, t, nb);
-                let out = unsafe { dot_tokens::<R, 1>(ws, ds, xs, xd, &mut prod) };
-                rows.set_tile(t, r, &out[0]);
-                t += 1;
             }
+            r += R;
         }
-        r += R;
-    }
-    r
+        r
+    })
+}
+
+thread_local! {
+    /// [`dot_tokens`]'s table of scale products, kept by each thread between calls.
+    static PRODUCTS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
