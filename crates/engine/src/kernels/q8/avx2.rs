@@ -74,13 +74,7 @@ unsafe fn dot_tokens<const R: usize, const T: usize>(
             }
             *pass = acc;
         }
-        let mut out = [[0f32; R]; T];
-        for j in 0..T {
-            for r in 0..R {
-                out[j][r] = reduce_halves(passes[0][j][r], passes[1][j][r]);
-            }
-        }
-        out
+        reduce_passes(&passes)
     }
 }
 
@@ -133,6 +127,25 @@ pub(super) unsafe fn reduce_halves(a: __m256, b: __m256) -> f32 {
         let v = _mm_add_ps(u, _mm_movehl_ps(u, u));
         _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps::<1>(v, v)))
     }
+}
+
+/// Every output of a two-pass kernel: accumulators `0..8` from the even pass, `8..16` from the
+/// odd one, reduced by [`reduce_halves`].
+///
+/// # Safety
+/// As [`reduce_halves`].
+#[inline(always)]
+pub(super) unsafe fn reduce_passes<const R: usize, const T: usize>(
+    passes: &[[[__m256; R]; T]; 2],
+) -> [[f32; R]; T] {
+    let mut out = [[0f32; R]; T];
+    for j in 0..T {
+        for r in 0..R {
+            // SAFETY: the caller's contract.
+            out[j][r] = unsafe { reduce_halves(passes[0][j][r], passes[1][j][r]) };
+        }
+    }
+    out
 }
 
 /// One chunk of the product: every row of `rows` for every token of `x`, in tiles of rows by

@@ -1,7 +1,7 @@
 //! The Q8_0 product with AVX-512 VNNI.
 
 use super::super::tiles::{Rows, TILE, TOKENS, rows_of};
-use super::avx2::reduce_halves;
+use super::avx2::{reduce_halves, reduce_passes};
 use super::{Q8Acts, Q8Matrix, QK};
 use crate::kernels::ops::prefetch;
 
@@ -185,13 +185,7 @@ pub unsafe fn dot_halves<const R: usize, const T: usize>(
             }
             *pass = acc;
         }
-        let mut out = [[0f32; R]; T];
-        for j in 0..T {
-            for r in 0..R {
-                out[j][r] = reduce_halves(passes[0][j][r], passes[1][j][r]);
-            }
-        }
-        out
+        reduce_passes(&passes)
     }
 }
 
