@@ -59,4 +59,6 @@ cargo clippy --locked --all-targets -- -D warnings
 
 echo "== tests"
 # CI=true makes insta refuse to write snapshots, so a changed output fails instead of passing.
-cargo test --locked --all-targets
+# Without backtraces a failure ends with its panic message and location, which is the part a CI
+# summary (head and tail of the log) keeps; run the failing test alone for its backtrace.
+RUST_BACKTRACE=0 cargo test --locked --all-targets
