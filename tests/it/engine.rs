@@ -266,6 +266,16 @@ fn q8_kernels_agree(rows: usize, cols: usize, n: usize) {
         let mut out = vec![0f32; n * rows];
         q8::matmul_with(k, &w, &acts, &mut out);
         assert_eq!(portable, out, "kernel {k:?}, {cols} columns");
+        // Both forms of the AVX-512 prefill, whichever this CPU's cores run faster.
+        for steps in [q8::PrefillSteps::Wide, q8::PrefillSteps::Halves] {
+            let mut out = vec![0f32; n * rows];
+            let at = cybergov::magi::candle::kernels::tiles::Placement {
+                stride: rows,
+                offset: 0,
+            };
+            q8::matmul_steps(k, steps, &w, &acts, &mut out, at);
+            assert_eq!(portable, out, "kernel {k:?} with {steps:?}, {cols} columns");
+        }
     }
     // Groups of two and three tokens (the kernels take up to four at once) too.
     for k in [2, 3] {

@@ -222,6 +222,51 @@ pub fn detected() -> Kernel {
     Kernel::Portable
 }
 
+/// How the AVX-512 kernel steps through a prefill's blocks; the same bits either way (each
+/// form has the definition's operations in its order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrefillSteps {
+    /// Two blocks per 512-bit step, their scale products one vector product per row and
+    /// token: four vector operations per two blocks.
+    Wide,
+    /// One block per 256-bit step, its scale product broadcast from a table: three
+    /// operations per block, but each one half as wide.
+    Halves,
+}
+
+/// The prefill form for this CPU. Zen 4 (AMD family 19h) runs a 512-bit operation as two
+/// 256-bit halves, so there the narrower form with fewer operations is faster; cores with
+/// whole 512-bit units (Zen 5, Intel) do the wide form's two blocks per operation. Measured
+/// with the `decode` example's prefill of 957 tokens, 2 threads: on Zen 4 (session of
+/// `a253181`) the halves were the faster form; on Zen 5 (AMD family 1Ah) the wide form gave
+/// 758-1172 tok/s against 579-838 for the halves (docs/BENCHMARKS.md).
+pub fn prefill_steps() -> PrefillSteps {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static S: std::sync::OnceLock<PrefillSteps> = std::sync::OnceLock::new();
+        *S.get_or_init(|| {
+            use std::arch::x86_64::__cpuid;
+            // Leaves 0 (the vendor) and 1 (the family) exist on every x86_64 CPU.
+            let (vendor, signature) = (__cpuid(0), __cpuid(1).eax);
+            let amd =
+                (vendor.ebx, vendor.edx, vendor.ecx) == (0x6874_7541, 0x6974_6e65, 0x444d_4163);
+            let base = (signature >> 8) & 0xf;
+            let family = if base == 0xf {
+                base + ((signature >> 20) & 0xff)
+            } else {
+                base
+            };
+            if amd && family == 0x19 {
+                PrefillSteps::Halves
+            } else {
+                PrefillSteps::Wide
+            }
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    PrefillSteps::Wide
+}
+
 #[inline(always)]
 fn dot_rows<const R: usize>(
     kernel: Kernel,
@@ -273,6 +318,19 @@ pub fn check_kernel(kernel: Kernel) {
 
 /// [`matmul_with`] writing at `at` in a wider output (a part of a stacked projection).
 pub fn matmul_at(kernel: Kernel, w: &Q8Matrix, x: &Q8Acts, out: &mut [f32], at: Placement) {
+    matmul_steps(kernel, prefill_steps(), w, x, out, at);
+}
+
+/// [`matmul_at`] with a chosen form of the AVX-512 prefill (tests compare them; the other
+/// kernels have one form).
+pub fn matmul_steps(
+    kernel: Kernel,
+    steps: PrefillSteps,
+    w: &Q8Matrix,
+    x: &Q8Acts,
+    out: &mut [f32],
+    at: Placement,
+) {
     check_kernel(kernel);
     assert_eq!(w.cols, x.cols);
     #[cfg(target_arch = "x86_64")]
@@ -281,7 +339,7 @@ pub fn matmul_at(kernel: Kernel, w: &Q8Matrix, x: &Q8Acts, out: &mut [f32], at: 
         // columns agree (above).
         Kernel::Avx512Vnni => {
             spans(w.rows, x.n, at, out, |rows| unsafe {
-                avx512::span(w, x, rows)
+                avx512::span(w, x, rows, steps)
             });
             return;
         }

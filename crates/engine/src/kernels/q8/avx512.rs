@@ -2,7 +2,7 @@
 
 use super::super::tiles::{Rows, TILE, TOKENS, rows_of};
 use super::avx2::{reduce_halves, reduce_passes};
-use super::{Q8Acts, Q8Matrix, QK};
+use super::{PrefillSteps, Q8Acts, Q8Matrix, QK};
 use crate::kernels::ops::prefetch;
 
 /// How far ahead, in rows, the kernel prefetches the weights ([`prefetch`] asks for the second-
@@ -238,16 +238,19 @@ unsafe fn reduce(a: __m512) -> f32 {
 /// # Safety
 /// The CPU has AVX-512 F, BW, DQ, VL and VNNI, AVX2 and FMA; `w.cols == x.cols`.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
-pub unsafe fn span(w: &Q8Matrix, x: &Q8Acts, rows: &Rows) {
+pub unsafe fn span(w: &Q8Matrix, x: &Q8Acts, rows: &Rows, steps: PrefillSteps) {
+    // A prefill's token groups in the form this CPU runs faster; a few sequences' decode
+    // steps together (memory binds them) always the 512-bit one, which reads each weight once.
+    let halves = x.n > TOKENS && steps == PrefillSteps::Halves;
     // SAFETY: the caller's contract.
     unsafe {
         let mut r = rows.start;
         if x.n == 1 {
             // One token: twice the rows per tile put more weight loads in flight at once.
-            r = tiles::<{ 2 * TILE }>(w, x, rows, r);
+            r = tiles::<{ 2 * TILE }>(w, x, rows, r, halves);
         }
-        r = tiles::<TILE>(w, x, rows, r);
-        tiles::<1>(w, x, rows, r);
+        r = tiles::<TILE>(w, x, rows, r, halves);
+        tiles::<1>(w, x, rows, r, halves);
     }
 }
 
@@ -258,13 +261,17 @@ pub unsafe fn span(w: &Q8Matrix, x: &Q8Acts, rows: &Rows) {
 /// As [`span`].
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
-unsafe fn tiles<const R: usize>(w: &Q8Matrix, x: &Q8Acts, rows: &Rows, mut r: usize) -> usize {
+unsafe fn tiles<const R: usize>(
+    w: &Q8Matrix,
+    x: &Q8Acts,
+    rows: &Rows,
+    mut r: usize,
+    halves: bool,
+) -> usize {
     // Whole rows of whole blocks (`cols` is a multiple of QK for every Q8Matrix and Q8Acts):
     // what `dot_tokens` reads.
     let (cols, nb) = (w.cols, w.cols / QK);
-    // A prefill takes the 256-bit form (the multiply units bind it); a few sequences' decode
-    // steps together (memory binds them) the 512-bit one, which reads each weight once.
-    let mut prod = vec![0f32; if x.n > TOKENS { R * TOKENS * nb } else { 0 }];
+    let mut prod = vec![0f32; if halves { R * TOKENS * nb } else { 0 }];
     while r + R <= rows.end {
         let ws = rows_of::<_, R>(&w.qs, r, cols);
         let ds = rows_of::<_, R>(&w.d, r, nb);
@@ -278,7 +285,7 @@ unsafe fn tiles<const R: usize>(w: &Q8Matrix, x: &Q8Acts, rows: &Rows, mut r: us
                     // SAFETY: the caller's CPU; every slice is whole blocks (above), and
                     // `prod` holds R · TOKENS · nb values where there are several tokens.
                     let out = unsafe {
-                        if $k > 1 && x.n > TOKENS {
+                        if $k > 1 && halves {
                             dot_halves::<R, $k>(ws, ds, xs, xd, &mut prod)
                         } else {
                             dot_tokens::<R, $k>(ws, ds, xs, xd)
