@@ -236,10 +236,11 @@ pub enum PrefillSteps {
 
 /// The prefill form for this CPU. Zen 4 (AMD family 19h) runs a 512-bit operation as two
 /// 256-bit halves, so there the narrower form with fewer operations is faster; cores with
-/// whole 512-bit units (Zen 5, Intel) do the wide form's two blocks per operation. Measured
-/// with the `decode` example's prefill of 957 tokens, 2 threads: on Zen 4 (session of
-/// `a253181`) the halves were the faster form; on Zen 5 (AMD family 1Ah) the wide form gave
-/// 758-1172 tok/s against 579-838 for the halves (docs/BENCHMARKS.md).
+/// whole 512-bit units do the wide form's two blocks per operation. Measured with the `decode`
+/// example's prefill of 957 tokens, 2 threads: on Zen 5 (AMD family 1Ah) the wide form gave
+/// 739-1108 tok/s (medians) against 690-731 for the halves; on the earlier AVX-512 AMD
+/// machine of commit `fc6802f` (taken to be Zen 4: its family was not recorded) the halves
+/// were the faster, by 0-10 %. Intel's AVX-512 cores get the wide form, unmeasured.
 pub fn prefill_steps() -> PrefillSteps {
     #[cfg(target_arch = "x86_64")]
     {
