@@ -160,10 +160,20 @@ async fn the_dashboard_in_chromium_shows_real_runs_and_runs_no_proposal_script()
     w.subsquare
         .add_referendum(REF, serde_json::to_vec(&proposal).unwrap());
     for id in [REF, MISSING] {
-        let id = id.to_string();
-        w.cybergov(&["run", "--network", "polkadot", "--id", id.as_str()])
+        let o = w
+            .cybergov(&["run", "--network", "polkadot", "--id", &id.to_string()])
             .output()
             .unwrap();
+        // The voted run is what the pages below show: if it failed, say why here (the last
+        // lines of its log) rather than as a missing row later.
+        let log = String::from_utf8_lossy(&o.stderr);
+        let tail: Vec<&str> = log.lines().rev().take(12).collect();
+        assert!(
+            id != REF || o.status.success(),
+            "cybergov run --id {REF} failed ({}):\n{}",
+            o.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
     }
     let ledger = w.ledger().await;
     for id in [REF, MISSING] {
