@@ -266,15 +266,24 @@ fn q8_kernels_agree(rows: usize, cols: usize, n: usize) {
         let mut out = vec![0f32; n * rows];
         q8::matmul_with(k, &w, &acts, &mut out);
         assert_eq!(portable, out, "kernel {k:?}, {cols} columns");
-        // Both forms of the AVX-512 prefill, whichever this CPU's cores run faster.
-        for steps in [q8::PrefillSteps::Wide, q8::PrefillSteps::Halves] {
-            let mut out = vec![0f32; n * rows];
-            let at = cybergov::magi::candle::kernels::tiles::Placement {
-                stride: rows,
-                offset: 0,
-            };
-            q8::matmul_steps(k, steps, &w, &acts, &mut out, at);
-            assert_eq!(portable, out, "kernel {k:?} with {steps:?}, {cols} columns");
+        // Every form this CPU can run (both forms of the AVX-512 prefill, AVX2's integer sums
+        // with AVX-VNNI where there is AVX-VNNI), whichever is the faster here.
+        let vnni: &[bool] = if q8::has_avx_vnni() {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for prefill in [q8::PrefillSteps::Wide, q8::PrefillSteps::Halves] {
+            for &avx_vnni in vnni {
+                let forms = q8::Forms { prefill, avx_vnni };
+                let mut out = vec![0f32; n * rows];
+                let at = cybergov::magi::candle::kernels::tiles::Placement {
+                    stride: rows,
+                    offset: 0,
+                };
+                q8::matmul_forms(k, forms, &w, &acts, &mut out, at);
+                assert_eq!(portable, out, "kernel {k:?} in {forms:?}, {cols} columns");
+            }
         }
     }
     // Groups of two and three tokens (the kernels take up to four at once) too.

@@ -268,6 +268,39 @@ pub fn prefill_steps() -> PrefillSteps {
     PrefillSteps::Wide
 }
 
+/// Whether this CPU has AVX-VNNI (the 256-bit `vpdpbusd` of CPUs without AVX-512, such as
+/// Intel's Alder Lake and later client cores): the AVX2 kernel then sums a block's integers in
+/// one instruction instead of three.
+pub fn has_avx_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *V.get_or_init(|| std::arch::is_x86_feature_detected!("avxvnni"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// The forms of the vector kernels, each with the definition's bits: which one runs is a
+/// matter of speed on the CPU at hand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forms {
+    /// How the AVX-512 kernel steps through a prefill's blocks.
+    pub prefill: PrefillSteps,
+    /// Whether the AVX2 kernel sums a block's integers with AVX-VNNI.
+    pub avx_vnni: bool,
+}
+
+impl Forms {
+    /// The forms this CPU runs fastest.
+    pub fn detected() -> Self {
+        Forms {
+            prefill: prefill_steps(),
+            avx_vnni: has_avx_vnni(),
+        }
+    }
+}
+
 #[inline(always)]
 fn dot_rows<const R: usize>(
     kernel: Kernel,
@@ -319,20 +352,23 @@ pub fn check_kernel(kernel: Kernel) {
 
 /// [`matmul_with`] writing at `at` in a wider output (a part of a stacked projection).
 pub fn matmul_at(kernel: Kernel, w: &Q8Matrix, x: &Q8Acts, out: &mut [f32], at: Placement) {
-    matmul_steps(kernel, prefill_steps(), w, x, out, at);
+    matmul_forms(kernel, Forms::detected(), w, x, out, at);
 }
 
-/// [`matmul_at`] with a chosen form of the AVX-512 prefill (tests compare them; the other
-/// kernels have one form).
-pub fn matmul_steps(
+/// [`matmul_at`] in chosen forms (tests compare them).
+pub fn matmul_forms(
     kernel: Kernel,
-    steps: PrefillSteps,
+    forms: Forms,
     w: &Q8Matrix,
     x: &Q8Acts,
     out: &mut [f32],
     at: Placement,
 ) {
     check_kernel(kernel);
+    assert!(
+        !forms.avx_vnni || has_avx_vnni(),
+        "this CPU has no AVX-VNNI"
+    );
     assert_eq!(w.cols, x.cols);
     #[cfg(target_arch = "x86_64")]
     match kernel {
@@ -340,13 +376,17 @@ pub fn matmul_steps(
         // columns agree (above).
         Kernel::Avx512Vnni => {
             spans(w.rows, x.n, at, out, |rows| unsafe {
-                avx512::span(w, x, rows, steps)
+                avx512::span(w, x, rows, forms.prefill)
             });
             return;
         }
         Kernel::Avx2 => {
             spans(w.rows, x.n, at, out, |rows| unsafe {
-                avx2::span(w, x, rows)
+                if forms.avx_vnni {
+                    avx2::span_vnni(w, x, rows)
+                } else {
+                    avx2::span(w, x, rows)
+                }
             });
             return;
         }

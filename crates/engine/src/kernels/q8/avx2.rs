@@ -25,12 +25,18 @@ const PAIR: usize = 2;
 /// the loop: a load, where a product and a broadcast in the loop were two more operations on
 /// the vector units per block, row and token, which are what a prefill waits on.
 ///
+/// With `V` (AVX-VNNI: 256-bit `vpdpbusd` without AVX-512) the integer sum of a block is one
+/// instruction instead of three, as in the AVX-512 kernel: the weights go in as `w + 128`
+/// and each lane starts from `−128 · Σx` of its four activations, computed once per block and
+/// token: `Σ (w + 128)·x − 128·Σx = Σ w·x`, exact in i32 either way.
+///
 /// # Safety
-/// The CPU has AVX2 and FMA; every `w[r]` and `x[j]` hold `nb = dx[0].len()` whole blocks,
-/// every `dw[r]` and `dx[j]` `nb` scales, and `prod` `R · T · nb` values.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_tokens<const R: usize, const T: usize>(
+/// The CPU has AVX2 and FMA, and AVX-VNNI if `V`; every `w[r]` and `x[j]` hold
+/// `nb = dx[0].len()` whole blocks, every `dw[r]` and `dx[j]` `nb` scales, and `prod`
+/// `R · T · nb` values. (An `inline(always)` helper of [`span`] and [`span_vnni`], compiled
+/// with their features.)
+#[inline(always)]
+unsafe fn dot_tokens<const R: usize, const T: usize, const V: bool>(
     w: [&[i8]; R],
     dw: [&[f32]; R],
     x: [&[i8]; T],
@@ -44,14 +50,22 @@ unsafe fn dot_tokens<const R: usize, const T: usize>(
     unsafe {
         scale_products(dw, dx, prod);
         let ones = _mm256_set1_epi16(1);
+        let zero = _mm256_setzero_si256();
+        // As unsigned bytes 128; as a XOR mask, `w ↦ w + 128`.
+        let bias = _mm256_set1_epi8(i8::MIN);
         let mut passes = [[[_mm256_setzero_ps(); R]; T]; 2];
         for (half, pass) in passes.iter_mut().enumerate() {
             let mut acc = [[_mm256_setzero_ps(); R]; T];
             let mut b = half;
             while b < nb {
-                let mut xv = [_mm256_setzero_si256(); T];
+                let mut xv = [zero; T];
+                let mut start = [zero; T];
                 for j in 0..T {
                     xv[j] = _mm256_loadu_si256(x[j].as_ptr().add(b * QK) as *const __m256i);
+                    if V {
+                        start[j] =
+                            _mm256_sub_epi32(zero, _mm256_dpbusd_avx_epi32(zero, bias, xv[j]));
+                    }
                 }
                 for r in 0..R {
                     if half == 0 {
@@ -60,12 +74,19 @@ unsafe fn dot_tokens<const R: usize, const T: usize>(
                         prefetch(w[r].as_ptr().wrapping_add(AHEAD * nb * QK + b * QK));
                     }
                     let wv = _mm256_loadu_si256(w[r].as_ptr().add(b * QK) as *const __m256i);
+                    // One of the two is used, and the other compiled away.
                     let aw = _mm256_abs_epi8(wv);
+                    let wu = _mm256_xor_si256(wv, bias);
                     for j in 0..T {
-                        // |w| · (x with w's sign) = w · x; |w| ≤ 128 and |x| ≤ 127 keep the
-                        // pairs in i16, and the sums of four are exact in i32.
-                        let p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv[j], wv));
-                        let l = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+                        let sum = if V {
+                            _mm256_dpbusd_avx_epi32(start[j], wu, xv[j])
+                        } else {
+                            // |w| · (x with w's sign) = w · x; |w| ≤ 128 and |x| ≤ 127 keep
+                            // the pairs in i16, and the sums of four are exact in i32.
+                            let p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv[j], wv));
+                            _mm256_madd_epi16(p16, ones)
+                        };
+                        let l = _mm256_cvtepi32_ps(sum);
                         let s = _mm256_broadcast_ss(&*prod.as_ptr().add((j * R + r) * nb + b));
                         acc[j][r] = _mm256_fmadd_ps(l, s, acc[j][r]);
                     }
@@ -157,6 +178,30 @@ pub(super) unsafe fn reduce_passes<const R: usize, const T: usize>(
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn span(w: &Q8Matrix, x: &Q8Acts, rows: &Rows) {
     // SAFETY: the caller's contract.
+    unsafe { span_with::<false>(w, x, rows) }
+}
+
+/// [`span`] with AVX-VNNI's integer sums.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and AVX-VNNI; `w.cols == x.cols`.
+#[target_feature(enable = "avx2,fma,avxvnni")]
+pub unsafe fn span_vnni(w: &Q8Matrix, x: &Q8Acts, rows: &Rows) {
+    // SAFETY: the caller's contract.
+    unsafe { span_with::<true>(w, x, rows) }
+}
+
+/// [`span`]'s body, compiled into it and into [`span_vnni`] with their features.
+///
+/// # Safety
+/// As [`dot_tokens`].
+#[inline(always)]
+unsafe fn span_with<const V: bool>(w: &Q8Matrix, x: &Q8Acts, rows: &Rows) {
+    // The table of scale products, kept by each thread between calls (a decode step makes
+    // thousands of them), taken out here rather than lent to a closure: a closure would not
+    // have this function's CPU features, and the kernel inlined into it would lose them.
+    let mut prod = PRODUCTS.with_borrow_mut(std::mem::take);
+    // SAFETY: the caller's contract.
     unsafe {
         // A decode step (one token, or a few sequences' tokens batched together) reads every
         // weight once for all its tokens: tiles of two rows. Measured against four and eight
@@ -164,68 +209,66 @@ pub unsafe fn span(w: &Q8Matrix, x: &Q8Acts, rows: &Rows) {
         // of 7 rounds, alternating): 8 rows 62-64 tok/s, 4 rows 75-81, 2 rows 82-90. Fewer
         // rows are fewer streams in flight at once for the prefetchers to follow.
         let r = match x.n {
-            1 => tiles::<2, 1>(w, x, rows, rows.start),
-            2 => tiles::<2, 2>(w, x, rows, rows.start),
-            3 => tiles::<2, 3>(w, x, rows, rows.start),
+            1 => tiles::<2, 1, V>(w, x, rows, rows.start, &mut prod),
+            2 => tiles::<2, 2, V>(w, x, rows, rows.start, &mut prod),
+            3 => tiles::<2, 3, V>(w, x, rows, rows.start, &mut prod),
             // A prefill: four rows by two tokens, each weight block reused for both (the
             // multiply units bind it; other shapes measured the same).
-            _ => tiles::<TILE, PAIR>(w, x, rows, rows.start),
+            _ => tiles::<TILE, PAIR, V>(w, x, rows, rows.start, &mut prod),
         };
         match x.n {
-            1 => tiles::<1, 1>(w, x, rows, r),
-            2 => tiles::<1, 2>(w, x, rows, r),
-            3 => tiles::<1, 3>(w, x, rows, r),
-            _ => tiles::<1, PAIR>(w, x, rows, r),
+            1 => tiles::<1, 1, V>(w, x, rows, r, &mut prod),
+            2 => tiles::<1, 2, V>(w, x, rows, r, &mut prod),
+            3 => tiles::<1, 3, V>(w, x, rows, r, &mut prod),
+            _ => tiles::<1, PAIR, V>(w, x, rows, r, &mut prod),
         };
     }
+    PRODUCTS.set(prod);
 }
 
 /// [`span`] from row `r` on, in tiles of `R` rows while whole tiles remain, `T` tokens at a
 /// time (the last few one by one); returns the first row not done.
 ///
 /// # Safety
-/// As [`span`].
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tiles<const R: usize, const T: usize>(
+/// As [`span_with`].
+#[inline(always)]
+unsafe fn tiles<const R: usize, const T: usize, const V: bool>(
     w: &Q8Matrix,
     x: &Q8Acts,
     rows: &Rows,
     mut r: usize,
+    prod: &mut Vec<f32>,
 ) -> usize {
     // Whole rows of whole blocks (`cols` is a multiple of QK for every Q8Matrix and Q8Acts):
     // what `dot_tokens` reads.
     let (cols, nb) = (w.cols, w.cols / QK);
-    PRODUCTS.with_borrow_mut(|prod| {
-        // A buffer per thread, not per call: a decode step makes thousands of these calls.
-        prod.resize(prod.len().max(R * T * nb), 0.0);
-        while r + R <= rows.end {
-            let ws = rows_of::<_, R>(&w.qs, r, cols);
-            let ds = rows_of::<_, R>(&w.d, r, nb);
-            let mut t = 0;
-            while t < x.n {
-                // SAFETY (both calls): the caller's CPU; every slice is whole blocks (above),
-                // and `prod` holds at least R · T · nb values.
-                if t + T <= x.n {
-                    let xs = rows_of::<_, T>(&x.qs, t, cols);
-                    let xd = rows_of::<_, T>(&x.d, t, nb);
-                    let out = unsafe { dot_tokens::<R, T>(ws, ds, xs, xd, prod) };
-                    for (j, values) in out.iter().enumerate() {
-                        rows.set_tile(t + j, r, values);
-                    }
-                    t += T;
-                } else {
-                    let xs = rows_of::<_, 1>(&x.qs, t, cols);
-                    let xd = rows_of::<_, 1>(&x.d, t, nb);
-                    let out = unsafe { dot_tokens::<R, 1>(ws, ds, xs, xd, prod) };
-                    rows.set_tile(t, r, &out[0]);
-                    t += 1;
+    prod.resize(prod.len().max(R * T * nb), 0.0);
+    while r + R <= rows.end {
+        let ws = rows_of::<_, R>(&w.qs, r, cols);
+        let ds = rows_of::<_, R>(&w.d, r, nb);
+        let mut t = 0;
+        while t < x.n {
+            // SAFETY (both calls): the caller's CPU; every slice is whole blocks (above),
+            // and `prod` holds at least R · T · nb values.
+            if t + T <= x.n {
+                let xs = rows_of::<_, T>(&x.qs, t, cols);
+                let xd = rows_of::<_, T>(&x.d, t, nb);
+                let out = unsafe { dot_tokens::<R, T, V>(ws, ds, xs, xd, prod) };
+                for (j, values) in out.iter().enumerate() {
+                    rows.set_tile(t + j, r, values);
                 }
+                t += T;
+            } else {
+                let xs = rows_of::<_, 1>(&x.qs, t, cols);
+                let xd = rows_of::<_, 1>(&x.d, t, nb);
+                let out = unsafe { dot_tokens::<R, 1, V>(ws, ds, xs, xd, prod) };
+                rows.set_tile(t, r, &out[0]);
+                t += 1;
             }
-            r += R;
         }
-        r
-    })
+        r += R;
+    }
+    r
 }
 
 thread_local! {
