@@ -167,12 +167,12 @@ async fn the_dashboard_in_chromium_shows_real_runs_and_runs_no_proposal_script()
         // The voted run is what the pages below show: if it failed, say why here (the last
         // lines of its log) rather than as a missing row later.
         let log = String::from_utf8_lossy(&o.stderr);
-        let tail: Vec<&str> = log.lines().rev().take(12).collect();
+        let lines: Vec<&str> = log.lines().collect();
         assert!(
             id != REF || o.status.success(),
             "cybergov run --id {REF} failed ({}):\n{}",
             o.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            lines[lines.len().saturating_sub(12)..].join("\n")
         );
     }
     let ledger = w.ledger().await;

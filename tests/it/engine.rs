@@ -273,14 +273,14 @@ fn q8_kernels_agree(rows: usize, cols: usize, n: usize) {
         } else {
             &[false]
         };
+        let at = cybergov::magi::candle::kernels::tiles::Placement {
+            stride: rows,
+            offset: 0,
+        };
         for prefill in [q8::PrefillSteps::Wide, q8::PrefillSteps::Halves] {
             for &avx_vnni in vnni {
                 let forms = q8::Forms { prefill, avx_vnni };
                 let mut out = vec![0f32; n * rows];
-                let at = cybergov::magi::candle::kernels::tiles::Placement {
-                    stride: rows,
-                    offset: 0,
-                };
                 q8::matmul_forms(k, forms, &w, &acts, &mut out, at);
                 assert_eq!(portable, out, "kernel {k:?} in {forms:?}, {cols} columns");
             }

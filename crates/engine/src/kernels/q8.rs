@@ -272,11 +272,9 @@ pub fn prefill_steps() -> PrefillSteps {
 /// Intel's Alder Lake and later client cores): the AVX2 kernel then sums a block's integers in
 /// one instruction instead of three.
 pub fn has_avx_vnni() -> bool {
+    // The standard library caches what it detects.
     #[cfg(target_arch = "x86_64")]
-    {
-        static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *V.get_or_init(|| std::arch::is_x86_feature_detected!("avxvnni"))
-    }
+    return std::arch::is_x86_feature_detected!("avxvnni");
     #[cfg(not(target_arch = "x86_64"))]
     false
 }

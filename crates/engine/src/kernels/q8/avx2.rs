@@ -272,6 +272,7 @@ unsafe fn tiles<const R: usize, const T: usize, const V: bool>(
 }
 
 thread_local! {
-    /// [`dot_tokens`]'s table of scale products, kept by each thread between calls.
-    static PRODUCTS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The table of scale products of [`dot_tokens`] (and of the AVX-512 kernel's 256-bit
+    /// form), kept by each thread between calls.
+    pub(super) static PRODUCTS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }

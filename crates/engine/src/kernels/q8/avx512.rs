@@ -1,7 +1,7 @@
 //! The Q8_0 product with AVX-512 VNNI.
 
 use super::super::tiles::{Rows, TILE, TOKENS, rows_of};
-use super::avx2::{reduce_halves, reduce_passes};
+use super::avx2::{PRODUCTS, reduce_halves, reduce_passes};
 use super::{PrefillSteps, Q8Acts, Q8Matrix, QK};
 use crate::kernels::ops::prefetch;
 
@@ -242,16 +242,22 @@ pub unsafe fn span(w: &Q8Matrix, x: &Q8Acts, rows: &Rows, steps: PrefillSteps) {
     // A prefill's token groups in the form this CPU runs faster; a few sequences' decode
     // steps together (memory binds them) always the 512-bit one, which reads each weight once.
     let halves = x.n > TOKENS && steps == PrefillSteps::Halves;
+    // The 256-bit form's table of scale products: the AVX2 kernel's, kept per thread.
+    let mut prod = PRODUCTS.with_borrow_mut(std::mem::take);
+    if halves {
+        prod.resize(prod.len().max(TILE * TOKENS * w.cols / QK), 0.0);
+    }
     // SAFETY: the caller's contract.
     unsafe {
         let mut r = rows.start;
         if x.n == 1 {
             // One token: twice the rows per tile put more weight loads in flight at once.
-            r = tiles::<{ 2 * TILE }>(w, x, rows, r, halves);
+            r = tiles::<{ 2 * TILE }>(w, x, rows, r, halves, &mut prod);
         }
-        r = tiles::<TILE>(w, x, rows, r, halves);
-        tiles::<1>(w, x, rows, r, halves);
+        r = tiles::<TILE>(w, x, rows, r, halves, &mut prod);
+        tiles::<1>(w, x, rows, r, halves, &mut prod);
     }
+    PRODUCTS.set(prod);
 }
 
 /// [`span`] from row `r` on, in tiles of `R` rows while whole tiles remain; returns the first
@@ -267,11 +273,11 @@ unsafe fn tiles<const R: usize>(
     rows: &Rows,
     mut r: usize,
     halves: bool,
+    prod: &mut [f32],
 ) -> usize {
     // Whole rows of whole blocks (`cols` is a multiple of QK for every Q8Matrix and Q8Acts):
     // what `dot_tokens` reads.
     let (cols, nb) = (w.cols, w.cols / QK);
-    let mut prod = vec![0f32; if halves { R * TOKENS * nb } else { 0 }];
     while r + R <= rows.end {
         let ws = rows_of::<_, R>(&w.qs, r, cols);
         let ds = rows_of::<_, R>(&w.d, r, nb);
@@ -286,7 +292,7 @@ unsafe fn tiles<const R: usize>(
                     // `prod` holds R · TOKENS · nb values where there are several tokens.
                     let out = unsafe {
                         if $k > 1 && halves {
-                            dot_halves::<R, $k>(ws, ds, xs, xd, &mut prod)
+                            dot_halves::<R, $k>(ws, ds, xs, xd, prod)
                         } else {
                             dot_tokens::<R, $k>(ws, ds, xs, xd)
                         }
